@@ -1,0 +1,18 @@
+"""The one base error whose message is safe to show a member."""
+
+from __future__ import annotations
+
+
+class SplitshotError(Exception):
+    """An error whose ``str()`` is a plain sentence safe to show to a member or CLI user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadInput(SplitshotError):
+    """The request itself is wrong (unknown model, prompt too long, ...); nothing was spent."""

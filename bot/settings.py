@@ -1,0 +1,173 @@
+"""Settings read once from the environment into a frozen object; nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.errors import SplitshotError
+from providers.registry import ProvidersConfig
+
+
+class SettingsError(SplitshotError):
+    """A setting is present but unusable; the message names it and says what is expected."""
+
+
+def _opt(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = _opt(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}.") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _opt(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}.") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {raw!r}.")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool | None:
+    raw = _opt(env, name)
+    if raw is None:
+        return None
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}.")
+
+
+def _latency(env: Mapping[str, str], name: str) -> tuple[float, float]:
+    raw = _opt(env, name)
+    if raw is None:
+        return (1.0, 3.0)
+    low, _, high = raw.partition("-")
+    try:
+        lo = float(low)
+        hi = float(high) if high else lo
+    except ValueError:
+        raise SettingsError(f"{name} must look like '1-3' or '0' (seconds), got {raw!r}.") from None
+    if lo < 0 or hi < lo:
+        raise SettingsError(f"{name} must be a range of seconds like '1-3', got {raw!r}.")
+    return (lo, hi)
+
+
+def _deployments(env: Mapping[str, str], name: str) -> dict[str, str]:
+    raw = _opt(env, name)
+    if raw is None:
+        return {}
+    out: dict[str, str] = {}
+    for pair in raw.split(","):
+        model, sep, deployment = pair.partition("=")
+        if not sep or not model.strip() or not deployment.strip():
+            raise SettingsError(
+                f"{name} must look like 'gpt-image-2=my-deployment,...', got {raw!r}."
+            )
+        out[model.strip()] = deployment.strip()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process-wide configuration (per-server settings live in the database)."""
+
+    discord_token: str | None = None
+    dev_guild_id: int | None = None
+    db_path: Path = Path("splitshot.db")
+    catalog_path: Path | None = None
+    #: None: demo stand-ins on for the CLI and the playground, off for a bot with a token
+    demo_mode: bool | None = None
+    model_timeout_s: float = 240.0
+    stale_hold_minutes: int = 30
+    user_hash_salt: str = "splitshot"
+    playground_port: int = 8765
+    #: None: INFO for the bot, WARNING for one-shot CLI commands
+    log_level: str | None = None
+    providers: ProvidersConfig = field(default_factory=ProvidersConfig)
+
+    def __repr__(self) -> str:
+        # Secrets must never reach logs through a repr.
+        return (
+            f"Settings(discord_token={'set' if self.discord_token else 'unset'}, "
+            f"db_path={str(self.db_path)!r}, demo_mode={self.demo_mode}, "
+            f"adapters_with_keys={self.keyed_adapters()})"
+        )
+
+    def keyed_adapters(self) -> tuple[str, ...]:
+        """Names of the adapters whose key is set (for logs; never the keys)."""
+        p = self.providers
+        named = (("openai", p.openai_api_key), ("gemini", p.gemini_api_key), ("fal", p.fal_key))
+        return tuple(name for name, key in named if key)
+
+    def demo_enabled(self, *, for_discord: bool) -> bool:
+        """Whether models without a real adapter are served by the demo stand-in."""
+        if self.demo_mode is not None:
+            return self.demo_mode
+        return not for_discord
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting once; a bad value fails fast with one readable sentence."""
+        env = os.environ if env is None else env
+        dev_guild = _opt(env, "SPLITSHOT_DEV_GUILD")
+        catalog = _opt(env, "SPLITSHOT_CATALOG")
+        concurrency = {
+            "openai": _int(env, "SPLITSHOT_OPENAI_CONCURRENCY", 4, minimum=1),
+            "gemini": _int(env, "SPLITSHOT_GEMINI_CONCURRENCY", 4, minimum=1),
+            "fal": _int(env, "SPLITSHOT_FAL_CONCURRENCY", 4, minimum=1),
+        }
+        azure_key = _opt(env, "AZURE_OPENAI_API_KEY")
+        providers = ProvidersConfig(
+            openai_api_key=_opt(env, "OPENAI_API_KEY") or azure_key,
+            openai_base_url=(_opt(env, "OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip(
+                "/"
+            ),
+            openai_auth="azure" if azure_key and not _opt(env, "OPENAI_API_KEY") else "bearer",
+            openai_deployments=_deployments(env, "OPENAI_DEPLOYMENTS"),
+            gemini_api_key=_opt(env, "GEMINI_API_KEY") or _opt(env, "GOOGLE_API_KEY"),
+            gemini_base_url=(
+                _opt(env, "GEMINI_BASE_URL") or "https://generativelanguage.googleapis.com"
+            ).rstrip("/"),
+            fal_key=_opt(env, "FAL_KEY"),
+            fal_base_url=(_opt(env, "FAL_BASE_URL") or "https://queue.fal.run").rstrip("/"),
+            concurrency=concurrency,
+            demo_latency=_latency(env, "SPLITSHOT_DEMO_LATENCY"),
+        )
+        if dev_guild is not None and not dev_guild.isdigit():
+            raise SettingsError(
+                f"SPLITSHOT_DEV_GUILD must be a server id (digits), got {dev_guild!r}."
+            )
+        return cls(
+            discord_token=_opt(env, "DISCORD_TOKEN"),
+            dev_guild_id=int(dev_guild) if dev_guild else None,
+            db_path=Path(_opt(env, "SPLITSHOT_DB") or "splitshot.db"),
+            catalog_path=Path(catalog) if catalog else None,
+            demo_mode=_bool(env, "SPLITSHOT_DEMO"),
+            model_timeout_s=_float(env, "SPLITSHOT_MODEL_TIMEOUT", 240.0),
+            stale_hold_minutes=_int(env, "SPLITSHOT_STALE_HOLD_MINUTES", 30, minimum=1),
+            user_hash_salt=_opt(env, "SPLITSHOT_USER_SALT") or "splitshot",
+            playground_port=_int(env, "SPLITSHOT_PLAYGROUND_PORT", 8765, minimum=0),
+            log_level=(_opt(env, "SPLITSHOT_LOG_LEVEL") or "").upper() or None,
+            providers=providers,
+        )

@@ -1,0 +1,355 @@
+"""The verdict as plain data: quick verdict, criterion table, needs table, features, strengths.
+
+Consistency rules (PRODUCT §2): cost efficiency follows price, so a cheaper model can never
+have fewer dots; "best first test" is the use-case-weighted score; the winner column names
+the model with the most dots and says "Tie" when the top is shared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bot.catalog import Catalog, Model, UseCase
+
+TIE = "Tie"
+NEXT_STEP = "Keep the output that best matches your brief and generate variants from it."
+
+
+def dots(n: int, out_of: int = 5) -> str:
+    """Render a 1–5 score as filled and empty dots, e.g. 4 → ●●●●○."""
+    n = max(0, min(out_of, n))
+    return "●" * n + "○" * (out_of - n)
+
+
+def cost_dots(price: int, cheapest: int) -> int:
+    """Cost-efficiency dots from price: 5 at the cheapest catalog price, one fewer per doubling."""
+    if price <= cheapest:
+        return 5
+    return max(1, 5 - math.floor(math.log2(price / cheapest) + 0.5))
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionRow:
+    """One row of the criterion table: dots per model and the winner."""
+
+    criterion_id: str
+    name: str
+    scores: tuple[int, ...]
+    winner: str
+    #: "editorial" (catalog ratings), "price" (cost efficiency) or "weighted"
+    basis: str
+
+    @property
+    def winner_index(self) -> int | None:
+        """Index of the single model with the most dots, None on a tie."""
+        top = max(self.scores)
+        leaders = [i for i, s in enumerate(self.scores) if s == top]
+        return leaders[0] if len(leaders) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class NeedRow:
+    """One row of the "If you need… / Choose / Why" table."""
+
+    need: str
+    choose: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRow:
+    """One row of the feature table, a value per model."""
+
+    feature: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredCell:
+    """What one model did in this run."""
+
+    status: str  # "ok" | "refused" | "failed"
+    seconds: float | None
+    credits: int
+    width: int | None = None
+    height: int | None = None
+
+    def text(self) -> str:
+        """A compact cell such as '14.2 s · 8 cr · 1024×1536' or 'refused · refunded'."""
+        if self.status != "ok":
+            return f"{self.status} · refunded"
+        parts = [f"{self.seconds:.1f} s" if self.seconds is not None else "—", f"{self.credits} cr"]
+        if self.width and self.height:
+            parts.append(f"{self.width}×{self.height}")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Everything the renderers need, already decided; renderers only lay it out."""
+
+    labels: tuple[str, ...]
+    model_ids: tuple[str, ...]
+    use_case: UseCase
+    prices: tuple[int, ...]
+    weighted: tuple[float, ...]
+    short_answer: str
+    pick_sentence: str
+    rows: tuple[CriterionRow, ...]
+    needs: tuple[NeedRow, ...]
+    features: tuple[FeatureRow, ...]
+    strengths: tuple[tuple[str, tuple[str, ...]], ...]
+    closing: str
+    next_step: str = NEXT_STEP
+    measured: tuple[MeasuredCell, ...] = ()
+    community: tuple[str, ...] = field(default_factory=tuple)
+    updated: str = ""
+
+    @property
+    def quick_verdict(self) -> str:
+        """The two-sentence answer shown first."""
+        return f"{self.short_answer} {self.pick_sentence}"
+
+    def row(self, criterion_id: str) -> CriterionRow:
+        """The criterion row with this id."""
+        for row in self.rows:
+            if row.criterion_id == criterion_id:
+                return row
+        raise KeyError(criterion_id)
+
+
+def _join(items: Sequence[str]) -> str:
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + ", and " + items[-1]
+
+
+def _winner(scores: Sequence[int], labels: Sequence[str]) -> str:
+    top = max(scores)
+    leaders = [labels[i] for i, s in enumerate(scores) if s == top]
+    return leaders[0] if len(leaders) == 1 else TIE
+
+
+def build_verdict(
+    catalog: Catalog,
+    models: Sequence[Model],
+    use_case: UseCase,
+    *,
+    labels: Sequence[str] | None = None,
+    prices: Sequence[int] | None = None,
+    measured: Sequence[MeasuredCell] = (),
+    community: Sequence[str] = (),
+) -> Verdict:
+    """Decide the verdict for 2–4 models on a use case; ``labels`` may carry '· demo'."""
+    labels = tuple(labels or (m.name for m in models))
+    prices = tuple(prices or (m.credits["standard"] for m in models))
+    uc = use_case.id
+    cheapest = min(catalog.min_price, *prices)
+    cost = tuple(cost_dots(p, cheapest) for p in prices)
+
+    rows: list[CriterionRow] = []
+    per_criterion: dict[str, tuple[int, ...]] = {}
+    for criterion in catalog.criteria:
+        cid = criterion.id
+        if cid == "best_first_test":
+            continue
+        if cid == "cost_efficiency":
+            scores, basis = cost, "price"
+        else:
+            scores, basis = tuple(m.rating(cid, uc) for m in models), "editorial"
+        per_criterion[cid] = scores
+        rows.append(CriterionRow(cid, criterion.name, scores, _winner(scores, labels), basis))
+
+    weights = use_case.weights
+    total_weight = sum(weights.get(cid, 0) for cid in per_criterion) or 1
+    weighted = tuple(
+        sum(weights.get(cid, 0) * scores[i] for cid, scores in per_criterion.items()) / total_weight
+        for i in range(len(models))
+    )
+    # Round half up so 4.5 reads as five dots, as a person would expect.
+    best = tuple(max(1, min(5, math.floor(w + 0.5))) for w in weighted)
+    bft_name = next(
+        (c.name for c in catalog.criteria if c.id == "best_first_test"), "Best first test"
+    )
+    bft = CriterionRow("best_first_test", bft_name, best, _winner(best, labels), "weighted")
+    rows.append(bft)
+
+    pick_sentence, lead = _pick_sentence(
+        bft, per_criterion, weights, labels, prices, use_case, catalog
+    )
+    short_answer = _short_answer(models, labels)
+    needs = _needs(catalog, models, labels, prices, rows, bft, lead, use_case)
+    return Verdict(
+        labels=labels,
+        model_ids=tuple(m.id for m in models),
+        use_case=use_case,
+        prices=prices,
+        weighted=weighted,
+        short_answer=short_answer,
+        pick_sentence=pick_sentence,
+        rows=tuple(rows),
+        needs=needs,
+        features=_features(models, prices),
+        strengths=tuple((label, m.strengths) for label, m in zip(labels, models, strict=True)),
+        closing=_closing(models, labels, bft, lead, use_case),
+        measured=tuple(measured),
+        community=tuple(community),
+        updated=catalog.updated.strftime("%B %-d, %Y"),
+    )
+
+
+def _short_answer(models: Sequence[Model], labels: Sequence[str]) -> str:
+    pairs = [f"{label} is better for {m.best_for}" for label, m in zip(labels, models, strict=True)]
+    if len(pairs) == 2:
+        return f"Short answer: {pairs[0]}, while {pairs[1]}."
+    return f"Short answer: {_join(pairs)}."
+
+
+def _lead_criterion(
+    index: int, per_criterion: Mapping[str, Sequence[int]], weights: Mapping[str, int]
+) -> tuple[str, bool] | None:
+    """The heaviest criterion where model ``index`` alone has the most dots, and whether it is the heaviest overall."""
+    ranked = sorted((w, cid) for cid, w in weights.items() if w > 0 and cid in per_criterion)
+    ranked.reverse()
+    top_weight = ranked[0][0] if ranked else 0
+    for weight, cid in ranked:
+        scores = per_criterion[cid]
+        if all(scores[index] > s for i, s in enumerate(scores) if i != index):
+            return cid, weight == top_weight
+    return None
+
+
+def _pick_sentence(
+    bft: CriterionRow,
+    per_criterion: Mapping[str, Sequence[int]],
+    weights: Mapping[str, int],
+    labels: Sequence[str],
+    prices: Sequence[int],
+    use_case: UseCase,
+    catalog: Catalog,
+) -> tuple[str, str | None]:
+    uc_name = use_case.name.lower()
+    tail = (
+        "run the same prompt through both and keep the winner."
+        if len(labels) == 2
+        else ("run the same prompt through all of them and keep the winner.")
+    )
+    index = bft.winner_index
+    if index is None:
+        top = max(bft.scores)
+        level = [i for i, s in enumerate(bft.scores) if s == top]
+        cheapest = min(level, key=lambda i: prices[i])
+        names = _join([labels[i] for i in level])
+        return (
+            f"For {uc_name}, {names} start level on the criteria that matter most — "
+            f"{labels[cheapest]} is the cheaper first test at {prices[cheapest]} credits; {tail}",
+            None,
+        )
+    lead = _lead_criterion(index, per_criterion, weights)
+    criteria = {c.id: c.name.lower() for c in catalog.criteria}
+    if lead is None:
+        reason = f"it has the best weighted score for {uc_name}"
+        lead_id = None
+    else:
+        lead_id, heaviest = lead
+        matters = "which matters most" if heaviest else "which counts"
+        reason = f"it leads on {criteria[lead_id]}, {matters} for {uc_name}"
+    return f"For {uc_name}, {labels[index]} is the stronger first pick — {reason}; {tail}", lead_id
+
+
+def _needs(
+    catalog: Catalog,
+    models: Sequence[Model],
+    labels: Sequence[str],
+    prices: Sequence[int],
+    rows: Sequence[CriterionRow],
+    bft: CriterionRow,
+    lead: str | None,
+    use_case: UseCase,
+) -> tuple[NeedRow, ...]:
+    either = "Either model" if len(models) == 2 else "Any of them"
+    needs: list[NeedRow] = []
+    for criterion, row in zip(
+        (c for c in catalog.criteria if c.id != "best_first_test"), rows, strict=False
+    ):
+        index = row.winner_index
+        if row.criterion_id == "cost_efficiency":
+            if index is None:
+                why = f"They cost about the same per image ({', '.join(map(str, prices))} credits)."
+            else:
+                why = (
+                    f"{labels[index]} costs {prices[index]} credits per image, so you can test "
+                    "more directions for less."
+                )
+        elif index is None:
+            why = (
+                f"They rate the same on {criterion.name.lower()} ({max(row.scores)}/5, editorial)."
+            )
+        else:
+            others = "/".join(str(s) for i, s in enumerate(row.scores) if i != index)
+            why = (
+                f"{labels[index]} rates {row.scores[index]}/5 on {criterion.name.lower()} "
+                f"against {others}/5 (editorial)."
+            )
+        choose = either if index is None else labels[index]
+        needs.append(NeedRow(criterion.need, choose, why))
+    index = bft.winner_index
+    if index is None:
+        why = f"They score the same once weighted for {use_case.name.lower()}."
+        choose = either
+    else:
+        choose = labels[index]
+        criteria = {c.id: c.name.lower() for c in catalog.criteria}
+        basis = f"higher on {criteria[lead]}" if lead else "higher on the weighted criteria"
+        why = f"{choose} scores {basis}, which matters most for {use_case.name.lower()}."
+    needs.append(NeedRow(f"{use_case.name} specifically", choose, why))
+    return tuple(needs)
+
+
+def _yes(flag: bool) -> str:
+    return "Yes" if flag else "No"
+
+
+def _features(models: Sequence[Model], prices: Sequence[int]) -> tuple[FeatureRow, ...]:
+    def row(name: str, values: Sequence[str]) -> FeatureRow:
+        return FeatureRow(name, tuple(values))
+
+    return (
+        row("Provider", [m.provider for m in models]),
+        row("Subcategories", [", ".join(m.modes) for m in models]),
+        row("1080p / 2K mode", [_yes(m.capabilities.mode_2k) for m in models]),
+        row("4K mode", [_yes(m.capabilities.mode_4k) for m in models]),
+        row("Mask inpainting", [_yes(m.capabilities.mask) for m in models]),
+        row("Reference images", [str(m.capabilities.max_references) for m in models]),
+        row("Safety filter", [m.safety for m in models]),
+        row("Image sizes", [", ".join(m.image_sizes) for m in models]),
+        row("Quality", [", ".join(m.quality_options) for m in models]),
+        row("Starting price", [f"{m.starting_price} credits" for m in models]),
+        row("Credits per image (standard)", [f"{p} credits" for p in prices]),
+    )
+
+
+def _closing(
+    models: Sequence[Model], labels: Sequence[str], bft: CriterionRow, lead: str | None, uc: UseCase
+) -> str:
+    names = _join(list(labels))
+    parts = [f"{names} are capable image models, but they win in different workflows."]
+    for label, model in zip(labels, models, strict=True):
+        strengths = _join([s[0].lower() + s[1:] for s in model.strengths[:3]])
+        parts.append(f"Reach for {label} for {model.best_for} — it excels at {strengths}.")
+    index = bft.winner_index
+    if index is not None:
+        why = (
+            f"it scores higher on {lead.replace('_', ' ')}"
+            if lead
+            else "its weighted score is higher"
+        )
+        parts.append(
+            f"For {uc.name.lower()}, {labels[index]} is usually the better starting point because {why}."
+        )
+    parts.append(
+        "Run the same prompt through each, compare the outputs, and keep the one that fits your workflow."
+    )
+    return " ".join(parts)
