@@ -1,0 +1,71 @@
+"""Builds the shared resources once (HTTP client, database, catalog, providers) and closes them in reverse."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from bot.catalog import Catalog, load_catalog
+from bot.compare import ComparisonService
+from bot.settings import Settings
+from providers.registry import Registry, build_registry
+
+if TYPE_CHECKING:
+    from bot.db import Database
+    from bot.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+#: connect fast, but let slow image models take their time to answer
+HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """Everything a command or the bot needs, opened once per process."""
+
+    settings: Settings
+    catalog: Catalog
+    http: httpx.AsyncClient
+    registry: Registry
+    service: ComparisonService
+    db: Database | None
+    ledger: Ledger | None
+
+
+@asynccontextmanager
+async def open_resources(
+    settings: Settings,
+    *,
+    for_discord: bool,
+    with_db: bool = True,
+    db_path: Path | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Resources]:
+    """Open the HTTP client, providers and (optionally) the database; close them in reverse."""
+    catalog = load_catalog(settings.catalog_path)
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=HTTP_TIMEOUT, transport=transport, follow_redirects=False)
+        )
+        demo = settings.demo_enabled(for_discord=for_discord)
+        registry = build_registry(settings.providers, http, demo_enabled=demo)
+        service = ComparisonService(
+            catalog, registry, model_timeout_s=settings.model_timeout_s, allow_demo=demo
+        )
+        db = ledger = None
+        if with_db:
+            from bot.db import Database
+            from bot.ledger import Ledger
+
+            db = await Database.open(db_path or settings.db_path)
+            stack.push_async_callback(db.close)
+            ledger = Ledger(db)
+        log.info("resources ready: %r", settings)
+        yield Resources(settings, catalog, http, registry, service, db, ledger)
