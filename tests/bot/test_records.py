@@ -1,0 +1,42 @@
+"""Every comparison and panel is recorded with its message, parameters, latency and image hash."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.catalog import load_catalog
+from bot.compare import CompareRequest, ComparisonService
+from bot.records import get_comparison, get_comparison_by_message, mark_deleted, record_comparison
+from providers.base import Refused
+from providers.registry import Registry
+from tests.conftest import FakeAdapter
+
+
+async def test_record_round_trip(db: Any) -> None:
+    adapter = FakeAdapter(errors={"nano-banana-pro": Refused("safety")})
+    service = ComparisonService(load_catalog(), Registry({"openai": adapter, "gemini": adapter}))
+    plan = service.plan(CompareRequest("a fox", "portrait", blind=True))
+    result = await service.produce(plan)
+    deadline = datetime(2026, 1, 2, tzinfo=UTC)
+    await record_comparison(
+        db, result, guild_id=1, user_id=2, channel_id=3, message_id=4, vote_deadline=deadline
+    )
+    record = await get_comparison(db, plan.id)
+    assert record is not None and record == await get_comparison_by_message(db, 4)
+    assert (record.guild_id, record.user_id, record.channel_id, record.blind) == (1, 2, 3, True)
+    assert record.vote_deadline == deadline and record.charged == 8 and record.state == "open"
+    assert [(p.letter, p.model_id, p.status, p.credits) for p in record.panels] == [
+        ("A", "gpt-image-2", "ok", 8),
+        ("B", "nano-banana-pro", "refused", 0),
+    ]
+    assert record.panels[1].reason == "safety"
+    row = await db.fetchone(
+        "SELECT image_sha256, adapter FROM panels WHERE comparison_id = ? AND idx = 0", (plan.id,)
+    )
+    assert row["image_sha256"] == hashlib.sha256(result.outcomes[0].result.image).hexdigest()
+    assert row["adapter"] == "fake"
+    assert await mark_deleted(db, plan.id, now=deadline + timedelta(hours=1))
+    assert not await mark_deleted(db, plan.id)
+    assert await get_comparison(db, "missing") is None
