@@ -5,16 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import httpx
 
 from bot.errors import SplitshotError
 from providers.base import Adapter, Target
 from providers.demo import DemoAdapter
+from providers.fal import FalEndpoint, FalImages
+from providers.gemini import GeminiEndpoint, GeminiImages
+from providers.openai_images import OpenAIEndpoint, OpenAIImages
 
 log = logging.getLogger(__name__)
 
 DEMO = "demo"
+#: simultaneous requests per adapter when settings do not say
+DEFAULT_CONCURRENCY = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,33 @@ def build_registry(
 ) -> Registry:
     """Build every adapter whose key is present; log one line for each that is not."""
     adapters: dict[str, Adapter] = {}
-    # Real adapters are added here as they land; a missing key disables its adapter only.
+
+    def slots(name: str) -> int:
+        return max(1, config.concurrency.get(name, DEFAULT_CONCURRENCY))
+
+    if config.openai_api_key:
+        auth: Literal["bearer", "azure"] = "azure" if config.openai_auth == "azure" else "bearer"
+        endpoint = OpenAIEndpoint(
+            config.openai_api_key,
+            base_url=config.openai_base_url,
+            auth=auth,
+            deployments=dict(config.openai_deployments),
+            output_format=config.openai_output_format,
+        )
+        adapters["openai"] = OpenAIImages(http, endpoint, concurrency=slots("openai"))
+    else:
+        log.info("OpenAI adapter disabled: OPENAI_API_KEY is not set (nor AZURE_OPENAI_API_KEY)")
+    if config.gemini_api_key:
+        gemini = GeminiEndpoint(config.gemini_api_key, base_url=config.gemini_base_url)
+        adapters["gemini"] = GeminiImages(http, gemini, concurrency=slots("gemini"))
+    else:
+        log.info("Gemini adapter disabled: GEMINI_API_KEY (or GOOGLE_API_KEY) is not set")
+    if config.fal_key:
+        fal = FalEndpoint(config.fal_key, base_url=config.fal_base_url)
+        adapters["fal"] = FalImages(http, fal, concurrency=slots("fal"))
+    else:
+        log.info("fal adapter disabled: FAL_KEY is not set")
+    for name in adapters:
+        log.info("%s adapter enabled (%d at a time)", name, slots(name))
     demo = DemoAdapter(latency=config.demo_latency) if demo_enabled else None
     return Registry(adapters, demo=demo)

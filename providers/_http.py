@@ -1,0 +1,408 @@
+"""What every adapter shares: one retry policy, a concurrency limit, capped reads, one log line."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from providers._errors import malformed, scrub, timed_out, unavailable
+from providers._images import ImageProblem, check_image, decode_base64
+from providers.base import ImageResult, ProviderError, Refused, Target, TimedOut
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+Classify = Callable[[httpx.Response], ProviderError | None]
+
+
+def loop_clock() -> float:
+    """The running loop's clock, the one deadlines are measured on."""
+    return asyncio.get_running_loop().time()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded, jittered exponential backoff that never sleeps past a deadline (as the OpenAI SDK)."""
+
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    #: a provider hint longer than this means "not worth waiting for"
+    max_hint: float = 120.0
+    sleep: Sleep = asyncio.sleep
+    rand: Callable[[], float] = random.random
+    clock: Clock = loop_clock
+
+    def delay(self, attempt: int, hint: float | None) -> float | None:
+        """Seconds to wait after failed attempt number ``attempt``; None means do not retry."""
+        if hint is not None:
+            return max(float(hint), 0.0) if hint <= self.max_hint else None
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return backoff * (1 - 0.25 * self.rand())
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps on what a provider may send us and how long one transfer may take."""
+
+    max_response_bytes: int = 96 * 1024 * 1024
+    max_image_bytes: int = 48 * 1024 * 1024
+    #: decompression-bomb guard; the largest real output (Gemini 4K 16:9) is ~17 MP
+    max_pixels: int = 40_000_000
+    connect_timeout: float = 10.0
+    download_timeout: float = 60.0
+
+
+# ------------------------------------------------------------------ small pure helpers
+def retry_hint(headers: httpx.Headers) -> float | None:
+    """Seconds from `retry-after-ms`, else `retry-after` (seconds or an HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return float(raw_ms) / 1000
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def retry_verdict(headers: httpx.Headers) -> bool | None:
+    """The provider's own 'retry or not' header (OpenAI `x-should-retry`, fal `x-fal-retryable`)."""
+    for name in ("x-should-retry", "x-fal-retryable", "x-fal-needs-retry"):
+        value = headers.get(name)
+        if value is not None:
+            return value.strip().lower() in ("true", "1", "yes")
+    return None
+
+
+def download_allowed(url: str, base_url: str) -> bool:
+    """Result links are fetched only over https, or from the configured base URL's own host."""
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        return False
+    if target.scheme == "https" and target.host:
+        return True
+    return target.scheme in ("http", "https") and (target.host, target.port) == (
+        base.host,
+        base.port,
+    )
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """True when ``url`` has the base URL's scheme, host and port (safe to send the key to)."""
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        return False
+    return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What a parse function found: image bytes or a link to fetch, and what the provider said."""
+
+    data: bytes | None = None
+    url: str | None = None
+    mime_type: str | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)
+    echoed: Mapping[str, Any] = field(default_factory=dict)
+    caption: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(slots=True)
+class Call:
+    """Bookkeeping for one generate() call, for its deadline and its one log line."""
+
+    target: Target
+    deadline: float
+    queued: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    status: int | None = None
+    request_id: str | None = None
+    requests: int = 0
+
+
+# ------------------------------------------------------------------ the shared client wrapper
+class Upstream:
+    """One adapter's link to its API: client, key (to redact), retry policy, slots, caps."""
+
+    def __init__(
+        self,
+        name: str,
+        http: httpx.AsyncClient,
+        *,
+        secret: str,
+        concurrency: int = 4,
+        policy: RetryPolicy | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.name = name
+        self.http = http
+        self.policy = policy or RetryPolicy()
+        self.limits = limits or Limits()
+        self._secrets = (secret,) if secret else ()
+        self._concurrency = max(1, concurrency)
+        self._slots = asyncio.Semaphore(self._concurrency)
+
+    def clean(self, text: str) -> str:
+        """``text`` without this adapter's key or anything key-shaped."""
+        return scrub(text, self._secrets)
+
+    @asynccontextmanager
+    async def call(self, target: Target, deadline: float) -> AsyncIterator[Call]:
+        """Hold a concurrency slot for one generate() call and log one line when it ends."""
+        call = Call(target, deadline)
+        outcome, detail = "crash", ""
+        try:
+            await self._acquire(call)
+            try:
+                yield call
+                outcome = "ok"
+            finally:
+                self._slots.release()
+        except ProviderError as exc:
+            self._redact(exc)
+            outcome, detail = exc.kind, exc.detail or ""
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            now = time.monotonic()
+            started = call.started if call.started is not None else now
+            level = logging.WARNING if outcome in ("config", "quota") else logging.INFO
+            log.log(
+                level,
+                "provider call model=%s adapter=%s upstream=%s outcome=%s status=%s "
+                "latency=%.2fs waited=%.2fs requests=%d request_id=%s%s",
+                target.model_id,
+                self.name,
+                target.upstream_id,
+                outcome,
+                call.status,
+                now - started,
+                started - call.queued,
+                call.requests,
+                call.request_id,
+                f" detail={detail!r}" if detail else "",
+            )
+
+    async def _acquire(self, call: Call) -> None:
+        remaining = call.deadline - self.policy.clock()
+        if remaining <= 0:
+            raise timed_out(self.name, call.target, "the deadline had passed before the call began")
+        try:
+            async with asyncio.timeout(remaining):
+                await self._slots.acquire()
+        except TimeoutError:
+            detail = f"waited for one of {self._concurrency} {self.name} slots until the deadline"
+            raise timed_out(self.name, call.target, detail) from None
+        call.started = time.monotonic()
+
+    def _redact(self, exc: ProviderError) -> None:
+        exc.message = self.clean(exc.message)
+        exc.args = (exc.message,)
+        if exc.detail is not None:
+            exc.detail = self.clean(exc.detail)
+        if isinstance(exc, Refused):
+            exc.reason = exc.message
+
+    async def send(
+        self,
+        call: Call,
+        build: Callable[[], httpx.Request],
+        classify: Classify,
+        *,
+        max_bytes: int | None = None,
+        timeout_cap: float | None = None,
+        record: bool = True,
+    ) -> httpx.Response:
+        """Send with the shared retry policy; return the first response ``classify`` accepts."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._fetch(call, build(), max_bytes, timeout_cap, record)
+                error = classify(response)
+                if error is None:
+                    return response
+                self._apply_hints(error, response.headers)
+                raise error
+            except ProviderError as err:
+                if not err.retryable or isinstance(err, TimedOut):
+                    raise
+                if attempt >= self.policy.max_attempts:
+                    err.detail = f"{err.detail} (gave up after {attempt} attempts)"
+                    raise
+                wait = self.policy.delay(attempt, err.retry_after)
+                if wait is None:
+                    err.detail = (
+                        f"{err.detail} (asked to wait {err.retry_after:.0f}s; not retrying)"
+                    )
+                    raise
+                if self.policy.clock() + wait >= call.deadline:
+                    detail = f"{err.detail}; the next try in {wait:.1f}s would pass the deadline"
+                    raise timed_out(self.name, call.target, detail) from err
+                log.debug(
+                    "%s: retrying %s in %.2fs (%s)", self.name, call.target.model_id, wait, err.kind
+                )
+                await self.policy.sleep(wait)
+
+    @staticmethod
+    def _apply_hints(error: ProviderError, headers: httpx.Headers) -> None:
+        if not error.retryable:
+            return
+        hint = retry_hint(headers)
+        if hint is not None:
+            error.retry_after = hint
+        if retry_verdict(headers) is False:
+            error.retryable = False
+
+    async def _fetch(
+        self,
+        call: Call,
+        request: httpx.Request,
+        max_bytes: int | None,
+        timeout_cap: float | None,
+        record: bool,
+    ) -> httpx.Response:
+        remaining = call.deadline - self.policy.clock()
+        if remaining <= 0:
+            raise timed_out(
+                self.name, call.target, "the deadline passed before the request was sent"
+            )
+        budget = remaining if timeout_cap is None else min(remaining, timeout_cap)
+        connect = min(budget, self.limits.connect_timeout)
+        request.extensions["timeout"] = httpx.Timeout(budget, connect=connect).as_dict()
+        cap = max_bytes if max_bytes is not None else self.limits.max_response_bytes
+        where = f"{request.method} {request.url.host}{request.url.path}"
+        call.requests += 1
+        try:
+            async with asyncio.timeout(budget):
+                response = await self.http.send(request, stream=True)
+                try:
+                    body = await self._read_capped(call, response, cap)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout):
+            raise timed_out(
+                self.name, call.target, f"no complete answer to {where} in {budget:.1f}s"
+            ) from None
+        except httpx.TransportError as exc:
+            detail = f"{type(exc).__name__} on {where}: {self.clean(str(exc))}"
+            raise unavailable(self.name, call.target, detail) from None
+        if record:  # result downloads come from a CDN whose ids mean nothing to the provider
+            call.status = response.status_code
+            call.request_id = response.headers.get("x-request-id") or call.request_id
+        headers = response.headers.copy()
+        for name in ("content-encoding", "content-length", "transfer-encoding"):
+            headers.pop(name, None)
+        return httpx.Response(response.status_code, headers=headers, content=body, request=request)
+
+    async def _read_capped(self, call: Call, response: httpx.Response, cap: int) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise malformed(
+                self.name, call.target, f"response of {declared} bytes is over the {cap}-byte cap"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise malformed(self.name, call.target, f"response is over the {cap}-byte cap")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def download(self, call: Call, url: str, *, base_url: str) -> bytes:
+        """Fetch a result link (no key sent) under the image size cap and the download timeout."""
+        if url.startswith("data:"):
+            try:
+                return decode_base64(url)
+            except ImageProblem as exc:
+                raise malformed(self.name, call.target, f"result data URI: {exc}") from None
+        if not download_allowed(url, base_url):
+            host = httpx.URL(url).host if url.startswith(("http:", "https:")) else url[:16]
+            detail = (
+                f"refused to download the result from {host!r}: only https or the base URL's host"
+            )
+            raise malformed(self.name, call.target, detail)
+
+        def classify(response: httpx.Response) -> ProviderError | None:
+            if response.status_code == 200:
+                return None
+            detail = f"result download answered HTTP {response.status_code}"
+            if response.status_code in (408, 409, 429) or response.status_code >= 500:
+                return unavailable(self.name, call.target, detail)
+            return malformed(self.name, call.target, detail)
+
+        response = await self.send(
+            call,
+            lambda: httpx.Request("GET", url),
+            classify,
+            max_bytes=self.limits.max_image_bytes,
+            timeout_cap=self.limits.download_timeout,
+            record=False,
+        )
+        return response.content
+
+    async def finish(
+        self, call: Call, output: Output, *, base_url: str, upstream: str | None = None
+    ) -> ImageResult:
+        """Fetch (if needed) and validate the image, then build the result."""
+        data = output.data
+        if data is None:
+            if not output.url:
+                raise malformed(
+                    self.name, call.target, "the answer held neither image data nor a link"
+                )
+            data = await self.download(call, output.url, base_url=base_url)
+        try:
+            image = await check_image(
+                data,
+                declared_mime=output.mime_type,
+                max_bytes=self.limits.max_image_bytes,
+                max_pixels=self.limits.max_pixels,
+            )
+        except ImageProblem as exc:
+            raise malformed(self.name, call.target, str(exc)) from None
+        call.request_id = call.request_id or output.request_id
+        started = call.started if call.started is not None else call.queued
+        return ImageResult(
+            image=image.data,
+            mime_type=image.mime_type,
+            width=image.width,
+            height=image.height,
+            latency_s=time.monotonic() - started,
+            adapter=self.name,
+            upstream_model=upstream or call.target.upstream_id,
+            usage=dict(output.usage),
+            request_id=call.request_id,
+            caption=output.caption,
+            echoed=dict(output.echoed),
+        )

@@ -1,0 +1,113 @@
+"""Image geometry and checks shared by the adapters: aspect parsing, nearest ratio, safe decoding."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import math
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from providers.base import BadRequest
+
+#: Pillow format name -> MIME type; nothing else is accepted from a provider
+ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+ALLOWED_MIME_TYPES = frozenset(ALLOWED_FORMATS.values()) | {"image/jpg"}
+
+
+class ImageProblem(ValueError):
+    """Bytes that are not a usable image; the text says why (for operators)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedImage:
+    """Image bytes that decoded cleanly, with their real type and size."""
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+
+
+def parse_aspect(aspect: str, *, who: str, adapter: str) -> float:
+    """Width/height of an aspect string like '16:9'; BadRequest when it is not one."""
+    w_text, sep, h_text = aspect.strip().partition(":")
+    try:
+        ratio = float(w_text) / float(h_text) if sep else math.nan
+    except (ValueError, ZeroDivisionError):
+        ratio = math.nan
+    if not math.isfinite(ratio) or ratio <= 0:
+        raise BadRequest(
+            f"{who} cannot draw the aspect ratio {aspect!r}.",
+            adapter=adapter,
+            detail=f"aspect {aspect!r} is not of the form W:H with positive numbers",
+        )
+    return ratio
+
+
+def nearest_aspect(ratio: float, supported: tuple[str, ...]) -> str:
+    """The supported 'W:H' closest to ``ratio`` in log space; ties go to the earlier entry."""
+
+    def distance(candidate: str) -> float:
+        w, _, h = candidate.partition(":")
+        return abs(math.log(ratio) - math.log(float(w) / float(h)))
+
+    return min(supported, key=distance)
+
+
+def data_uri(data: bytes, mime_type: str) -> str:
+    """A base64 `data:` URI for bytes we hold (fal accepts these wherever it takes an image URL)."""
+    return f"data:{mime_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def decode_base64(text: str) -> bytes:
+    """Strict base64 decode that tolerates a `data:...;base64,` prefix and line breaks."""
+    if text.startswith("data:"):
+        _, _, text = text.partition(",")
+    cleaned = "".join(text.split())
+    try:
+        return base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageProblem(f"invalid base64 image data ({exc})") from None
+
+
+def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage:
+    """Decode ``data`` fully under a byte and pixel cap; raise ImageProblem for anything else."""
+    if not data:
+        raise ImageProblem("empty image")
+    if len(data) > max_bytes:
+        raise ImageProblem(f"image is {len(data)} bytes, over the {max_bytes}-byte cap")
+    try:
+        with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as image:
+            width, height = image.size
+            # Checked from the header before decoding: a few bytes can claim gigapixels.
+            if width * height > max_pixels:
+                raise ImageProblem(
+                    f"image claims {width}x{height} pixels, over the {max_pixels} cap"
+                )
+            image.load()
+            fmt = image.format or ""
+    except ImageProblem:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageProblem(f"decompression bomb guard: {exc}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"not a PNG, JPEG or WebP image ({type(exc).__name__}: {exc})") from None
+    mime = ALLOWED_FORMATS.get(fmt)
+    if mime is None:  # pragma: no cover - `formats=` already restricts this
+        raise ImageProblem(f"image format {fmt!r} is not allowed")
+    return CheckedImage(data, mime, width, height)
+
+
+async def check_image(
+    data: bytes, *, declared_mime: str | None, max_bytes: int, max_pixels: int
+) -> CheckedImage:
+    """Validate image bytes off the event loop (Pillow decoding is CPU work)."""
+    if declared_mime is not None and declared_mime.split(";")[0].strip().lower() not in (
+        ALLOWED_MIME_TYPES
+    ):
+        raise ImageProblem(f"declared type {declared_mime!r} is not an allowed image type")
+    return await asyncio.to_thread(inspect_image, data, max_bytes=max_bytes, max_pixels=max_pixels)

@@ -1,0 +1,307 @@
+"""OpenAI Images adapter: gpt-image-2 (and gpt-image-1.5) over /images/generations and /images/edits."""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from providers._errors import (
+    bad_request,
+    config_error,
+    error_text,
+    json_body,
+    malformed,
+    quota_exhausted,
+    refused,
+    scrub,
+    status_error,
+)
+from providers._http import Limits, Output, RetryPolicy, Upstream
+from providers._images import ImageProblem, decode_base64, parse_aspect
+from providers.base import ImageRequest, ImageResult, ProviderError, Quality, Target
+
+NAME = "openai"
+MAX_PROMPT = 32_000
+MAX_REFERENCES = 16
+MAX_MASK_BYTES = 4 * 1024 * 1024
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+QUALITY: Mapping[Quality, str] = {"draft": "low", "standard": "medium", "high": "high"}
+#: gpt-image-2 pixel budget per tier. "high" stops at 2560x1440's count, the largest size
+#: OpenAI does not label experimental; draft and standard are the 1024² and 1536² classes.
+PIXEL_BUDGET: Mapping[Quality, int] = {
+    "draft": 1024 * 1024,
+    "standard": 1536 * 1536,
+    "high": 2560 * 1440,
+}
+#: the only sizes gpt-image-1.5 / 1-mini accept (square first, so it wins ties)
+LEGACY_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
+MIN_PIXELS, MAX_PIXELS, MAX_EDGE, MAX_RATIO = 655_360, 8_294_400, 3840, 3.0
+MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIEndpoint:
+    """Where and how to call: base URL, auth style, deployment names, output format."""
+
+    api_key: str = field(repr=False)
+    base_url: str = "https://api.openai.com/v1"
+    #: "bearer" (OpenAI, most gateways) or "azure" (`api-key` header, deployment name as model)
+    auth: Literal["bearer", "azure"] = "bearer"
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    output_format: str = "png"
+
+    def headers(self) -> dict[str, str]:
+        """The auth header for this endpoint."""
+        if self.auth == "azure":
+            return {"api-key": self.api_key}
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+# ------------------------------------------------------------------ sizes
+def size_is_valid(width: int, height: int) -> bool:
+    """gpt-image-2's rule: sides multiples of 16, long edge ≤ 3840, ratio ≤ 3:1, pixel range."""
+    return (
+        width % 16 == 0
+        and height % 16 == 0
+        and max(width, height) <= MAX_EDGE
+        and max(width, height) <= MAX_RATIO * min(width, height)
+        and MIN_PIXELS <= width * height <= MAX_PIXELS
+    )
+
+
+def is_legacy(model: str) -> bool:
+    """True for gpt-image-1.x models, which take only three fixed sizes."""
+    return "gpt-image-1" in model
+
+
+@functools.lru_cache(maxsize=256)
+def image_size(ratio: float, quality: Quality, model: str) -> tuple[int, int]:
+    """(width, height) for an aspect ratio and tier that ``model`` accepts."""
+
+    def error(size: tuple[int, int]) -> float:
+        return abs(math.log(size[0] / size[1]) - math.log(ratio))
+
+    if is_legacy(model):
+        return min(LEGACY_SIZES, key=error)
+    if ratio < 1:  # portrait sizes are the landscape ones turned, so the two always match
+        width, height = image_size(1 / ratio, quality, model)
+        return height, width
+    ratio = min(ratio, MAX_RATIO)
+    budget = PIXEL_BUDGET[quality]
+    candidates = []
+    for height in range(16, MAX_EDGE + 1, 16):
+        width = round(height * ratio / 16) * 16
+        if width * height <= budget and size_is_valid(width, height):
+            candidates.append((width, height))
+    # The biggest size within 1% of the ratio; rounding to 16 px rarely allows an exact match.
+    close = [size for size in candidates if error(size) <= 0.01]
+    if close:
+        return max(close, key=lambda size: (size[0] * size[1], -error(size)))
+    return min(candidates, key=error)
+
+
+def size_for(target: Target, request: ImageRequest, *, adapter: str = NAME) -> tuple[int, int]:
+    """The size to request for this target and request (shared with fal's gpt-image endpoints)."""
+    ratio = parse_aspect(request.aspect, who=target.display_name, adapter=adapter)
+    return image_size(ratio, request.quality, target.upstream_id)
+
+
+# ------------------------------------------------------------------ request
+def _preflight(target: Target, request: ImageRequest) -> None:
+    problem = None
+    if len(request.prompt) > MAX_PROMPT:
+        problem = f"prompt is {len(request.prompt)} characters; OpenAI allows {MAX_PROMPT}"
+    elif len(request.references) > MAX_REFERENCES:
+        problem = f"{len(request.references)} reference images; OpenAI allows {MAX_REFERENCES}"
+    elif request.mask is not None and not request.references:
+        problem = "a mask needs an image to apply to"
+    elif request.mask is not None and not request.mask.startswith(PNG_MAGIC):
+        problem = "the mask must be a PNG"
+    elif request.mask is not None and len(request.mask) > MAX_MASK_BYTES:
+        problem = "the mask must be under 4 MB"
+    if problem:
+        raise bad_request(NAME, target, problem)
+
+
+def build_request(endpoint: OpenAIEndpoint, target: Target, request: ImageRequest) -> httpx.Request:
+    """The generations (JSON) or, with references, edits (multipart) request for one image."""
+    _preflight(target, request)
+    width, height = size_for(target, request)
+    fields = {
+        # Always explicit: old spec versions silently defaulted to dall-e-2.
+        "model": endpoint.deployments.get(target.upstream_id, target.upstream_id),
+        "prompt": request.prompt,
+        "size": f"{width}x{height}",
+        "quality": QUALITY[request.quality],
+        "output_format": endpoint.output_format,
+    }
+    if request.user_hash:
+        fields["user"] = request.user_hash
+    base = endpoint.base_url.rstrip("/")
+    if not request.references:
+        fields["moderation"] = request.moderation
+        return httpx.Request(
+            "POST", f"{base}/images/generations", headers=endpoint.headers(), json=fields
+        )
+    # The multipart edits schema has no `moderation` field, so it is left out here.
+    files = [("image[]", (ref.filename, ref.data, ref.mime_type)) for ref in request.references]
+    if request.mask is not None:
+        files.append(("mask", ("mask.png", request.mask, "image/png")))
+    return httpx.Request(
+        "POST", f"{base}/images/edits", headers=endpoint.headers(), data=fields, files=files
+    )
+
+
+# ------------------------------------------------------------------ response
+def parse_response(target: Target, response: httpx.Response) -> Output:
+    """The first image (base64, or a link from some gateways), usage and echoed settings."""
+    payload = json_body(NAME, target, response)
+    data = payload.get("data")
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        raise malformed(NAME, target, "the answer has no data[0]")
+    item: dict[str, Any] = data[0]
+    usage = payload.get("usage")
+    echoed = {
+        key: payload[key]
+        for key in ("size", "quality", "output_format", "background")
+        if key in payload
+    }
+    common: dict[str, Any] = {
+        "mime_type": MIME.get(str(payload.get("output_format"))),
+        "usage": usage if isinstance(usage, dict) else {},
+        "echoed": echoed,
+    }
+    b64, url = item.get("b64_json"), item.get("url")
+    if isinstance(b64, str) and b64:
+        try:
+            return Output(data=decode_base64(b64), **common)
+        except ImageProblem as exc:
+            raise malformed(NAME, target, f"data[0].b64_json: {exc}") from None
+    if isinstance(url, str) and url:
+        return Output(url=url, **common)
+    raise malformed(NAME, target, "data[0] has neither b64_json nor url")
+
+
+def _categories(error: Mapping[str, Any], message: str) -> tuple[str, ...]:
+    details = error.get("moderation_details")
+    if isinstance(details, dict) and isinstance(details.get("categories"), list):
+        return tuple(str(c) for c in details["categories"])
+    inner = error.get("innererror")  # Azure: content_filter_result {category: {filtered: bool}}
+    if isinstance(inner, dict) and isinstance(inner.get("content_filter_result"), dict):
+        results = inner["content_filter_result"].items()
+        return tuple(k for k, v in results if isinstance(v, dict) and v.get("filtered"))
+    found = re.search(r"safety_violations=\[([^\]]*)\]", message)
+    return tuple(c.strip() for c in found.group(1).split(",") if c.strip()) if found else ()
+
+
+def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
+    """The typed error for a non-2xx answer (None for success)."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code, kind = str(error.get("code") or ""), str(error.get("type") or "")
+    message = scrub(str(error.get("message") or "")) or error_text(response)
+    model = target.upstream_id
+    said = f"OpenAI answered {status} {code or kind}: {message}"
+
+    if code in REFUSAL_CODES or kind == "image_generation_user_error":
+        details = error.get("moderation_details")
+        stage = details.get("moderation_stage") if isinstance(details, dict) else None
+        return refused(
+            NAME,
+            target,
+            label="safety",
+            codes=_categories(error, message),
+            stage=str(stage) if stage else None,
+            detail=said,
+        )
+    if status == 429 and "insufficient_quota" in (code, kind):
+        return quota_exhausted(
+            NAME,
+            target,
+            f"OpenAI says the account is out of quota (insufficient_quota): add credit or raise the "
+            f"budget at platform.openai.com/settings/organization/billing. {message}",
+        )
+    if status == 401:
+        return config_error(
+            NAME,
+            target,
+            f"OpenAI rejected the API key (401): set a current OPENAI_API_KEY (or AZURE_OPENAI_API_KEY "
+            f"for Azure) from the project that should pay for {model}. {message}",
+        )
+    if 400 <= status < 500 and "must be verified" in message.lower():  # reported as 403, or 400
+        return config_error(
+            NAME,
+            target,
+            f"OpenAI says the organization must be verified to use {model}: verify it at "
+            "platform.openai.com/settings/organization/general, wait up to 30 minutes, then "
+            "create a fresh key",
+        )
+    if status == 403:
+        return config_error(
+            NAME,
+            target,
+            f"OpenAI denied access to {model} (403): give the key's project access to the model "
+            f"with image write permission. {message}",
+        )
+    if status == 404:
+        return config_error(
+            NAME,
+            target,
+            f"OpenAI does not know model {model!r} (404): check the catalog's upstream id, "
+            f"OPENAI_DEPLOYMENTS (Azure deployment names) and OPENAI_BASE_URL. {message}",
+        )
+    return status_error(NAME, target, response, said)
+
+
+# ------------------------------------------------------------------ adapter
+class OpenAIImages:
+    """GPT-Image models over OpenAI's Images API, an Azure deployment or a compatible gateway."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        endpoint: OpenAIEndpoint,
+        *,
+        concurrency: int = 4,
+        policy: RetryPolicy | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._upstream = Upstream(
+            NAME,
+            http,
+            secret=endpoint.api_key,
+            concurrency=concurrency,
+            policy=policy,
+            limits=limits,
+        )
+
+    async def generate(
+        self, target: Target, request: ImageRequest, *, deadline: float
+    ) -> ImageResult:
+        """Generate one image; ``deadline`` is an absolute loop time."""
+        async with self._upstream.call(target, deadline) as call:
+            response = await self._upstream.send(
+                call,
+                lambda: build_request(self.endpoint, target, request),
+                lambda answer: error_for(target, answer),
+            )
+            output = parse_response(target, response)
+            return await self._upstream.finish(call, output, base_url=self.endpoint.base_url)
