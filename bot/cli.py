@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"splitshot: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     """The `splitshot` argument parser with every sub-command."""
     parser = _Parser(prog="splitshot", description="Compare image models on one prompt.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -93,21 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stop-after", type=float, help=argparse.SUPPRESS)
     run.set_defaults(func=_run)
 
-    for module in ("bot.cli_credits", "bot.cli_doctor"):
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except ImportError:  # pragma: no cover - a partial install
-            continue
-        register(sub)
+    from bot import cli_credits, cli_doctor
+
+    cli_credits.register(sub, default_db=settings.db_path if settings else None)
+    cli_doctor.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
     """Parse arguments and run one command; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
         settings = settings or Settings.from_env()
+    except SplitshotError as exc:
+        print(f"splitshot: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args = build_parser(settings).parse_args(argv)
+    try:
         args.settings = settings
         return int(args.func(args))
     except SplitshotError as exc:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,5 +68,11 @@ async def open_resources(
             db = await Database.open(db_path or settings.db_path)
             stack.push_async_callback(db.close)
             ledger = Ledger(db)
+            # A crash between reserve and settle must lose nothing: refund what was left open.
+            recovered = await ledger.recover_stale_holds(
+                timedelta(minutes=settings.stale_hold_minutes)
+            )
+            if recovered:
+                log.warning("refunded %d comparison(s) left open by an earlier run", recovered)
         log.info("resources ready: %r", settings)
         yield Resources(settings, catalog, http, registry, service, db, ledger)
