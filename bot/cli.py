@@ -52,7 +52,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     """The `splitshot` argument parser with every sub-command."""
     parser = _Parser(prog="splitshot", description="Compare image models on one prompt.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
 
     compare = sub.add_parser("compare", help="run one prompt through 2-4 models")
     compare.add_argument("prompt", nargs="?", help="what to draw (or use --example)")
