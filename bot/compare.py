@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from bot.catalog import ASPECT_RE, Catalog, Model, UseCase
@@ -435,6 +435,19 @@ class ComparisonService:
         if not any(o.ok for o in outcomes):
             raise AllModelsFailed(outcomes, refunded=0)
         composite = await self.compose(plan, outcomes, max_bytes=max_bytes)
+        # An image the compositor could not show never reached the member: it is a failure
+        # (and so refunded), whatever the adapter said.
+        for i, failure in enumerate(composite.failures):
+            if failure is not None and outcomes[i].ok:
+                outcomes[i] = replace(
+                    outcomes[i],
+                    state=State.FAILED,
+                    result=None,
+                    reason=failure.lower(),
+                    error_kind="malformed",
+                )
+        if not any(o.ok for o in outcomes):
+            raise AllModelsFailed(outcomes, refunded=0)
         return ComparisonResult(
             plan, tuple(outcomes), composite, self.verdict(plan, outcomes, community)
         )

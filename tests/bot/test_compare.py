@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -235,3 +236,27 @@ async def test_cancellation_mid_run_refunds(catalog: Catalog, db: Any) -> None:
         await task
     assert await ledger.balance(1, 2) == 60
     assert await ledger.audit() == []
+
+
+async def test_an_image_the_compositor_cannot_show_is_not_charged(
+    catalog: Catalog, db: Any
+) -> None:
+    class Garbage(FakeAdapter):
+        async def generate(self, target: Any, request: Any, *, deadline: float) -> Any:
+            result = await super().generate(target, request, deadline=deadline)
+            if target.model_id == "nano-banana-pro":
+                return dataclasses.replace(result, image=b"\x89PNG not really")
+            return result
+
+    ledger = Ledger(db)
+    await ledger.ensure_account(1, 2)
+    service = service_with(catalog, Garbage())
+    plan = service.plan(CompareRequest("a fox", "portrait"))
+
+    async def deliver(result: ComparisonResult, balance_after: int | None) -> list[str]:
+        return [o.status for o in result.outcomes]
+
+    done = await service.execute(plan, deliver, payer=Payer(ledger, 1, 2))
+    assert done.delivery == ["ok", "failed"]
+    assert done.result.outcomes[1].reason == "image could not be decoded"
+    assert await ledger.balance(1, 2) == 60 - 8
