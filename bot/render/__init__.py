@@ -1,0 +1,1 @@
+"""Renderers: plain text for the terminal, embeds for Discord."""

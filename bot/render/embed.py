@@ -1,0 +1,745 @@
+"""Discord embeds as pure functions of plain data, always inside Discord's limits.
+
+Nothing here talks to Discord or the database. The cogs build a :class:`ResultCard` from a
+finished comparison (:func:`card_from_result`) and a vote closer rebuilds the same card from the
+stored record (:func:`card_from_record`); :func:`result_embed` lays either out the same way.
+Every builder ends in :func:`fit_embed`, so long text is cut with an ellipsis, never rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, cast
+
+import discord
+
+from bot.render.terminal import criteria_table
+from bot.verdict import MeasuredCell, Verdict, build_verdict, dots
+from bot.vote_rules import OPTION_EMOJI
+
+if TYPE_CHECKING:
+    from bot.catalog import Catalog, Model
+    from bot.compare import ComparisonResult
+    from bot.records import ComparisonRecord
+    from providers.base import Quality
+
+# Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FOOTER_LIMIT = 2048
+AUTHOR_LIMIT = 256
+FIELD_COUNT_LIMIT = 25
+TOTAL_LIMIT = 6000
+EMBEDS_PER_MESSAGE = 10
+ELLIPSIS = "…"
+BLANK = "\u200b"  # Discord rejects empty field names and values
+
+COLOUR_OK = discord.Colour(0x3BA55D)
+COLOUR_PARTIAL = discord.Colour(0xFAA61A)
+COLOUR_FAILED = discord.Colour(0xED4245)
+COLOUR_INFO = discord.Colour(0x5865F2)
+COLOUR_CLOSED = discord.Colour(0x4F545C)
+
+TIE_EMOJI = OPTION_EMOJI["tie"]
+BAD_EMOJI = OPTION_EMOJI["bad"]
+DEMO_WARNING = "⚠️ **Demo stand-ins — not real model output.** Add provider keys for real images."
+PROMPT_PREVIEW = 200
+
+_STATE_ICONS = {
+    "queued": "⏳",
+    "generating": "🎨",
+    "done": "✅",
+    "refused": "🚫",
+    "failed": "⚠️",
+}
+
+
+# --------------------------------------------------------------------------- limits
+def cut(text: str | None, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters, ending in an ellipsis when it was cut."""
+    text = text or ""
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return ELLIPSIS[:limit]
+    return text[: limit - 1].rstrip() + ELLIPSIS
+
+
+def code_block(text: str, limit: int = FIELD_VALUE_LIMIT) -> str:
+    """A monospace block that fits ``limit``; whole lines are dropped, never the closing fence."""
+    budget = limit - len("```\n\n```")
+    if len(text) <= budget:
+        return f"```\n{text}\n```"
+    room = max(1, budget - len("\n" + ELLIPSIS))
+    kept: list[str] = []
+    used = 0
+    for line in text.splitlines():
+        line = cut(line, room)
+        extra = len(line) + (1 if kept else 0)
+        if used + extra > room:
+            break
+        kept.append(line)
+        used += extra
+    kept.append(ELLIPSIS)
+    return "```\n" + "\n".join(kept) + "\n```"
+
+
+def field_chunks(name: str, lines: Sequence[str]) -> list[tuple[str, str]]:
+    """Split lines over as many fields as needed; the continuation fields have blank names."""
+    chunks: list[tuple[str, str]] = []
+    current: list[str] = []
+    for line in lines:
+        line = cut(line, FIELD_VALUE_LIMIT)
+        if current and len("\n".join([*current, line])) > FIELD_VALUE_LIMIT:
+            chunks.append((name if not chunks else BLANK, "\n".join(current)))
+            current = []
+        current.append(line)
+    if current:
+        chunks.append((name if not chunks else BLANK, "\n".join(current)))
+    return chunks
+
+
+def _slots(data: dict[str, object]) -> list[tuple[Callable[[], str], Callable[[str], None]]]:
+    """Getters and setters for every counted text slot, in the order they are shortened."""
+    slots: list[tuple[Callable[[], str], Callable[[str], None]]] = []
+
+    def slot(holder: dict[str, object], key: str) -> None:
+        slots.append(
+            (lambda: str(holder.get(key) or ""), lambda value: holder.__setitem__(key, value))
+        )
+
+    if data.get("description"):
+        slot(data, "description")
+    fields = cast("list[dict[str, object]]", data.get("fields") or [])
+    for field in reversed(fields):
+        slot(field, "value")
+    footer = cast("dict[str, object] | None", data.get("footer"))
+    if footer and footer.get("text"):
+        slot(footer, "text")
+    for field in reversed(fields):
+        slot(field, "name")
+    if data.get("title"):
+        slot(data, "title")
+    author = cast("dict[str, object] | None", data.get("author"))
+    if author and author.get("name"):
+        slot(author, "name")
+    return slots
+
+
+def _total(data: dict[str, object]) -> int:
+    return len(discord.Embed.from_dict(cast("discord.types.embed.Embed", data)))
+
+
+def fit_embed(embed: discord.Embed, *, budget: int = TOTAL_LIMIT) -> discord.Embed:
+    """A copy of ``embed`` inside every Discord limit, cutting text with an ellipsis."""
+    data = cast("dict[str, object]", embed.to_dict())
+    if "title" in data:
+        data["title"] = cut(str(data["title"]), TITLE_LIMIT)
+    if "description" in data:
+        data["description"] = cut(str(data["description"]), DESCRIPTION_LIMIT)
+    for key, limit in (("footer", FOOTER_LIMIT), ("author", AUTHOR_LIMIT)):
+        part = cast("dict[str, object] | None", data.get(key))
+        label = "text" if key == "footer" else "name"
+        if part and part.get(label):
+            part[label] = cut(str(part[label]), limit)
+    fields = cast("list[dict[str, object]]", data.get("fields") or [])[:FIELD_COUNT_LIMIT]
+    for field in fields:
+        field["name"] = cut(str(field.get("name") or ""), FIELD_NAME_LIMIT) or BLANK
+        value = str(field.get("value") or "")
+        field["value"] = (_fit_value(value) if len(value) > FIELD_VALUE_LIMIT else value) or BLANK
+    if fields:
+        data["fields"] = fields
+    budget = max(0, min(budget, TOTAL_LIMIT))
+    excess = _total(data) - budget
+    for get, put in _slots(data):
+        if excess <= 0:
+            break
+        text = get()
+        keep = max(1, len(text) - excess)
+        put(_fit_value(text, keep) if text.startswith("```") else cut(text, keep))
+        excess = _total(data) - budget
+    while excess > 0 and fields:
+        fields.pop()
+        excess = _total(data) - budget
+    return discord.Embed.from_dict(cast("discord.types.embed.Embed", data))
+
+
+def _fit_value(value: str, limit: int = FIELD_VALUE_LIMIT) -> str:
+    if value.startswith("```") and value.rstrip().endswith("```") and limit >= 12:
+        inner = value.strip("`").strip("\n")
+        return code_block(inner, limit)
+    return cut(value, limit)
+
+
+def fit_embeds(embeds: Sequence[discord.Embed]) -> list[discord.Embed]:
+    """Fit up to ten embeds into one message's shared 6,000-character budget, earlier first."""
+    fitted: list[discord.Embed] = []
+    used = 0
+    for embed in embeds[:EMBEDS_PER_MESSAGE]:
+        remaining = TOTAL_LIMIT - used
+        if remaining <= 0:
+            break
+        embed = fit_embed(embed, budget=remaining)
+        fitted.append(embed)
+        used += len(embed)
+    return fitted
+
+
+# ----------------------------------------------------------------------- attachments
+def attachment_name(comparison_id: str, extension: str) -> str:
+    """The uploaded split image's filename (and so its ``attachment://`` name)."""
+    return f"splitshot-{comparison_id}.{extension}"
+
+
+def attachment_url(filename: str) -> str:
+    """The URL an embed uses to show an attachment of the same message."""
+    return f"attachment://{filename}"
+
+
+def vote_emoji(letter: str) -> str:
+    """🇦 for "A" and so on: the reaction that votes for a panel."""
+    return OPTION_EMOJI[letter]
+
+
+# ------------------------------------------------------------------------ the result
+@dataclass(frozen=True, slots=True)
+class PanelView:
+    """One panel as the result shows it."""
+
+    letter: str
+    name: str  # the model's display name
+    label: str  # the name with "· demo" when the demo stand-in drew it
+    status: str  # ok | refused | failed
+    reason: str | None
+    seconds: float | None
+    price: int  # the credits this panel was priced at (charged when ok, refunded otherwise)
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when this panel has an image."""
+        return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class ResultCard:
+    """Everything the result embed shows, decided up front; ``result_embed`` only lays it out."""
+
+    comparison_id: str
+    prompt: str
+    use_case: str
+    panels: tuple[PanelView, ...]
+    #: built with the labels the card shows (letters while a blind vote is open)
+    verdict: Verdict
+    blind: bool = False
+    revealed: bool = False
+    demo: bool = False
+    balance_after: int | None = None
+    image_url: str | None = None
+    vote_deadline: datetime | None = None
+    closed: bool = False
+    vote_headline: str | None = None
+    vote_lines: tuple[str, ...] = ()
+
+    @property
+    def hidden(self) -> bool:
+        """True while the model names must stay hidden (blind and not yet revealed)."""
+        return self.blind and not self.revealed
+
+    @property
+    def charged(self) -> int:
+        """Credits kept for panels that delivered."""
+        return sum(p.price for p in self.panels if p.ok)
+
+    @property
+    def refunded(self) -> int:
+        """Credits given back for panels that refused or failed."""
+        return sum(p.price for p in self.panels if not p.ok)
+
+    def shown(self, panel: PanelView) -> str:
+        """How this card names a panel: "Model A" while hidden (as on the image), else its label."""
+        return f"Model {panel.letter}" if self.hidden else panel.label
+
+
+def _card_verdict(
+    catalog: Catalog,
+    models: Sequence[Model],
+    use_case_id: str,
+    panels: Sequence[PanelView],
+    *,
+    hidden: bool,
+    measured: Sequence[MeasuredCell],
+    community: Sequence[str],
+) -> Verdict:
+    """The verdict in the card's own words: a blind card must not name a model anywhere.
+
+    The prose names the models themselves (the editorial verdict is about them); the demo
+    marker stays on the panel labels and in the warning line.
+    """
+    labels = [p.letter if hidden else p.name for p in panels]
+    return build_verdict(
+        catalog,
+        models,
+        catalog.use_case(use_case_id),
+        labels=labels,
+        prices=[p.price for p in panels],
+        measured=measured,
+        community=community,
+    )
+
+
+def card_from_result(
+    result: ComparisonResult,
+    catalog: Catalog,
+    *,
+    balance_after: int | None = None,
+    vote_deadline: datetime | None = None,
+    image_url: str | None = None,
+    community: Sequence[str] = (),
+) -> ResultCard:
+    """The card of a comparison that has just finished."""
+    plan = result.plan
+    panels = tuple(
+        PanelView(
+            letter=o.panel.letter,
+            name=o.panel.model.name,
+            label=o.panel.label,
+            status=o.status,
+            reason=o.reason,
+            seconds=o.seconds,
+            price=o.panel.credits,
+            width=o.result.width if o.result else None,
+            height=o.result.height if o.result else None,
+        )
+        for o in result.outcomes
+    )
+    verdict = _card_verdict(
+        catalog,
+        [p.model for p in plan.panels],
+        plan.use_case.id,
+        panels,
+        hidden=plan.blind,
+        measured=result.verdict.measured,
+        community=community or result.verdict.community,
+    )
+    return ResultCard(
+        comparison_id=plan.id,
+        prompt=plan.prompt,
+        use_case=plan.use_case.name,
+        panels=panels,
+        verdict=verdict,
+        blind=plan.blind,
+        demo=plan.uses_demo,
+        balance_after=balance_after,
+        image_url=image_url,
+        vote_deadline=vote_deadline,
+    )
+
+
+def card_from_record(
+    record: ComparisonRecord,
+    catalog: Catalog,
+    *,
+    reveal: bool = False,
+    image_url: str | None = None,
+    vote_headline: str | None = None,
+    vote_lines: Sequence[str] = (),
+    community: Sequence[str] = (),
+) -> ResultCard:
+    """The card of a stored comparison, e.g. to edit its message when voting closes."""
+    models = [catalog.model(p.model_id) for p in record.panels]
+    quality = cast("Quality", record.quality)
+    panels = tuple(
+        PanelView(
+            letter=p.letter,
+            name=model.name,
+            label=p.label,
+            status=p.status,
+            reason=p.reason,
+            seconds=p.latency_s,
+            # A refunded panel stores 0 credits; its price is the catalog's for that quality.
+            price=p.credits if p.status == "ok" else model.credits.get(quality, 0),
+            width=p.width,
+            height=p.height,
+        )
+        for p, model in zip(record.panels, models, strict=True)
+    )
+    closed = record.state == "closed"
+    revealed = reveal or closed
+    measured = [
+        MeasuredCell(p.status, p.seconds, p.price if p.ok else 0, p.width, p.height) for p in panels
+    ]
+    verdict = _card_verdict(
+        catalog,
+        models,
+        record.use_case,
+        panels,
+        hidden=record.blind and not revealed,
+        measured=measured,
+        community=community,
+    )
+    return ResultCard(
+        comparison_id=record.id,
+        prompt=record.prompt,
+        use_case=catalog.use_case(record.use_case).name,
+        panels=panels,
+        verdict=verdict,
+        blind=record.blind,
+        revealed=revealed,
+        demo=record.demo,
+        image_url=image_url,
+        vote_deadline=record.vote_deadline,
+        closed=closed,
+        vote_headline=vote_headline,
+        vote_lines=tuple(vote_lines),
+    )
+
+
+def _title(names: Sequence[str], use_case: str, *, hidden: bool, demo: bool) -> str:
+    head = " vs ".join(names)
+    if hidden:
+        return f"Blind comparison: {head} — {use_case}"
+    return f"{head} — {use_case}" + (" · demo" if demo else "")
+
+
+def _prompt_quote(prompt: str) -> str:
+    return "> " + cut(" ".join(prompt.split()), PROMPT_PREVIEW)
+
+
+def _panel_line(card: ResultCard, panel: PanelView) -> str:
+    head = f"{vote_emoji(panel.letter)} **{card.shown(panel)}**"
+    if panel.ok:
+        return head
+    icon, verb = ("🚫", "declined this prompt") if panel.status == "refused" else ("⚠️", "failed")
+    why = f" ({panel.reason})" if panel.reason else ""
+    return f"{head} — {icon} {verb}{why}; {panel.price} credits refunded"
+
+
+def cost_line(charged: int, refunded: int, balance: int | None) -> str:
+    """The money in one line, e.g. "charged 30 · balance 30"."""
+    parts = [f"charged {charged}"]
+    if refunded:
+        parts.append(f"refunded {refunded}")
+    if balance is not None:
+        parts.append(f"balance {balance}")
+    return " · ".join(parts)
+
+
+def _vote_text(card: ResultCard) -> str:
+    letters = " ".join(vote_emoji(p.letter) for p in card.panels if p.ok)
+    text = f"{letters} for the better image · {TIE_EMOJI} tie · {BAD_EMOJI} none of them works"
+    if card.vote_deadline is not None:
+        text += f"\nVoting closes {discord.utils.format_dt(card.vote_deadline, 'R')}."
+    return text
+
+
+def result_colour(card: ResultCard) -> discord.Colour:
+    """Green when every model delivered, amber when some were refunded, grey once closed."""
+    if card.closed:
+        return COLOUR_CLOSED
+    if not any(p.ok for p in card.panels):
+        return COLOUR_FAILED
+    return COLOUR_OK if all(p.ok for p in card.panels) else COLOUR_PARTIAL
+
+
+def result_embed(card: ResultCard) -> discord.Embed:
+    """The embed under the split image: verdict, criteria, measured row, cost, vote, next step."""
+    verdict = card.verdict
+    letters = [p.letter for p in card.panels]
+    names = letters if card.hidden else [p.name for p in card.panels]
+    description = []
+    if card.demo:
+        description.append(DEMO_WARNING)
+    description.append(_prompt_quote(card.prompt))
+    if card.closed and card.vote_headline:
+        description.append(f"🏁 **Voting closed:** {card.vote_headline}")
+    if card.hidden:
+        description.append(
+            "🙈 **Blind comparison** — the models stay hidden as "
+            f"{'/'.join(letters)} until voting closes. {verdict.pick_sentence}"
+        )
+    else:
+        description.append(verdict.quick_verdict)
+    embed = discord.Embed(
+        title=_title(names, card.use_case, hidden=card.hidden, demo=card.demo),
+        description="\n\n".join(description),
+        colour=result_colour(card),
+    )
+    embed.add_field(
+        name="Panels", value="\n".join(_panel_line(card, p) for p in card.panels), inline=False
+    )
+    embed.add_field(
+        name="Criteria · editorial dots, cost from price",
+        value=code_block(criteria_table(verdict, letters)),
+        inline=False,
+    )
+    if verdict.measured:
+        measured = "\n".join(
+            f"{letter}  {cell.text()}"
+            for letter, cell in zip(letters, verdict.measured, strict=True)
+        )
+        embed.add_field(name="Measured · this run", value=code_block(measured), inline=False)
+    if verdict.community and not card.hidden:  # community lines name the models
+        for name, value in field_chunks("This server's votes", verdict.community):
+            embed.add_field(name=name, value=value, inline=False)
+    embed.add_field(
+        name="Cost", value=cost_line(card.charged, card.refunded, card.balance_after), inline=True
+    )
+    if card.closed:
+        if card.vote_lines:
+            embed.add_field(name="Votes", value="\n".join(card.vote_lines), inline=True)
+    else:
+        embed.add_field(name="Vote", value=_vote_text(card), inline=True)
+    embed.add_field(name="Recommended next step", value=verdict.next_step, inline=False)
+    footer = f"Comparison {card.comparison_id}"
+    if verdict.updated:
+        footer += f" · editorial ratings updated {verdict.updated}"
+    embed.set_footer(text=footer)
+    if card.image_url:
+        embed.set_image(url=card.image_url)
+    return fit_embed(embed)
+
+
+# ---------------------------------------------------------------------- progress
+@dataclass(frozen=True, slots=True)
+class ProgressLine:
+    """One model's live state while a comparison runs."""
+
+    label: str
+    state: str  # a bot.compare.State value
+    seconds: float | None = None
+    reason: str | None = None
+
+    def text(self) -> str:
+        """E.g. "🎨 **GPT-Image 2** — generating 4 s"."""
+        icon = _STATE_ICONS.get(self.state, "•")
+        secs = self.seconds or 0.0
+        if self.state == "generating":
+            tail = f"generating {secs:.0f} s"
+        elif self.state == "done":
+            tail = f"done in {secs:.1f} s"
+        elif self.state == "refused":
+            tail = "declined" + (f" ({self.reason})" if self.reason else "")
+        elif self.state == "failed":
+            tail = "failed" + (f" ({self.reason})" if self.reason else "")
+        else:
+            tail = self.state
+        return f"{icon} **{self.label}** — {tail}"
+
+
+def progress_embed(
+    title: str,
+    prompt: str,
+    lines: Sequence[ProgressLine],
+    *,
+    reserved: str,
+    demo: bool = False,
+    composing: bool = False,
+) -> discord.Embed:
+    """The one message a member watches while the models run."""
+    parts = []
+    if demo:
+        parts.append(DEMO_WARNING)
+    parts += [_prompt_quote(prompt), "\n".join(line.text() for line in lines)]
+    if composing:
+        parts.append("🧩 Composing the split image…")
+    embed = discord.Embed(title=title, description="\n\n".join(parts), colour=COLOUR_INFO)
+    embed.set_footer(text=f"{reserved} reserved · anything that fails is refunded")
+    return fit_embed(embed)
+
+
+def notice_embed(
+    title: str, lines: Sequence[str], *, colour: discord.Colour = COLOUR_FAILED
+) -> discord.Embed:
+    """A short titled notice (no image, refunds, nothing charged)."""
+    return fit_embed(discord.Embed(title=title, description="\n".join(lines), colour=colour))
+
+
+# --------------------------------------------------------------- comparison page
+def _feature_lines(verdict: Verdict, index: int) -> list[str]:
+    return [f"**{row.feature}:** {row.values[index]}" for row in verdict.features]
+
+
+def feature_fields(verdict: Verdict, headers: Sequence[str]) -> list[tuple[str, str]]:
+    """The feature table as one inline field per model (tables are too wide for embeds)."""
+    return [
+        (header, cut("\n".join(_feature_lines(verdict, i)), FIELD_VALUE_LIMIT))
+        for i, header in enumerate(headers)
+    ]
+
+
+def _legend(labels: Sequence[str]) -> str:
+    return " · ".join(f"{letter} = {label}" for letter, label in zip("ABCD", labels, strict=False))
+
+
+def versus_embeds(
+    verdict: Verdict, models: Sequence[Model], *, community: Sequence[str] = ()
+) -> list[discord.Embed]:
+    """The whole comparison page of PRODUCT §4 as two embeds (the page, then features)."""
+    letters = list("ABCD"[: len(models)])
+    title = " vs ".join(m.name for m in models) + f" — {verdict.use_case.name}"
+    summary = " ".join(f"**{m.name}** — {m.summary}." for m in models if m.summary)
+    page = discord.Embed(
+        title=title,
+        description=f"{verdict.quick_verdict}\n\n{summary}".strip(),
+        colour=COLOUR_INFO,
+    )
+    needs = [f"**{n.need}** → {n.choose}. {n.why}" for n in verdict.needs]
+    for name, value in field_chunks("If you need… → choose", needs):
+        page.add_field(name=name, value=value, inline=False)
+    table = criteria_table(verdict, letters) + "\n\n" + _legend(verdict.labels)
+    page.add_field(
+        name="Criterion by criterion · editorial dots", value=code_block(table), inline=False
+    )
+    if community:
+        for name, value in field_chunks("This server's votes", community):
+            page.add_field(name=name, value=value, inline=False)
+    page.add_field(name="Verdict", value=cut(verdict.closing, FIELD_VALUE_LIMIT), inline=False)
+    page.add_field(name="Recommended next step", value=verdict.next_step, inline=False)
+    page.set_footer(
+        text=f"Editorial ratings, not measurements · last updated {verdict.updated} · free, no credits used"
+    )
+    features = discord.Embed(title="Features and strengths", colour=COLOUR_INFO)
+    # One inline column per model, so the models sit side by side.
+    for index, (label, strengths) in enumerate(verdict.strengths):
+        lines = [*_feature_lines(verdict, index), "**Strengths**", *(f"• {s}" for s in strengths)]
+        features.add_field(name=label, value=cut("\n".join(lines), FIELD_VALUE_LIMIT), inline=True)
+    avoid = [f"**{m.name}:** {m.avoid_if}" for m in models if m.avoid_if]
+    if avoid:
+        features.add_field(name="Avoid if", value="\n".join(avoid), inline=False)
+    return fit_embeds([page, features])
+
+
+def models_embed(catalog: Catalog, status: Mapping[str, str]) -> discord.Embed:
+    """The catalog as a compact table; ``status`` says how each model is served here."""
+    rows = [("Model", "Credits", "Safety", "Here")]
+    for model in catalog.models.values():
+        credits = f"{model.credits['draft']}/{model.credits['standard']}/{model.credits['high']}"
+        rows.append((model.name, credits, model.safety, status.get(model.id, "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("─" * w for w in widths))
+    embed = discord.Embed(
+        title="Image models",
+        description=code_block("\n".join(lines), DESCRIPTION_LIMIT),
+        colour=COLOUR_INFO,
+    )
+    embed.add_field(
+        name="Use cases",
+        value=", ".join(f"{uc.name} ({uc.default_aspect})" for uc in catalog.use_cases.values()),
+        inline=False,
+    )
+    embed.set_footer(
+        text="Credits per image: draft/standard/high · /models info for one model · /versus to compare"
+    )
+    return fit_embed(embed)
+
+
+def model_embed(model: Model, catalog: Catalog, status: str) -> discord.Embed:
+    """One model's catalog entry: summary, prices, capabilities, ratings."""
+    caps = model.capabilities
+    embed = discord.Embed(
+        title=f"{model.name} — {model.provider}", description=model.summary, colour=COLOUR_INFO
+    )
+    embed.add_field(
+        name="Credits per image",
+        value=" · ".join(f"{tier} {n}" for tier, n in model.credits.items()),
+        inline=True,
+    )
+    embed.add_field(name="Served here by", value=status or "—", inline=True)
+    embed.add_field(name="Safety filter", value=model.safety, inline=True)
+    yes_no = {True: "yes", False: "no"}
+    embed.add_field(
+        name="Capabilities",
+        value="\n".join(
+            [
+                f"Modes: {', '.join(model.modes)}",
+                f"2K: {yes_no[caps.mode_2k]} · 4K: {yes_no[caps.mode_4k]} · mask: {yes_no[caps.mask]}",
+                f"Reference images: up to {caps.max_references}",
+                f"Aspects: {', '.join(model.aspects)}",
+                f"Sizes: {', '.join(model.image_sizes)}",
+                f"Quality: {', '.join(model.quality_options)}",
+            ]
+        ),
+        inline=False,
+    )
+    ratings = [f"{c.name:<20}{dots(model.rating(c.id))}" for c in catalog.criteria if not c.derived]
+    embed.add_field(name="Editorial ratings", value=code_block("\n".join(ratings)), inline=False)
+    embed.add_field(
+        name="Strengths", value="\n".join(f"• {s}" for s in model.strengths) or BLANK, inline=False
+    )
+    embed.add_field(name="Best for", value=model.best_for or BLANK, inline=True)
+    embed.add_field(name="Avoid if", value=model.avoid_if or BLANK, inline=True)
+    embed.set_footer(text=f"id {model.id} · catalog updated {catalog.updated:%B %-d, %Y}")
+    return fit_embed(embed)
+
+
+def details_embeds(
+    record: ComparisonRecord, catalog: Catalog, *, reveal: bool = False
+) -> list[discord.Embed]:
+    """Every parameter of a stored comparison, each panel's run, and the feature table."""
+    card = card_from_record(record, catalog, reveal=reveal)
+    use_case = catalog.use_cases.get(record.use_case)
+    params = discord.Embed(title=f"Details · comparison {record.id}", colour=COLOUR_INFO)
+    params.add_field(
+        name="Prompt", value=cut(record.prompt, FIELD_VALUE_LIMIT) or BLANK, inline=False
+    )
+    if record.state == "deleted":
+        votes = "deleted"
+    elif record.state == "closed":
+        votes = "closed"
+    elif record.vote_deadline is not None:
+        votes = f"open, closes {discord.utils.format_dt(record.vote_deadline, 'R')}"
+    else:
+        votes = "open"
+    facts = [
+        ("Use case", use_case.name if use_case else record.use_case),
+        ("Aspect", record.aspect),
+        ("Quality", record.quality),
+        ("Blind", ("yes, revealed" if card.revealed else "yes") if record.blind else "no"),
+        ("Demo stand-ins", "yes" if record.demo else "no"),
+        ("Requested by", f"<@{record.user_id}>"),
+        ("Created", discord.utils.format_dt(record.created_at, "f")),
+        ("Votes", votes),
+        (
+            "Charged",
+            f"{card.charged} credits" + (f" (refunded {card.refunded})" if card.refunded else ""),
+        ),
+    ]
+    for name, value in facts:
+        params.add_field(name=name, value=value, inline=True)
+    for panel, stored in zip(card.panels, record.panels, strict=True):
+        lines = []
+        if card.hidden:
+            lines.append("Model and adapter hidden until voting closes")
+        else:
+            lines += [f"Model: {panel.name} (`{stored.model_id}`)", f"Adapter: `{stored.adapter}`"]
+        status = {"ok": "delivered", "refused": "declined", "failed": "failed"}.get(
+            panel.status, panel.status
+        )
+        lines.append(f"Status: {status}" + (f" — {panel.reason}" if panel.reason else ""))
+        if panel.seconds is not None:
+            lines.append(f"Time: {panel.seconds:.2f} s")
+        if panel.width and panel.height:
+            lines.append(f"Resolution: {panel.width}×{panel.height}")
+        lines.append(f"Credits: {panel.price}" + ("" if panel.ok else " (refunded)"))
+        params.add_field(
+            name=f"{vote_emoji(panel.letter)} {card.shown(panel)}",
+            value="\n".join(lines),
+            inline=True,
+        )
+    embeds = [params]
+    if not card.hidden:
+        features = discord.Embed(title="Feature table", colour=COLOUR_INFO)
+        for header, value in feature_fields(card.verdict, card.verdict.labels):
+            features.add_field(name=header, value=value, inline=True)
+        embeds.append(features)
+    return fit_embeds(embeds)

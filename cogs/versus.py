@@ -1,0 +1,160 @@
+"""/versus (the comparison page, free) and /models list|info (the catalog)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import model_choices, use_case_choices
+from bot.errors import BadInput
+from bot.render.embed import model_embed, models_embed, versus_embeds
+from bot.verdict import build_verdict
+from providers.registry import ModelUnavailable
+
+if TYPE_CHECKING:
+    from bot.catalog import Model
+    from bot.client import SplitshotBot
+    from bot.guild_settings import GuildSettings
+
+log = logging.getLogger(__name__)
+
+
+def build_versus_command(cog: VersusCog) -> app_commands.Command[Any, ..., None]:
+    """/versus with the catalog's models and use cases as choices."""
+    catalog = cog.bot.catalog
+    models = model_choices(catalog)
+
+    @app_commands.command(
+        name="versus",
+        description="The full comparison page for 2–4 models (free, nothing is generated)",
+    )
+    @app_commands.guild_only()
+    @app_commands.describe(
+        model_a="First model",
+        model_b="Second model",
+        model_c="Optional third model",
+        model_d="Optional fourth model",
+        use_case="Which use case to judge them for (default: Portrait)",
+    )
+    @app_commands.choices(
+        model_a=models,
+        model_b=models,
+        model_c=models,
+        model_d=models,
+        use_case=use_case_choices(catalog),
+    )
+    async def versus(
+        interaction: discord.Interaction[SplitshotBot],
+        model_a: str,
+        model_b: str,
+        model_c: str | None = None,
+        model_d: str | None = None,
+        use_case: str | None = None,
+    ) -> None:
+        ids = [m for m in (model_a, model_b, model_c, model_d) if m]
+        await cog.versus(interaction, ids, use_case)
+
+    return versus
+
+
+def build_models_group(cog: VersusCog) -> app_commands.Group:
+    """/models list and /models info."""
+    group = app_commands.Group(
+        name="models", description="The image models Splitshot can compare", guild_only=True
+    )
+
+    @group.command(
+        name="list",
+        description="Every model with its price, safety filter and how it is served here",
+    )
+    async def list_models(interaction: discord.Interaction[SplitshotBot]) -> None:
+        await cog.list_models(interaction)
+
+    @group.command(
+        name="info", description="One model's catalog entry: prices, capabilities, ratings"
+    )
+    @app_commands.describe(model="The model to describe")
+    @app_commands.choices(model=model_choices(cog.bot.catalog))
+    async def info(interaction: discord.Interaction[SplitshotBot], model: str) -> None:
+        await cog.model_info(interaction, model)
+
+    return group
+
+
+class VersusCog(commands.Cog):
+    """Catalog pages: no credits, no generation."""
+
+    def __init__(self, bot: SplitshotBot) -> None:
+        self.bot = bot
+        self.versus_command = build_versus_command(self)
+        self.models_group = build_models_group(self)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.versus_command)
+        self.bot.tree.add_command(self.models_group)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.versus_command.name)
+        self.bot.tree.remove_command(self.models_group.name)
+
+    async def versus(
+        self,
+        interaction: discord.Interaction[SplitshotBot],
+        model_ids: list[str],
+        use_case_id: str | None,
+    ) -> None:
+        """Render the comparison page of PRODUCT §4 for the chosen models."""
+        if len(set(model_ids)) != len(model_ids):
+            raise BadInput("Each model can appear only once in a comparison.")
+        catalog = self.bot.catalog
+        models = [catalog.model(m) for m in model_ids]
+        use_case = catalog.use_case(use_case_id or next(iter(catalog.use_cases)))
+        verdict = build_verdict(catalog, models, use_case)
+        assert interaction.guild_id is not None
+        community = await self.bot.community_lines(interaction.guild_id, use_case.id, model_ids)
+        await interaction.response.send_message(
+            embeds=versus_embeds(verdict, models, community=community)
+        )
+
+    async def list_models(self, interaction: discord.Interaction[SplitshotBot]) -> None:
+        """The catalog as a compact table, with how each model is served in this server."""
+        assert interaction.guild_id is not None
+        settings = await self.bot.guild_settings(interaction.guild_id)
+        status = {m.id: self._status(m, settings) for m in self.bot.catalog.models.values()}
+        await interaction.response.send_message(
+            embed=models_embed(self.bot.catalog, status), ephemeral=True
+        )
+
+    async def model_info(
+        self, interaction: discord.Interaction[SplitshotBot], model_id: str
+    ) -> None:
+        """One model's catalog entry."""
+        assert interaction.guild_id is not None
+        settings = await self.bot.guild_settings(interaction.guild_id)
+        model = self.bot.catalog.model(model_id)
+        embed = model_embed(model, self.bot.catalog, self._status(model, settings))
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    def _status(self, model: Model, settings: GuildSettings) -> str:
+        """ "demo", an adapter name, "off" (disabled here) or "no key"."""
+        if settings.enabled_models and model.id not in settings.enabled_models:
+            return "off"
+        allow_demo = (
+            self.bot.service.allow_demo if settings.demo_mode is None else settings.demo_mode
+        )
+        try:
+            route = self.bot.resources.registry.route(
+                model.id, model.name, model.adapters, allow_demo=allow_demo
+            )
+        except ModelUnavailable:
+            return "no key"
+        return "demo" if route.is_demo else route.adapter.name
+
+
+async def setup(bot: SplitshotBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(VersusCog(bot))

@@ -1,0 +1,170 @@
+"""`make run` without a token: the playground starts, prints its URL, answers on loopback, stops.
+
+The browser test drives the page like a newcomer (type /compare, send, see the split image);
+it needs Playwright and Debian's /usr/bin/chromium and is skipped where either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.catalog import load_catalog
+
+READY = re.compile(r"^Playground ready: (http://127\.0\.0\.1:(\d+)/#\S+)$")
+CHROMIUM = Path("/usr/bin/chromium")
+START_TIMEOUT = 60.0
+
+
+class Playground:
+    """`splitshot run` in a child process, with its stdout read line by line."""
+
+    def __init__(self, tmp_path: Path, stop_after: float) -> None:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k != "DISCORD_TOKEN" and not k.endswith("_API_KEY")
+        }
+        env |= {
+            "SPLITSHOT_PLAYGROUND_PORT": "0",
+            "SPLITSHOT_DB": str(tmp_path / "splitshot.db"),
+            "SPLITSHOT_DEMO_LATENCY": "0.2",
+            "FAL_KEY": "",
+            "GOOGLE_API_KEY": "",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--stop-after", str(stop_after)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        threading.Thread(
+            target=lambda: [self.lines.put(line) for line in stdout], daemon=True
+        ).start()
+        self.output: list[str] = []
+
+    def wait_for_url(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5).rstrip("\n")
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            self.output.append(line)
+            match = READY.match(line)
+            if match:
+                return match.group(1)
+        raise AssertionError("the playground never printed its URL:\n" + "\n".join(self.output))
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+@pytest.fixture
+def playground(tmp_path: Path) -> Iterator[Playground]:
+    running = Playground(tmp_path, stop_after=120)
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait(timeout=10)
+
+
+def test_make_run_without_a_token_serves_the_playground_on_loopback(
+    playground: Playground, tmp_path: Path
+) -> None:
+    url = playground.wait_for_url()
+    page = httpx.get(url.split("#")[0], timeout=10)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert playground.stop() == 0, "Ctrl+C stops it cleanly"
+    assert (tmp_path / "splitshot-playground.db").exists(), (
+        "its own database, next to the configured one"
+    )
+
+
+def test_stop_after_shuts_the_playground_down_by_itself(tmp_path: Path) -> None:
+    running = Playground(tmp_path, stop_after=1)
+    try:
+        running.wait_for_url()
+        assert running.process.wait(timeout=60) == 0
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's /usr/bin/chromium")
+def test_a_newcomer_runs_compare_in_the_browser(playground: Playground) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url = playground.wait_for_url()
+    prompt = load_catalog().examples["boardwalk"][1]
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            page.wait_for_selector("#channel-composer:not([hidden])", timeout=20_000)
+            composer = page.locator("#channel-composer-input")
+            composer.click()
+            composer.type("/compare")
+            page.locator(".command-entry", has_text="/compare").first.click()
+            page.locator('input[data-option="prompt"]').fill(prompt)
+            page.locator("#send-message").click()
+            page.wait_for_selector("#channel-message-list img", timeout=30_000)
+            timeline = page.locator("#channel-message-list")
+            text = timeline.inner_text()
+            assert "GPT-Image 2 vs Nano Banana Pro — Portrait" in text
+            assert "Best first test" in text and "charged 30 · balance 30" in text
+            assert "Demo stand-ins — not real model output" in text
+            for button in ("Details", "Delete"):
+                assert page.get_by_role("button", name=button).count() == 1
+        finally:
+            browser.close()
+    assert playground.stop() == 0
+
+
+def test_a_busy_port_is_explained(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+        env |= {"SPLITSHOT_PLAYGROUND_PORT": str(port), "SPLITSHOT_DB": str(tmp_path / "s.db")}
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "run", "--stop-after", "5"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+        )
+    assert done.returncode == 2
+    assert f"Cannot serve the playground on port {port}" in done.stderr
+    assert "SPLITSHOT_PLAYGROUND_PORT=0" in done.stderr

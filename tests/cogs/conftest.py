@@ -1,0 +1,164 @@
+"""The Discord layer end to end: SimCord's simulated Discord, the real bot, real SQLite.
+
+Providers are faked by a small adapter handed to the registry; it draws real PNGs with Pillow
+and can be told, per model, to refuse, fail or take a while (in SimCord's virtual time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import discord
+import httpx
+import pytest
+import pytest_asyncio
+import simcord
+from PIL import Image
+
+from bot.catalog import load_catalog
+from bot.client import SplitshotBot
+from bot.compare import ComparisonService
+from bot.db import Database
+from bot.ledger import Ledger
+from bot.resources import Resources
+from bot.settings import Settings
+from providers.base import ImageRequest, ImageResult, Refused, Target, Unavailable
+from providers.registry import Registry
+
+#: long enough for the interaction-expiry test (15 min); tests never wait for it in real time
+MODEL_TIMEOUT = 3600.0
+#: beyond SimCord's 5 s settle deadline, so a slow fake parks until env.advance_time()
+PROGRESS_INTERVAL = 10.0
+PANEL_COLOURS = {"gpt-image-2": (220, 60, 60), "nano-banana-pro": (60, 200, 90)}
+
+
+@dataclass(slots=True)
+class Behaviour:
+    """What the fake does for one model."""
+
+    delay: float = 0.0
+    refuse: str | None = None
+    fail: str | None = None
+
+
+@dataclass(slots=True)
+class FakeAdapter:
+    """A providers.base.Adapter serving every model with a solid-colour PNG."""
+
+    name: str = "fake"
+    behaviour: dict[str, Behaviour] = field(default_factory=dict)
+    calls: list[tuple[str, ImageRequest]] = field(default_factory=list)
+
+    async def generate(
+        self, target: Target, request: ImageRequest, *, deadline: float
+    ) -> ImageResult:
+        self.calls.append((target.model_id, request))
+        how = self.behaviour.get(target.model_id, Behaviour())
+        if how.delay:
+            await asyncio.sleep(how.delay)
+        if how.refuse:
+            raise Refused(how.refuse, adapter=self.name)
+        if how.fail:
+            raise Unavailable(how.fail, adapter=self.name)
+        w_ratio, _, h_ratio = request.aspect.partition(":")
+        width, height = 240, round(240 * int(h_ratio) / int(w_ratio))
+        image = Image.new("RGB", (width, height), PANEL_COLOURS.get(target.model_id, (90, 90, 200)))
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        return ImageResult(
+            image=out.getvalue(),
+            mime_type="image/png",
+            width=width,
+            height=height,
+            latency_s=how.delay,
+            adapter=self.name,
+            upstream_model=target.upstream_id,
+        )
+
+
+@pytest.fixture
+def fake() -> FakeAdapter:
+    return FakeAdapter()
+
+
+@pytest_asyncio.fixture
+async def resources(tmp_path: Path, fake: FakeAdapter) -> AsyncIterator[Resources]:
+    settings = Settings(db_path=tmp_path / "splitshot.db", demo_mode=False)
+    catalog = load_catalog()
+    registry = Registry({"openai": fake, "gemini": fake, "fal": fake})
+    service = ComparisonService(catalog, registry, model_timeout_s=MODEL_TIMEOUT, allow_demo=False)
+    db = await Database.open(settings.db_path)
+
+    def no_network(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"unexpected HTTP call to {request.url}")
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(no_network))
+    try:
+        yield Resources(settings, catalog, http, registry, service, db, Ledger(db))
+    finally:
+        await http.aclose()
+        await db.close()
+
+
+@pytest_asyncio.fixture
+async def simcord_bot(resources: Resources) -> AsyncIterator[SplitshotBot]:
+    # time.monotonic is looked up at each call: SimCord swaps in its virtual clock.
+    bot = SplitshotBot(
+        resources, clock=lambda: time.monotonic(), progress_interval=PROGRESS_INTERVAL
+    )
+    yield bot
+
+
+@dataclass(slots=True)
+class World:
+    """A server with a channel, two members, a moderator and a bot account."""
+
+    env: simcord.Env
+    bot: SplitshotBot
+    guild: simcord.GuildHandle
+    channel: simcord.ChannelHandle
+    audit: simcord.ChannelHandle
+    member: simcord.MemberActor
+    other: simcord.MemberActor
+    moderator: simcord.MemberActor
+    robot: simcord.MemberActor
+    mod_role: simcord.RoleHandle
+
+    async def balance(self, actor: simcord.MemberActor) -> int:
+        return await self.bot.ledger.balance(self.guild.id, actor.id)
+
+    async def ledger_rows(self, actor: simcord.MemberActor) -> list[tuple[str, int]]:
+        rows = await self.bot.db.fetchall(
+            "SELECT kind, delta FROM ledger WHERE guild_id = ? AND user_id = ? ORDER BY id",
+            (self.guild.id, actor.id),
+        )
+        return [(row["kind"], row["delta"]) for row in rows]
+
+    def requests(self, method: str, suffix: str) -> list[simcord.HttpLogEntry]:
+        return [r for r in self.env.http_requests if r.method == method and r.path.endswith(suffix)]
+
+
+@pytest.fixture
+def world(simcord_env: simcord.Env, simcord_bot: SplitshotBot) -> World:
+    env = simcord_env
+    guild = env.create_guild("Test server")
+    channel = guild.create_text_channel("compare")
+    audit = guild.create_text_channel("audit")
+    mod_role = guild.create_role("Moderators", permissions=discord.Permissions(manage_guild=True))
+    return World(
+        env=env,
+        bot=simcord_bot,
+        guild=guild,
+        channel=channel,
+        audit=audit,
+        member=guild.add_member(env.create_user("alice")),
+        other=guild.add_member(env.create_user("bob")),
+        moderator=guild.add_member(env.create_user("mod"), roles=[mod_role]),
+        robot=guild.add_member(env.create_user("robot", bot=True)),
+        mod_role=mod_role,
+    )

@@ -1,0 +1,99 @@
+"""The bot itself: its commands fit Discord's limits, its cogs load, its error boundary answers."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from typing import Any
+
+import pytest
+import simcord
+
+from bot.client import COGS, SplitshotBot
+from tests.cogs.conftest import World
+
+NAME = re.compile(r"^[-_\w]{1,32}$")
+SUBCOMMAND_TYPES = (1, 2)
+
+
+def _check_option_list(path: str, options: list[dict[str, Any]], problems: list[str]) -> int:
+    """Check one level of options; return the characters they count towards the 4,000 total."""
+    if len(options) > 25:
+        problems.append(f"{path}: {len(options)} options (max 25)")
+    required_seen_optional = False
+    chars = 0
+    for option in options:
+        where = f"{path} {option['name']}"
+        chars += _check_named(where, option, problems)
+        if option["type"] in SUBCOMMAND_TYPES:
+            chars += _check_option_list(where, option.get("options", []), problems)
+            continue
+        if option.get("required") and required_seen_optional:
+            problems.append(f"{where}: a required option after an optional one")
+        required_seen_optional |= not option.get("required")
+        choices = option.get("choices") or []
+        if len(choices) > 25:
+            problems.append(f"{where}: {len(choices)} choices (max 25)")
+        for choice in choices:
+            if not 1 <= len(choice["name"]) <= 100:
+                problems.append(f"{where}: choice name {choice['name']!r}")
+            if isinstance(choice["value"], str) and not 1 <= len(choice["value"]) <= 100:
+                problems.append(f"{where}: choice value {choice['value']!r}")
+            chars += len(choice["name"]) + len(str(choice["value"]))
+    return chars
+
+
+def _check_named(where: str, item: dict[str, Any], problems: list[str]) -> int:
+    name, description = item["name"], item.get("description", "")
+    if not NAME.match(name) or name != name.lower():
+        problems.append(f"{where}: bad name {name!r}")
+    if not 1 <= len(description) <= 100:
+        problems.append(f"{where}: description is {len(description)} characters (1-100)")
+    return len(name) + len(description)
+
+
+async def test_every_command_fits_discords_limits(world: World) -> None:
+    tree = world.bot.tree
+    commands = tree.get_commands()
+    assert {c.name for c in commands} >= {"compare", "versus", "models", "credits", "config"}
+    assert len(commands) <= 100
+    problems: list[str] = []
+    for command in commands:
+        payload = command.to_dict(tree)
+        chars = _check_named(f"/{command.name}", payload, problems)
+        chars += _check_option_list(f"/{command.name}", payload.get("options", []), problems)
+        if chars > 4000:
+            problems.append(f"/{command.name}: {chars} characters in total (max 4000)")
+    assert problems == []
+
+
+def test_cogs_include_votes_only_when_it_exists() -> None:
+    assert COGS[:4] == ("cogs.compare", "cogs.versus", "cogs.credits", "cogs.config")
+    assert ("cogs.votes" in COGS) == (importlib.util.find_spec("cogs.votes") is not None)
+
+
+async def test_unexpected_errors_are_logged_with_a_reference(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world
+
+    async def broken(*args: object, **kwargs: object) -> list[tuple[int, int]]:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(w.bot.ledger, "top", broken)
+    with caplog.at_level(logging.ERROR, logger="bot.client"):
+        res = await w.member.slash(w.channel, "credits top")
+    simcord.assert_error(w.env, RuntimeError)
+    simcord.assert_responded(res, ephemeral=True, contains="something went wrong on our side")
+    reference = re.search(r"reference `([0-9a-f]{8})`", res.response.content)
+    assert reference is not None
+    assert any(reference.group(1) in r.getMessage() and r.exc_info for r in caplog.records)
+    assert "database on fire" not in res.response.content
+
+
+async def test_the_bot_needs_its_database(world: World) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="needs the database"):
+        SplitshotBot(replace(world.bot.resources, db=None, ledger=None))

@@ -1,0 +1,367 @@
+"""/compare end to end: acknowledgement, progress, the posted split image, money, failures."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+import simcord
+from discord import app_commands
+from PIL import Image
+
+from bot.errors import BadInput
+from bot.guild_settings import update_guild_settings
+from bot.ledger import InsufficientCredits
+from bot.records import get_comparison, get_comparison_by_message
+from cogs.compare.cog import TooManyRunning
+from tests.cogs.conftest import PANEL_COLOURS, Behaviour, FakeAdapter, World
+
+PROMPT = "A lighthouse keeper at dusk, wind in her hair, 85mm portrait"
+DEFER = 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+
+
+def field(embed, name_start: str) -> str:
+    """The value of the field whose name starts with ``name_start``."""
+    for f in embed.fields:
+        if f.name.startswith(name_start):
+            return f.value
+    raise AssertionError(f"no field {name_start!r} in {[f.name for f in embed.fields]}")
+
+
+def reactions(message) -> list[str]:
+    return [str(r.emoji) for r in message.reactions]
+
+
+async def image_of(response) -> Image.Image:
+    (attachment,) = response.attachments
+    return Image.open(io.BytesIO(await attachment.read()))
+
+
+def count_colour(image: Image.Image, colour: tuple[int, int, int]) -> int:
+    counts = image.convert("RGB").getcolors(maxcolors=image.width * image.height) or []
+    return next((n for n, c in counts if c == colour), 0)
+
+
+def progress_edits(w: World) -> list[dict]:
+    """The embeds of every progress frame sent so far, oldest first."""
+    frames = []
+    for request in w.requests("PATCH", "/messages/@original"):
+        embeds = (request.json or {}).get("embeds") or []
+        if embeds and embeds[0].get("title", "").startswith("Comparing"):
+            frames.append(embeds[0])
+    return frames
+
+
+async def test_compare_posts_one_labelled_split_image(world: World) -> None:
+    w = world
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT, use_case="portrait")
+
+    callbacks = w.requests("POST", "/callback")
+    assert [c.json["type"] for c in callbacks] == [DEFER], "acknowledged with a (thinking) defer"
+    first_edit = w.env.http_requests.index(w.requests("PATCH", "/messages/@original")[0])
+    assert w.env.http_requests.index(callbacks[0]) < first_edit, "deferred before any other reply"
+    assert len(progress_edits(w)) == 1, "the progress message was shown before the result"
+
+    message = res.response
+    assert message is not None and not message.ephemeral
+    assert res.followups == [], "one message: the progress message became the result"
+    history = [m for m in w.channel.history() if m.author.bot]
+    assert [m.id for m in history] == [message.id]
+
+    image = await image_of(message)
+    assert image.format == "PNG"
+    assert message.attachments[0].filename.endswith(".png")
+    for model, colour in PANEL_COLOURS.items():
+        assert count_colour(image, colour) > 1000, f"{model}'s panel is in the image"
+    from bot.compose import _BADGE_RGB  # the letter badges A and B, one per panel
+
+    assert count_colour(image, _BADGE_RGB[0]) > 100 and count_colour(image, _BADGE_RGB[1]) > 100
+    assert count_colour(image, _BADGE_RGB[2]) == 0
+
+    (embed,) = message.embeds
+    assert embed.title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
+    assert embed.image.url == f"attachment://{message.attachments[0].filename}"
+    assert "Short answer:" in embed.description and PROMPT[:40] in embed.description
+    table = field(embed, "Criteria")
+    assert table.startswith("```") and table.endswith("```")
+    for row in ("Realism", "Text accuracy", "Cost efficiency", "Best first test"):
+        assert row in table
+    assert "A  " in field(embed, "Measured") and "8 cr" in field(embed, "Measured")
+    assert field(embed, "Cost") == "charged 30 · balance 30"
+    assert "generate variants" in field(embed, "Recommended next step")
+    assert "🇦 **GPT-Image 2**" in field(embed, "Panels")
+
+    assert reactions(message.message) == ["🇦", "🇧", "🤝", "👎"]
+    assert await w.balance(w.member) == 30
+    assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30)]
+    assert await w.bot.ledger.audit() == []
+
+    record = await get_comparison_by_message(w.bot.db, message.id)
+    assert record is not None and record.user_id == w.member.id and record.charged == 30
+    assert record.vote_deadline == w.env.now() + timedelta(hours=24)
+
+
+async def test_progress_is_edited_at_most_once_per_interval(
+    world: World, fake: FakeAdapter
+) -> None:
+    w = world
+    fake.behaviour["gpt-image-2"] = Behaviour(delay=4)
+    fake.behaviour["nano-banana-pro"] = Behaviour(delay=25)
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+
+    frames = progress_edits(w)
+    assert len(frames) == 1
+    assert "⏳ **GPT-Image 2** — queued" in frames[0]["description"]
+    assert "30 credits reserved" in frames[0]["footer"]["text"]
+    assert res.response.embeds[0].title.startswith("Comparing GPT-Image 2 vs Nano Banana Pro")
+
+    await w.env.advance_time(5)  # GPT-Image 2 finished, but the next frame is not due yet
+    assert len(progress_edits(w)) == 1
+    await w.env.advance_time(5)
+    frames = progress_edits(w)
+    assert len(frames) == 2
+    assert "✅ **GPT-Image 2** — done in 4.0 s" in frames[1]["description"]
+    assert "🎨 **Nano Banana Pro** — generating 10 s" in frames[1]["description"]
+
+    await w.env.advance_time(16)  # a frame at 20 s, then the result at 25 s
+    assert len(progress_edits(w)) == 3
+    assert res.response.embeds[0].title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
+    assert await w.balance(w.member) == 30
+
+
+async def test_insufficient_credits_is_a_private_answer(world: World) -> None:
+    w = world
+    res = await w.member.slash(
+        w.channel,
+        "compare",
+        prompt=PROMPT,
+        model_a="gpt-image-2",
+        model_b="nano-banana-pro",
+        quality="high",
+    )
+    simcord.assert_error(w.env, InsufficientCredits)
+    simcord.assert_responded(res, ephemeral=True)
+    text = res.response.content
+    assert "You have 60 credits" in text and "costs 64" in text
+    assert "GPT-Image 2 24 + Nano Banana Pro 40" in text and "/credits daily" in text
+    assert [c.json["type"] for c in w.requests("POST", "/callback")] == [4]
+    assert await w.ledger_rows(w.member) == [("starter", 60)]
+
+
+async def test_a_refused_model_is_refunded_and_named(world: World, fake: FakeAdapter) -> None:
+    w = world
+    fake.behaviour["nano-banana-pro"] = Behaviour(refuse="safety filter")
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+
+    (embed,) = res.response.embeds
+    panels = field(embed, "Panels")
+    assert (
+        "🇧 **Nano Banana Pro** — 🚫 declined this prompt (safety filter); 22 credits refunded"
+        in panels
+    )
+    assert field(embed, "Cost") == "charged 8 · refunded 22 · balance 52"
+    assert "B  refused · refunded" in field(embed, "Measured")
+    image = await image_of(res.response)
+    assert count_colour(image, PANEL_COLOURS["gpt-image-2"]) > 1000
+    assert count_colour(image, PANEL_COLOURS["nano-banana-pro"]) == 0, "a placeholder, not an image"
+    assert reactions(res.response.message) == ["🇦", "🤝", "👎"], (
+        "no vote for a panel without an image"
+    )
+    assert await w.balance(w.member) == 52
+    rows = await w.ledger_rows(w.member)
+    assert rows == [("starter", 60), ("spend", -30), ("refund", 22)]
+
+
+async def test_every_model_failing_refunds_everything(world: World, fake: FakeAdapter) -> None:
+    w = world
+    fake.behaviour["gpt-image-2"] = Behaviour(fail="the provider is overloaded")
+    fake.behaviour["nano-banana-pro"] = Behaviour(refuse="safety")
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+
+    (embed,) = res.response.embeds
+    assert embed.title == "No model produced an image"
+    assert "**GPT-Image 2** ⚠️ failed (the provider is overloaded)." in embed.description
+    assert "**Nano Banana Pro** 🚫 declined this prompt (safety)." in embed.description
+    assert "all 30 credits are back · balance 60" in embed.description
+    assert res.response.attachments == [] and res.response.message.reactions == []
+    assert await w.balance(w.member) == 60
+    assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30), ("refund", 30)]
+
+
+async def test_a_failed_upload_refunds_and_says_so(world: World, fake: FakeAdapter) -> None:
+    w = world
+    fake.behaviour["gpt-image-2"] = Behaviour(delay=6)
+    fake.behaviour["nano-banana-pro"] = Behaviour(delay=6)
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    assert len(progress_edits(w)) == 1
+
+    w.env.inject_error("PATCH", "/webhooks/*/*/messages/@original", status=500, times=1)
+    await w.env.advance_time(7)
+
+    (embed,) = res.response.embeds
+    assert embed.title == "No result this time"
+    assert "Discord did not accept the upload (HTTP 500)" in embed.description
+    assert "all 30 credits are back · balance 60" in embed.description
+    assert res.response.attachments == [] and res.response.message.reactions == []
+    assert await w.balance(w.member) == 60
+    assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30), ("refund", 30)]
+    assert await w.bot.db.fetchone("SELECT id FROM comparisons") is None
+    assert await w.bot.ledger.audit() == []
+
+
+async def test_after_15_minutes_the_result_goes_to_the_channel(
+    world: World, fake: FakeAdapter
+) -> None:
+    w = world
+    fake.behaviour["gpt-image-2"] = Behaviour(delay=16 * 60)
+    fake.behaviour["nano-banana-pro"] = Behaviour(delay=16 * 60)
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    original = res.response.id
+
+    await w.env.advance_time(16 * 60 + 1)
+
+    posted = [m for m in w.channel.history() if m.author.bot]
+    assert len(posted) == 1 and posted[0].id != original, "the stale progress message is gone"
+    (message,) = posted
+    assert w.member.mention in message.content and "15-minute" in message.content
+    assert message.embeds[0].title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
+    assert message.attachments and reactions(message) == ["🇦", "🇧", "🤝", "👎"]
+    assert await w.balance(w.member) == 30
+    assert await get_comparison_by_message(w.bot.db, message.id) is not None
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"model_a": "gpt-image-2", "model_b": "gpt-image-2"}, "Each model can appear only once"),
+        ({"prompt": "    "}, "The prompt is empty"),
+        ({"reference": ("notes.txt", b"just some words")}, "must be a PNG, JPEG or WebP image"),
+        ({"reference": ("fake.png", b"not really a png")}, "must be a PNG, JPEG or WebP image"),
+        ({"reference": ("huge.png", b"\0" * (21 * 1024 * 1024))}, "the limit is 20 MB"),
+        ({"model_a": "gpt-image-1.5", "aspect": "16:9"}, "cannot draw 16:9"),
+    ],
+)
+async def test_bad_input_is_a_private_answer_and_spends_nothing(
+    world: World, fake: FakeAdapter, options: dict, expected: str
+) -> None:
+    w = world
+    res = await w.member.slash(w.channel, "compare", **({"prompt": PROMPT} | options))
+    simcord.assert_error(w.env, BadInput)
+    simcord.assert_responded(res, ephemeral=True, contains=expected)
+    assert await w.ledger_rows(w.member) == [] and fake.calls == []
+
+
+async def test_a_banned_word_is_refused_before_anything_is_spent(
+    world: World, fake: FakeAdapter
+) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, banned_words=("lighthouse",))
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    simcord.assert_error(w.env, BadInput)
+    simcord.assert_responded(res, ephemeral=True, contains="does not allow one of the words")
+    assert await w.ledger_rows(w.member) == [] and fake.calls == []
+
+
+async def test_discord_refuses_an_overlong_prompt_before_the_bot_sees_it(world: World) -> None:
+    w = world
+    with pytest.raises(simcord.OptionError):
+        await w.member.slash(w.channel, "compare", prompt="x" * 4001)
+    assert w.requests("POST", "/callback") == []
+    assert await w.ledger_rows(w.member) == []
+
+
+async def test_a_reference_image_is_sent_to_the_models(world: World, fake: FakeAdapter) -> None:
+    w = world
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(picture, "PNG")
+    await w.member.slash(
+        w.channel, "compare", prompt=PROMPT, reference=("me.png", picture.getvalue())
+    )
+    assert len(fake.calls) == 2
+    for _, request in fake.calls:
+        (reference,) = request.references
+        assert reference.mime_type == "image/png" and reference.data == picture.getvalue()
+
+
+async def test_extra_requests_are_told_their_place_and_cooldowns_say_when(
+    world: World, fake: FakeAdapter
+) -> None:
+    w = world
+    await update_guild_settings(
+        w.bot.db, w.guild.id, max_running_per_member=1, compare_cooldown_seconds=30
+    )
+    fake.behaviour["gpt-image-2"] = Behaviour(delay=20)
+    first = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+
+    second = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    simcord.assert_responded(second, ephemeral=True)
+    assert "You already have 1 comparison running; this one would be #2" in second.response.content
+    assert await w.balance(w.member) == 30, "only the first one was charged"
+
+    await w.env.advance_time(21)
+    assert first.response.embeds[0].title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
+    third = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    simcord.assert_responded(third, ephemeral=True, contains="you can use /compare again in 9 s")
+
+    await w.env.advance_time(10)
+    fake.behaviour.clear()
+    fourth = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    assert fourth.response.attachments and await w.balance(w.member) == 0
+    simcord.assert_error(w.env, TooManyRunning)
+    simcord.assert_error(w.env, app_commands.CommandOnCooldown)
+
+
+async def test_blind_results_name_no_model(world: World) -> None:
+    w = world
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT, blind=True)
+    (embed,) = res.response.embeds
+    assert embed.title == "Blind comparison: A vs B — Portrait"
+    text = str(embed.to_dict())
+    for name in ("GPT-Image 2", "Nano Banana Pro"):
+        assert name not in text
+    assert "Criteria             A      B      Winner" in field(embed, "Criteria")
+    details = await w.other.click(res.response, label="Details")
+    assert "GPT-Image 2" not in str([e.to_dict() for e in details.response.embeds])
+
+
+async def test_details_and_delete_buttons(world: World) -> None:
+    w = world
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    result = res.response
+
+    details = await w.other.click(result, label="Details")
+    simcord.assert_responded(details, ephemeral=True)
+    params, features = details.response.embeds
+    assert PROMPT in field(params, "Prompt")
+    assert "Adapter: `fake`" in field(params, "🇦 GPT-Image 2") and "Resolution: 240×320" in field(
+        params, "🇦"
+    )
+    assert "OpenAI" in field(features, "GPT-Image 2")
+
+    refused = await w.other.click(result, label="Delete")
+    simcord.assert_responded(
+        refused, ephemeral=True, contains="Only the member who ran this comparison"
+    )
+
+    confirm = await w.member.click(result, label="Delete")
+    simcord.assert_responded(
+        confirm, ephemeral=True, contains="Delete this comparison for everyone?"
+    )
+    done = await w.member.click(confirm.response, label="Delete")
+    assert done.response.content == "Deleted."
+    assert [m for m in w.channel.history() if m.author.bot] == []
+    record = await get_comparison(w.bot.db, result.embeds[0].footer.text.split()[1])
+    assert record is not None and record.state == "deleted"
+    assert await w.balance(w.member) == 30, "deleting a delivered result refunds nothing"
+
+
+async def test_result_buttons_survive_a_restart(world: World) -> None:
+    from bot.client import SplitshotBot
+
+    w = world
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    await w.env.restart_bot(SplitshotBot(w.bot.resources, clock=w.bot.clock, progress_interval=10))
+    details = await w.other.click(res.response, label="Details")
+    simcord.assert_responded(details, ephemeral=True)
+    assert details.response.embeds[0].title.startswith("Details · comparison")

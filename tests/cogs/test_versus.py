@@ -1,0 +1,97 @@
+"""/versus and /models: the catalog's pages, free of charge."""
+
+from __future__ import annotations
+
+import simcord
+
+from bot.errors import BadInput
+from bot.guild_settings import update_guild_settings
+from bot.verdict import build_verdict, dots
+from tests.cogs.conftest import World
+
+
+async def test_versus_renders_the_comparison_page_from_the_catalog(world: World) -> None:
+    w = world
+    catalog = w.bot.catalog
+    res = await w.member.slash(
+        w.channel, "versus", model_a="gpt-image-2", model_b="nano-banana-pro", use_case="portrait"
+    )
+    models = [catalog.model("gpt-image-2"), catalog.model("nano-banana-pro")]
+    verdict = build_verdict(catalog, models, catalog.use_case("portrait"))
+
+    page, features = res.response.embeds
+    assert not res.response.ephemeral
+    assert page.title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
+    assert verdict.quick_verdict in page.description
+    needs = "\n".join(
+        f.value for f in page.fields if f.name.startswith("If you need") or f.name == "\u200b"
+    )
+    for need in verdict.needs:
+        assert need.need in needs and need.choose in needs
+    table = next(f.value for f in page.fields if f.name.startswith("Criterion"))
+    for row in verdict.rows:
+        line = next(line for line in table.splitlines() if line.startswith(row.name))
+        assert [dots(s) for s in row.scores] == line.split()[-3:-1] or all(
+            dots(s) in line for s in row.scores
+        )
+        winner = {"GPT-Image 2": "A", "Nano Banana Pro": "B"}.get(row.winner, row.winner)
+        assert line.rstrip().endswith(winner)
+    assert "A = GPT-Image 2 · B = Nano Banana Pro" in table
+    assert verdict.closing[:60] in next(f.value for f in page.fields if f.name == "Verdict")
+    assert "June 8, 2026" in page.footer.text and "no credits used" in page.footer.text
+
+    by_name = {f.name: f.value for f in features.fields}
+    for model, price in ((models[0], 8), (models[1], 22)):
+        assert model.provider in by_name[model.name] and f"{price} credits" in by_name[model.name]
+        assert all(s in by_name[model.name] for s in model.strengths)
+    assert await w.ledger_rows(w.member) == [], "free: no account touched"
+
+
+async def test_versus_takes_up_to_four_models_and_refuses_duplicates(world: World) -> None:
+    w = world
+    res = await w.member.slash(
+        w.channel,
+        "versus",
+        model_a="gpt-image-2",
+        model_b="nano-banana-pro",
+        model_c="nano-banana-2",
+        model_d="gpt-image-1.5",
+        use_case="poster",
+    )
+    page, features = res.response.embeds
+    assert (
+        page.title
+        == "GPT-Image 2 vs Nano Banana Pro vs Nano Banana 2 vs GPT-Image 1.5 — Poster / typography"
+    )
+    assert len(page) + len(features) <= 6000
+    assert len([f for f in features.fields if "**Strengths**" in f.value]) == 4
+
+    dup = await w.member.slash(w.channel, "versus", model_a="gpt-image-2", model_b="gpt-image-2")
+    simcord.assert_error(w.env, BadInput)
+    simcord.assert_responded(dup, ephemeral=True, contains="only once")
+
+
+async def test_models_list_and_info(world: World) -> None:
+    w = world
+    await update_guild_settings(
+        w.bot.db, w.guild.id, enabled_models=("gpt-image-2", "nano-banana-pro")
+    )
+    res = await w.member.slash(w.channel, "models list")
+    simcord.assert_responded(res, ephemeral=True)
+    (embed,) = res.response.embeds
+    table = embed.description
+    for model in w.bot.catalog.models.values():
+        assert model.name in table
+    assert "8/8/24" in table and "22/22/40" in table
+    line = next(line for line in table.splitlines() if line.startswith("Nano Banana 2"))
+    assert line.endswith("off"), "disabled in this server"
+    line = next(line for line in table.splitlines() if line.startswith("GPT-Image 2"))
+    assert line.endswith("fake"), "served by the configured adapter"
+
+    info = await w.member.slash(w.channel, "models info", model="nano-banana-pro")
+    (embed,) = info.response.embeds
+    assert embed.title == "Nano Banana Pro — Google (Gemini 3 Pro)"
+    values = {f.name: f.value for f in embed.fields}
+    assert values["Credits per image"] == "draft 22 · standard 22 · high 40"
+    assert "4K: yes" in values["Capabilities"] and "Realism" in values["Editorial ratings"]
+    assert values["Safety filter"] == "Medium"
