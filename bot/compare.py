@@ -284,8 +284,14 @@ class ComparisonService:
         panels = []
         for index, model in enumerate(models):
             route = self.registry.route(model.id, model.name, model.adapters, allow_demo=demo)
-            credits = overrides.get(model.id, model.credits[request.quality])
-            panels.append(PlannedPanel(index, model, route, credits))
+            if request.blind:
+                # Whatever the adapter writes (a refusal sentence, the demo's caption) must not
+                # give the model away before the vote closes.
+                blind_name = f"Model {LETTERS[index]}"
+                route = Route(route.adapter, replace(route.target, display_name=blind_name))
+            panels.append(
+                PlannedPanel(index, model, route, _price(model, request.quality, overrides))
+            )
         image_request = ImageRequest(
             prompt=prompt,
             aspect=aspect,
@@ -460,6 +466,7 @@ class ComparisonService:
         *,
         payer: Payer | None = None,
         on_progress: ProgressCallback | None = None,
+        on_reserved: Callable[[], Awaitable[None]] | None = None,
         max_bytes: int = MAX_UPLOAD_BYTES,
         community: Sequence[str] = (),
     ) -> Delivered[T]:
@@ -467,6 +474,8 @@ class ComparisonService:
 
         ``deliver`` gets the result and the balance the member will have once settled (None
         without a payer); it must raise if the member did not receive the image.
+        ``on_reserved`` runs right after the credits are held (e.g. to acknowledge a Discord
+        interaction, so a member without credits still gets a private answer).
         """
         hold: Hold | None = None
         if payer is not None:
@@ -474,6 +483,8 @@ class ComparisonService:
                 payer.guild_id, payer.user_id, plan.line_items(), comparison_id=plan.id
             )
         try:
+            if on_reserved is not None:
+                await on_reserved()
             try:
                 result = await self.produce(
                     plan, on_progress=on_progress, max_bytes=max_bytes, community=community
@@ -495,6 +506,15 @@ class ComparisonService:
             reasons = {o.panel.model.id: o.refund_reason() for o in result.outcomes if not o.ok}
             settlement = await payer.ledger.settle(hold.id, delivered, reasons)
         return Delivered(result, delivery, hold, settlement, balance_after)
+
+
+def _price(model: Model, quality: Quality, overrides: Mapping[str, int]) -> int:
+    """Credits per image; a server's override is the standard-tier price, other tiers scale."""
+    if model.id not in overrides:
+        return model.credits[quality]
+    standard = overrides[model.id]
+    scale = model.credits[quality] / model.credits["standard"]
+    return max(1, round(standard * scale))
 
 
 def _names(names: Sequence[str]) -> str:

@@ -11,11 +11,11 @@ import asyncio
 import io
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -39,7 +39,6 @@ from cogs.compare.views import result_view
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
     from bot.guild_settings import GuildSettings
-    from bot.ledger import Hold, Ledger, LineItem, Settlement
 
 log = logging.getLogger(__name__)
 
@@ -144,40 +143,6 @@ class ProgressBoard:
                 await task
 
 
-# ----------------------------------------------------------------- acknowledging
-class _AcknowledgingLedger:
-    """The ledger as the engine sees it, acknowledging the interaction right after the reserve.
-
-    Discord wants an answer within 3 s, and a member without the credits must get a private
-    reply; so the reserve happens before the (public) defer, inside ``execute``.
-    """
-
-    def __init__(self, ledger: Ledger, on_reserved: Callable[[Hold], Awaitable[None]]) -> None:
-        self._ledger = ledger
-        self._on_reserved = on_reserved
-
-    async def reserve(
-        self, guild_id: int, user_id: int, items: Sequence[LineItem], *, comparison_id: str
-    ) -> Hold:
-        hold = await self._ledger.reserve(guild_id, user_id, items, comparison_id=comparison_id)
-        try:
-            await self._on_reserved(hold)
-        except BaseException:
-            await asyncio.shield(
-                self._ledger.release(hold.id, "the request could not be acknowledged")
-            )
-            raise
-        return hold
-
-    async def settle(
-        self, hold_id: int, delivered: Collection[str], reasons: Mapping[str, str]
-    ) -> Settlement:
-        return await self._ledger.settle(hold_id, delivered, reasons)
-
-    async def release(self, hold_id: int, reason: str) -> Settlement:
-        return await self._ledger.release(hold_id, reason)
-
-
 # --------------------------------------------------------------------------- run
 class ComparisonRun:
     """Drives one comparison from the reserve to the posted result (or the refund notice)."""
@@ -210,14 +175,14 @@ class ComparisonRun:
 
     async def run(self) -> None:
         """Reserve, run, deliver, settle; errors before the acknowledgement reach the boundary."""
-        ledger = cast("Ledger", _AcknowledgingLedger(self.bot.ledger, self._acknowledge))
         try:
             try:
                 await self.bot.service.execute(
                     self.plan,
                     self._deliver,
-                    payer=Payer(ledger, self.guild_id, self.user_id),
+                    payer=Payer(self.bot.ledger, self.guild_id, self.user_id),
                     on_progress=self.board.update,
+                    on_reserved=self._acknowledge,
                     max_bytes=self._max_bytes(),
                     community=self.community,
                 )
@@ -253,7 +218,7 @@ class ComparisonRun:
         limit = getattr(self.interaction, "filesize_limit", None)
         return limit if isinstance(limit, int) and limit > 0 else MAX_UPLOAD_BYTES
 
-    async def _acknowledge(self, hold: Hold) -> None:
+    async def _acknowledge(self) -> None:
         await self.interaction.response.defer(thinking=True)
         self.acknowledged = True
         self.on_started()

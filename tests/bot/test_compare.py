@@ -260,3 +260,25 @@ async def test_an_image_the_compositor_cannot_show_is_not_charged(
     assert done.delivery == ["ok", "failed"]
     assert done.result.outcomes[1].reason == "image could not be decoded"
     assert await ledger.balance(1, 2) == 60 - 8
+
+
+def test_price_override_is_the_standard_price_and_other_tiers_scale(catalog: Catalog) -> None:
+    service = service_with(catalog, FakeAdapter())
+    overrides = {"gpt-image-2": 16}
+    standard = service.plan(CompareRequest("a fox", "portrait"), price_overrides=overrides)
+    high = service.plan(
+        CompareRequest("a fox", "portrait", quality="high"), price_overrides=overrides
+    )
+    assert [p.credits for p in standard.panels] == [16, 22]
+    assert [p.credits for p in high.panels] == [48, 40]  # 16 x (24 / 8), and the catalog's 40
+
+
+async def test_blind_comparisons_hide_names_from_what_adapters_write(catalog: Catalog) -> None:
+    adapter = FakeAdapter(errors={"nano-banana-pro": Refused("Model B declined this prompt")})
+    service = ComparisonService(catalog, Registry({"openai": adapter, "gemini": adapter}))
+    plan = service.plan(CompareRequest("a fox", "portrait", blind=True))
+    assert [p.route.target.display_name for p in plan.panels] == ["Model A", "Model B"]
+    assert [p.label for p in plan.panels] == ["GPT-Image 2", "Nano Banana Pro"]
+    demo = ComparisonService(catalog, Registry({}, demo=DemoAdapter(latency=(0, 0))))
+    demo_plan = demo.plan(CompareRequest("a fox", "portrait", blind=True))
+    assert [p.route.target.display_name for p in demo_plan.panels] == ["Model A", "Model B"]
