@@ -107,9 +107,16 @@ async def _serve(settings: Settings, stop_after: float | None) -> int:
             file=sys.stderr,
         )
         return 2
-    async with open_resources(
-        settings, for_discord=False, db_path=playground_db_path(settings)
-    ) as resources:
+    db_path = playground_db_path(settings)
+    # SimCord builds the same world with the same ids on every start, so rows from an earlier
+    # run would point at messages that no longer exist (and collide with the new ones).
+    for leftover in (
+        db_path,
+        db_path.with_name(db_path.name + "-wal"),
+        db_path.with_name(db_path.name + "-shm"),
+    ):
+        leftover.unlink(missing_ok=True)
+    async with open_resources(settings, for_discord=False, db_path=db_path) as resources:
         bot = SplitshotBot(resources)
         # A comparison with real providers can take minutes; SimCord waits for the bot's work.
         settle = settings.model_timeout_s + 60

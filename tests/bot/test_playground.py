@@ -108,6 +108,20 @@ def test_make_run_without_a_token_serves_the_playground_on_loopback(
     )
 
 
+def test_each_start_gets_a_fresh_playground_database(tmp_path: Path) -> None:
+    # SimCord rebuilds the same world with the same ids, so an earlier run's rows must go;
+    # a leftover file that is not even a database proves it is replaced, not reused.
+    (tmp_path / "splitshot-playground.db").write_bytes(b"an earlier run's leftovers")
+    running = Playground(tmp_path, stop_after=1)
+    try:
+        running.wait_for_url()
+        assert running.process.wait(timeout=60) == 0
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+    assert (tmp_path / "splitshot-playground.db").read_bytes().startswith(b"SQLite format 3")
+
+
 def test_stop_after_shuts_the_playground_down_by_itself(tmp_path: Path) -> None:
     running = Playground(tmp_path, stop_after=1)
     try:
