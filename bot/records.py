@@ -19,8 +19,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)
 """
 SQL_INSERT_PANEL = """
 INSERT INTO panels (comparison_id, idx, letter, model_id, label, adapter, upstream_model, status,
-    reason, latency_s, credits, width, height, image_bytes, image_sha256, params)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    reason, latency_s, price, credits, width, height, image_bytes, image_sha256, params)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SQL_COMPARISON = "SELECT * FROM comparisons WHERE id = ?"
 SQL_COMPARISON_BY_MESSAGE = "SELECT * FROM comparisons WHERE message_id = ?"
@@ -45,6 +45,10 @@ class PanelRecord:
     credits: int
     width: int | None
     height: int | None
+    #: what the panel cost when reserved (credits is what was kept: 0 when refunded)
+    price: int = 0
+    upstream_model: str | None = None
+    params: str = "{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,8 @@ class ComparisonRecord:
     vote_deadline: datetime | None
     created_at: datetime
     panels: tuple[PanelRecord, ...]
+    refunded: int = 0
+    image_format: str | None = None
 
 
 def _iso(moment: datetime) -> str:
@@ -134,6 +140,7 @@ async def record_comparison(
                 o.status,
                 o.reason,
                 round(o.seconds, 3),
+                o.panel.credits,
                 o.panel.credits if o.ok else 0,
                 o.result.width if o.result else None,
                 o.result.height if o.result else None,
@@ -165,6 +172,8 @@ def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
         blind=bool(row["blind"]),
         demo=bool(row["demo"]),
         charged=row["charged"],
+        refunded=row["refunded"],
+        image_format=row["image_format"],
         state=row["state"],
         vote_deadline=datetime.fromisoformat(deadline) if deadline else None,
         created_at=datetime.fromisoformat(row["created_at"]),
@@ -181,6 +190,9 @@ def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
                 p["credits"],
                 p["width"],
                 p["height"],
+                price=p["price"],
+                upstream_model=p["upstream_model"],
+                params=p["params"],
             )
             for p in panels
         ),

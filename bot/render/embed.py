@@ -362,8 +362,8 @@ def card_from_record(
             status=p.status,
             reason=p.reason,
             seconds=p.latency_s,
-            # A refunded panel stores 0 credits; its price is the catalog's for that quality.
-            price=p.credits if p.status == "ok" else model.credits.get(quality, 0),
+            # Older rows have no stored price; the catalog's for that quality is the best guess.
+            price=p.price or model.credits.get(quality, 0),
             width=p.width,
             height=p.height,
         )

@@ -32,6 +32,9 @@ async def test_record_round_trip(db: Any) -> None:
         ("B", "nano-banana-pro", "refused", 0),
     ]
     assert record.panels[1].reason == "safety"
+    assert [p.price for p in record.panels] == [8, 22]  # what each cost when reserved
+    assert record.refunded == 22 and record.image_format == result.composite.format
+    assert record.panels[0].upstream_model == "gpt-image-2"
     row = await db.fetchone(
         "SELECT image_sha256, adapter FROM panels WHERE comparison_id = ? AND idx = 0", (plan.id,)
     )

@@ -38,6 +38,8 @@ CREATE TABLE panels (
     status         TEXT    NOT NULL CHECK (status IN ('ok', 'refused', 'failed')),
     reason         TEXT,
     latency_s      REAL,
+    -- price: what the panel cost at reserve time; credits: what was kept (0 when refunded)
+    price          INTEGER NOT NULL DEFAULT 0,
     credits        INTEGER NOT NULL DEFAULT 0,
     width          INTEGER,
     height         INTEGER,
