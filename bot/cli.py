@@ -14,8 +14,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
-from PIL import Image, UnidentifiedImageError
-
 from bot.catalog import Catalog, load_catalog
 from bot.compare import (
     AllModelsFailed,
@@ -27,6 +25,7 @@ from bot.compare import (
     State,
 )
 from bot.errors import BadInput, SplitshotError
+from bot.references import reference_image
 from bot.render.terminal import (
     demo_banner,
     render_models,
@@ -39,7 +38,6 @@ from bot.verdict import build_verdict, dots
 from providers.base import QUALITIES, ReferenceImage
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-REFERENCE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,19 +158,7 @@ def _read_reference(path: Path) -> ReferenceImage:
         data = path.read_bytes()
     except OSError as exc:
         raise BadInput(f"Cannot read the reference file {path}: {exc.strerror or exc}.") from None
-    try:
-        import io
-
-        with Image.open(io.BytesIO(data)) as image:
-            kind = image.format or ""
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
-        raise BadInput(f"The reference file {path} is not a PNG, JPEG or WebP image.") from None
-    if kind not in REFERENCE_TYPES:
-        raise BadInput(
-            f"The reference file {path} is {kind or 'not an image'}; use PNG, JPEG or WebP."
-        )
-    return ReferenceImage(data, REFERENCE_TYPES[kind], path.name)
+    return reference_image(data, path.name)
 
 
 def _compare(args: argparse.Namespace) -> int:

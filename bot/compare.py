@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from bot.catalog import ASPECT_RE, Catalog, Model, UseCase
 from bot.compose import MAX_UPLOAD_BYTES, Composite, Panel, compose
 from bot.errors import BadInput, SplitshotError
+from bot.references import MAX_REFERENCE_BYTES
 from bot.verdict import MeasuredCell, Verdict, build_verdict
 from providers.base import ImageRequest, ImageResult, ProviderError, Quality, ReferenceImage
 from providers.registry import Registry, Route
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 MIN_MODELS, MAX_MODELS = 2, 4
 MAX_PROMPT = 4000
 LETTERS = "ABCD"
-MAX_REFERENCE_BYTES = 20 * 1024 * 1024
 T = TypeVar("T")
 
 

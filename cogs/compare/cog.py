@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 from discord.ext import commands
-from PIL import Image, UnidentifiedImageError
 
 from bot.client import aspect_choices, model_choices, use_case_choices
-from bot.compare import MAX_PROMPT, MAX_REFERENCE_BYTES, CompareRequest, user_hash
+from bot.compare import MAX_PROMPT, CompareRequest, user_hash
 from bot.errors import BadInput, SplitshotError
+from bot.references import MAX_REFERENCE_BYTES, reference_image
 from cogs.compare.run import ComparisonRun
 from cogs.compare.views import DeleteButton, DetailsButton
 from providers.base import QUALITIES, Quality, ReferenceImage
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 
 #: seconds to download a reference image before giving up (the whole answer has 3 s)
 READ_TIMEOUT = 2.0
-REFERENCE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 QUALITY_CHOICES = [app_commands.Choice(name=q.title(), value=q) for q in QUALITIES]
 
 Key = tuple[int, int]  # (guild id, member id)
@@ -76,17 +74,6 @@ def pick_models(
     return [first, second, *(m for m in (options.model_c, options.model_d) if m)]
 
 
-def _sniff(data: bytes) -> str:
-    """The image format of ``data`` ("PNG", ...), or "" when it is not an image Pillow can read."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind = image.format or ""
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return ""
-    return kind
-
-
 async def read_reference(attachment: discord.Attachment) -> ReferenceImage:
     """Download and check a reference image; BadInput for anything but a PNG, JPEG or WebP."""
     limit_mb = MAX_REFERENCE_BYTES // (1024 * 1024)
@@ -106,12 +93,7 @@ async def read_reference(attachment: discord.Attachment) -> ReferenceImage:
         raise BadInput(
             "The reference image took too long to download; try a smaller file."
         ) from None
-    kind = await asyncio.to_thread(_sniff, data)
-    if kind not in REFERENCE_TYPES:
-        raise BadInput(
-            f"The reference must be a PNG, JPEG or WebP image; {attachment.filename} is not."
-        )
-    return ReferenceImage(data, REFERENCE_TYPES[kind], attachment.filename)
+    return await asyncio.to_thread(reference_image, data, attachment.filename)
 
 
 def build_compare_command(cog: CompareCog) -> app_commands.Command[Any, ..., None]:

@@ -164,7 +164,7 @@ def test_non_image_reference_exits_2(
     bogus = tmp_path / "notes.png"
     bogus.write_text("not an image")
     code, _, err = run(["compare", "a fox", "--reference", str(bogus)], settings, capsys)
-    assert code == 2 and "is not a PNG, JPEG or WebP image" in err
+    assert code == 2 and "must be a PNG, JPEG or WebP image; notes.png is not" in err
     good = tmp_path / "ref.png"
     good.write_bytes(png_bytes())
     code, _, err = run(
