@@ -5,8 +5,9 @@ The Discord layer builds a ``ReactionEvent`` from each raw reaction event and aw
 (re-exported here, so ``bot.votes`` is the one import the cogs need).
 
 Ratings read the active votes of open and closed comparisons alike, so a vote shows on the
-leaderboard at once. Deleted comparisons and comparisons served by the offline demo never
-count: a demo panel is a stand-in image, not the model's work.
+leaderboard at once. Deleted comparisons never count, and comparisons served by the offline
+demo only when the caller asks (``include_demo``, for a process that runs on demo stand-ins, such
+as the playground): a demo panel is a stand-in image, not the model's work.
 """
 
 from __future__ import annotations
@@ -128,14 +129,14 @@ UPDATE vote_closures SET announced_at = ? WHERE comparison_id = ? AND announced_
 SQL_RATED_PANELS = """
 SELECT c.id, c.blind, p.letter, p.model_id, p.label, p.status, p.latency_s, p.credits
 FROM comparisons c JOIN panels p ON p.comparison_id = c.id
-WHERE c.guild_id = :guild AND c.state <> 'deleted' AND c.demo = 0
+WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
     AND (:use_case IS NULL OR c.use_case = :use_case)
 ORDER BY c.created_at, c.id, p.idx
 """
 SQL_RATED_VOTES = """
 SELECT v.comparison_id, v.choice
 FROM comparisons c JOIN votes v ON v.comparison_id = c.id
-WHERE c.guild_id = :guild AND c.state <> 'deleted' AND c.demo = 0
+WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
     AND (:use_case IS NULL OR c.use_case = :use_case)
 ORDER BY v.comparison_id, v.user_id
 """
@@ -238,9 +239,9 @@ def _unannounced(conn: sqlite3.Connection) -> list[CloseResult]:
 
 
 def _rated_comparisons(
-    conn: sqlite3.Connection, guild_id: int, use_case: str | None
+    conn: sqlite3.Connection, guild_id: int, use_case: str | None, include_demo: bool
 ) -> list[ComparisonVotes]:
-    params = {"guild": guild_id, "use_case": use_case}
+    params = {"guild": guild_id, "use_case": use_case, "include_demo": int(include_demo)}
     panels: dict[str, tuple[bool, list[PanelFacts]]] = {}
     for cid, blind, *facts in conn.execute(SQL_RATED_PANELS, params):
         panels.setdefault(cid, (bool(blind), []))[1].append(PanelFacts(*facts))
@@ -339,11 +340,16 @@ class VoteStore:
         return await self._db.execute(SQL_MARK_ANNOUNCED, (at, comparison_id)) == 1
 
     async def rated_comparisons(
-        self, guild_id: int, use_case: str | None = None
+        self, guild_id: int, use_case: str | None = None, *, include_demo: bool = False
     ) -> list[ComparisonVotes]:
         """The server's comparisons (one use case, or all) with their panels and counted votes."""
         return await self._db.run_read(
-            partial(_rated_comparisons, guild_id=guild_id, use_case=use_case)
+            partial(
+                _rated_comparisons,
+                guild_id=guild_id,
+                use_case=use_case,
+                include_demo=include_demo,
+            )
         )
 
     async def leaderboard(
@@ -354,9 +360,10 @@ class VoteStore:
         *,
         rounds: int = 200,
         seed: int = 0,
+        include_demo: bool = False,
     ) -> Leaderboard:
         """The server's ratings (one use case, or overall) under its ranking settings."""
-        comparisons = await self.rated_comparisons(guild_id, use_case)
+        comparisons = await self.rated_comparisons(guild_id, use_case, include_demo=include_demo)
         # Hundreds of milliseconds of arithmetic for a busy server: keep it off the event loop.
         return await asyncio.to_thread(
             leaderboard,
@@ -376,9 +383,10 @@ class VoteStore:
         settings: GuildSettings,
         *,
         use_case_name: str | None = None,
+        include_demo: bool = False,
     ) -> list[str]:
         """Lines a verdict cites for the ranked models among ``model_ids``; empty below threshold."""
-        board = await self.leaderboard(guild_id, use_case, settings)
+        board = await self.leaderboard(guild_id, use_case, settings, include_demo=include_demo)
         rows = [board.row(model) for model in model_ids]
         noun = use_case_name if use_case_name is not None else use_case
         return [community_line(row, noun) for row in rows if row is not None and row.ranked]
