@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.client import SplitshotBot
+from bot.guild_settings import update_guild_settings
 from bot.resources import Resources, open_resources
 from bot.settings import Settings
 
@@ -31,6 +32,8 @@ BOT_NAME = "Splitshot"
 SERVER_NAME = "Splitshot Playground"
 CHANNEL_NAME = "compare"
 PLAYGROUND_DB = "splitshot-playground.db"
+#: one person plays every part: their own votes count, and one vote ranks a model
+PLAYGROUND_SETTINGS = {"exclude_requester_votes": False, "min_votes_to_rank": 1}
 #: how often the open page is redrawn from the simulated Discord (the page polls twice a second)
 REPUBLISH_SECONDS = 0.5
 
@@ -75,8 +78,12 @@ def welcome_text(resources: Resources) -> str:
         "Type `/compare` in the box below, paste a prompt, pick a use case and press Send. "
         "Try the comparison page's portrait prompt:",
         f"```{prompt}```",
-        "Then vote with the reactions, open **Details**, or try `/versus`, `/models list`, `/credits balance`. "
+        "Then vote with the reactions (change your mind by picking another), close the vote with "
+        "`/vote close`, and see the ratings with `/leaderboard portrait`. "
+        "Open **Details**, or try `/versus`, `/models list`, `/credits balance`. "
         "Switch to the *moderator* viewer for `/config` and `/credits grant`.",
+        "🗳️ Here you play every part, so your votes on your own results count and one vote "
+        "ranks a model (a real server ignores the requester's vote and needs more).",
     ]
     if demo:
         lines.append(
@@ -126,6 +133,7 @@ async def _serve(settings: Settings, stop_after: float | None) -> int:
         async with _running(env):
             world = build_world(env)
             await bot.ledger.ensure_account(world.guild.id, world.member.id)
+            await update_guild_settings(bot.db, world.guild.id, **PLAYGROUND_SETTINGS)
             guide = world.guild.create_webhook(world.channel, "Splitshot guide")
             await guide.send(welcome_text(resources))
             async with AsyncExitStack() as stack:

@@ -17,6 +17,7 @@ from bot.client import is_moderator, report_error
 from bot.errors import SplitshotError
 from bot.records import ComparisonRecord, get_comparison, mark_deleted
 from bot.render.embed import details_embeds
+from cogs.votes.views import CloseVoteButton
 
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
@@ -190,5 +191,6 @@ def result_view(comparison_id: str) -> discord.ui.View:
     """The persistent buttons under a result message."""
     view = discord.ui.View(timeout=None)
     view.add_item(DetailsButton(comparison_id))
+    view.add_item(CloseVoteButton(comparison_id))
     view.add_item(DeleteButton(comparison_id))
     return view
