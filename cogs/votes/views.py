@@ -57,15 +57,15 @@ class CloseVoteButton(
     @classmethod
     async def from_custom_id(
         cls,
-        interaction: discord.Interaction[SplitshotBot],
-        item: discord.ui.Button[Any],
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
     ) -> CloseVoteButton:
         return cls(match["comparison_id"])
 
-    async def callback(self, interaction: discord.Interaction[SplitshotBot]) -> None:
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
-            cog: Closer | None = interaction.client.get_cog(COG_NAME)  # type: ignore[assignment]
+            cog: Closer | None = interaction.client.get_cog(COG_NAME)
             if cog is None:
                 raise VotingUnavailable()
             await cog.close_by_button(interaction, self.comparison_id)
