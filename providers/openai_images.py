@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import httpx
 
+from providers._direct import DirectAdapter
 from providers._errors import (
     bad_request,
     config_error,
@@ -22,9 +23,9 @@ from providers._errors import (
     scrub,
     status_error,
 )
-from providers._http import Limits, Output, RetryPolicy, Upstream
+from providers._http import Output
 from providers._images import ImageProblem, decode_base64, parse_aspect
-from providers.base import ImageRequest, ImageResult, ProviderError, Quality, Target
+from providers.base import ImageRequest, ProviderError, Quality, Target
 
 NAME = "openai"
 MAX_PROMPT = 32_000
@@ -269,39 +270,19 @@ def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
 
 
 # ------------------------------------------------------------------ adapter
-class OpenAIImages:
+class OpenAIImages(DirectAdapter[OpenAIEndpoint]):
     """GPT-Image models over OpenAI's Images API, an Azure deployment or a compatible gateway."""
 
     name = NAME
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        endpoint: OpenAIEndpoint,
-        *,
-        concurrency: int = 4,
-        policy: RetryPolicy | None = None,
-        limits: Limits | None = None,
-    ) -> None:
-        self.endpoint = endpoint
-        self._upstream = Upstream(
-            NAME,
-            http,
-            secret=endpoint.api_key,
-            concurrency=concurrency,
-            policy=policy,
-            limits=limits,
-        )
+    def build_request(self, target: Target, request: ImageRequest) -> httpx.Request:
+        """The HTTP request for one image."""
+        return build_request(self.endpoint, target, request)
 
-    async def generate(
-        self, target: Target, request: ImageRequest, *, deadline: float
-    ) -> ImageResult:
-        """Generate one image; ``deadline`` is an absolute loop time."""
-        async with self._upstream.call(target, deadline) as call:
-            response = await self._upstream.send(
-                call,
-                lambda: build_request(self.endpoint, target, request),
-                lambda answer: error_for(target, answer),
-            )
-            output = parse_response(target, response)
-            return await self._upstream.finish(call, output, base_url=self.endpoint.base_url)
+    def error_for(self, target: Target, response: httpx.Response) -> ProviderError | None:
+        """The typed error for a non-success answer, None for success."""
+        return error_for(target, response)
+
+    def parse_response(self, target: Target, response: httpx.Response) -> Output:
+        """The image and what the provider said about it."""
+        return parse_response(target, response)
