@@ -5,6 +5,12 @@ proven one; models below the server's vote threshold follow, unranked. Which com
 is the caller's choice (``bot.votes`` passes the server's, without deleted or demo ones); with
 ``blind_only`` only blind comparisons count (the arena rule).
 
+The bootstrap resamples whole comparisons, so it cannot measure the uncertainty of a model seen
+in fewer than ``MIN_COMPARISONS`` of them, nor of one whose comparisons are all alike: every
+resample agrees, giving a falsely certain "± 0". Such a row keeps its rating but its interval is
+unknown (``low``, ``high`` and ``margin`` are None, shown as "± ?"), and it ranks after every
+model whose lower bound is known.
+
 Per model: ``votes`` are the counted 🇦–🇩 and 🤝 votes on comparisons where it produced an
 image, ``wins`` the votes for its own panel. Credits, generation time and refusals come from
 all its panels in those comparisons, voted on or not: what the server spent per vote it won.
@@ -12,6 +18,7 @@ all its panels in those comparisons, voted on or not: what the server spent per 
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,10 +33,22 @@ from bot.ratings import (
     rate_with_intervals,
 )
 
+#: comparisons a model needs before its bootstrap interval means anything
+MIN_COMPARISONS = 2
+#: an interval narrower than this many points is every resample agreeing, not a measurement
+#: (a real 95% interval that narrow would take millions of votes)
+MIN_INTERVAL_WIDTH = 1.0
+#: what the text shows instead of a margin when the interval is unknown
+UNKNOWN_MARGIN = "?"
+
 
 @dataclass(frozen=True, slots=True)
 class LeaderboardRow:
-    """One model on the leaderboard; ``rating`` is None when it has no usable vote yet."""
+    """One model on the leaderboard; ``rating`` is None when it has no usable vote yet.
+
+    ``low`` and ``high`` are None when there is no rating or when the interval is unknown
+    (see ``interval_known``).
+    """
 
     model_id: str
     label: str
@@ -49,14 +68,28 @@ class LeaderboardRow:
 
     @property
     def margin(self) -> float | None:
-        """Half the interval's width, for "1,043 ± 38"."""
+        """Half the interval's width, for "1,043 ± 38"; None when the interval is unknown."""
         return None if self.low is None or self.high is None else (self.high - self.low) / 2
+
+    @property
+    def interval_known(self) -> bool:
+        """Whether the rating comes with a measured interval (False without a rating too)."""
+        return self.rating is not None and self.low is not None and self.high is not None
+
+    def rating_text(self) -> str | None:
+        """ "1,043 ± 38", or "1,043 ± ?" when the interval is unknown; None without a rating."""
+        if self.rating is None:
+            return None
+        margin = UNKNOWN_MARGIN if self.margin is None else f"{self.margin:,.0f}"
+        return f"{self.rating:,.0f} ± {margin}"
 
     def summary(self) -> str:
         """One plain line: rating, interval, votes, win rate, cost, speed, refusals."""
         parts = [self.label]
         if self.rating is not None and self.low is not None and self.high is not None:
             parts.append(f"{self.rating:,.0f} ({self.low:,.0f}–{self.high:,.0f})")
+        elif self.rating is not None:
+            parts.append(f"{self.rating:,.0f} (interval unknown)")
         blind = f" ({self.blind_votes} blind)" if 0 < self.blind_votes < self.votes else ""
         parts.append(f"{self.votes} vote{'' if self.votes == 1 else 's'}{blind}")
         if self.win_rate is not None:
@@ -123,6 +156,7 @@ class _Totals:
     votes: int = 0
     blind_votes: int = 0
     wins: int = 0
+    comparisons: int = 0  # comparisons with a counted vote: the bootstrap's resampling units
 
     def row(
         self,
@@ -131,7 +165,13 @@ class _Totals:
         interval: tuple[float, float] | None,
         min_votes: int,
     ) -> LeaderboardRow:
-        low, high = interval if interval is not None else (None, None)
+        low, high = (None, None)
+        if (
+            interval is not None
+            and self.comparisons >= MIN_COMPARISONS
+            and interval[1] - interval[0] >= MIN_INTERVAL_WIDTH
+        ):
+            low, high = interval
         return LeaderboardRow(
             model_id=model_id,
             label=self.label,
@@ -151,10 +191,12 @@ class _Totals:
         )
 
 
-def _sort_key(row: LeaderboardRow) -> tuple[bool, float, str]:
-    if row.ranked and row.low is not None:
-        return (False, -row.low, row.label)
-    return (True, -row.votes, row.label)
+def _sort_key(row: LeaderboardRow) -> tuple[bool, float, float, str]:
+    if row.ranked and row.rating is not None:
+        # An unknown lower bound counts as -inf: proven models first, then the rest by rating.
+        low = -math.inf if row.low is None else row.low
+        return (False, -low, -row.rating, row.label)
+    return (True, -row.votes, 0.0, row.label)
 
 
 def leaderboard(
@@ -192,6 +234,8 @@ def leaderboard(
                 models[model].votes += 1
                 models[model].blind_votes += comparison.blind
                 models[model].wins += choice == letter
+        for model in contenders.values():
+            models[model].comparisons += bool(counted)
         votes += len(counted)
         blind += len(counted) * comparison.blind
         bad += comparison.choices.count(BAD)
@@ -224,5 +268,6 @@ def leaderboard(
 def community_line(row: LeaderboardRow, use_case_name: str | None = None) -> str:
     """ "In this server, GPT-Image 2 won 14 of 22 portrait votes (rating 1,043 ± 38)"."""
     kind = f"{use_case_name} votes" if use_case_name else "votes"
-    rating = "" if row.rating is None else f" (rating {row.rating:,.0f} ± {row.margin or 0:,.0f})"
+    text = row.rating_text()
+    rating = "" if text is None else f" (rating {text})"
     return f"In this server, {row.label} won {row.wins} of {row.votes} {kind}{rating}"

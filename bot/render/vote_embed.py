@@ -124,11 +124,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
 
 
 def ratings_table(board: Leaderboard) -> str:
-    """Rank, model, rating ± half-interval, votes and win rate; unranked rows show their progress."""
+    """Rank, model, rating ± half-interval (or ± ?), votes and win rate; unranked show progress."""
     rows = []
     for rank, row in enumerate(board.rows, start=1):
-        if row.ranked and row.rating is not None:
-            rating = f"{row.rating:,.0f} ± {row.margin or 0:,.0f}"
+        rating = row.rating_text()
+        if row.ranked and rating is not None:
             rows.append([str(rank), _name(row), rating, f"{row.votes:,}", _percent(row.win_rate)])
         else:
             votes = f"{row.votes}/{board.min_votes}"
@@ -170,6 +170,8 @@ def _summary(board: Leaderboard) -> str:
         f"with {board.level:.0%} intervals, ranked by the interval's low end. "
         "1,000 is this server's average."
     )
+    if any(row.ranked and not row.interval_known for row in board.rows):
+        text += " A rating marked ± ? comes from too few comparisons to measure its uncertainty."
     if board.unranked:
         text += f" Models with fewer than {board.min_votes} votes are listed without a rank."
     if board.all_bad_votes:

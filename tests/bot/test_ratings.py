@@ -273,3 +273,51 @@ def test_community_line_reads_like_the_issue() -> None:
     line = community_line(row, "portrait")
     assert line.startswith("In this server, GPT-IMAGE-2 won 14 of 22 portrait votes (rating 1,")
     assert line.endswith(f" ± {row.margin:,.0f})")
+
+
+def test_one_comparison_gives_a_rating_with_an_unknown_interval() -> None:
+    # Five voters on one comparison: enough votes to rank, but the bootstrap resamples whole
+    # comparisons, so every round redraws the same one and the interval would be "± 0".
+    board = leaderboard(
+        [ComparisonVotes("1", False, panels("x", "y"), ("A", "A", "A", "B", "A"))],
+        min_votes=5,
+        rounds=50,
+    )
+    x, y = board.row("x"), board.row("y")
+    assert x is not None and y is not None
+    assert x.ranked and x.rating is not None and x.rating > 1000
+    assert (x.low, x.high, x.margin, x.interval_known) == (None, None, None, False)
+    assert x.rating_text() == f"{x.rating:,.0f} ± ?"
+    assert "(interval unknown)" in x.summary()
+    assert community_line(x).endswith(f"(rating {x.rating:,.0f} ± ?)")
+    assert [row.model_id for row in board.ranked] == ["x", "y"], "by rating when none is known"
+
+
+def test_comparisons_all_alike_give_an_unknown_interval_too() -> None:
+    same = [ComparisonVotes(str(n), False, panels("x", "y"), ("A", "A", "B")) for n in range(3)]
+    x = leaderboard(same, min_votes=1, rounds=50).row("x")
+    assert x is not None and x.rating is not None and not x.interval_known
+    different = [*same, ComparisonVotes("4", False, panels("x", "y"), ("B",))]
+    x = leaderboard(different, min_votes=1, rounds=50).row("x")
+    assert x is not None and x.interval_known and x.margin is not None and x.margin >= 1
+    assert x.rating_text() == f"{x.rating:,.0f} ± {x.margin:,.0f}"
+
+
+def test_an_unknown_interval_ranks_after_every_known_one() -> None:
+    battles = duels(seed=11, count=600)
+    comparisons = [
+        ComparisonVotes(str(n), False, panels(b.a, b.b), ("A" if b.score_a == 1 else "B",))
+        for n, b in enumerate(battles)
+    ]
+    # A newcomer beating the best model five times in one comparison: the highest rating,
+    # but one comparison says nothing about its uncertainty.
+    comparisons.append(ComparisonVotes("new", False, panels("foxtrot", "alpha"), ("A",) * 5))
+    board = leaderboard(comparisons, min_votes=5, rounds=100)
+    foxtrot = board.row("foxtrot")
+    assert foxtrot is not None and foxtrot.ranked and not foxtrot.interval_known
+    assert foxtrot.rating is not None
+    assert foxtrot.rating > max(row.rating or 0.0 for row in board.ranked[:-1])
+    assert board.ranked[-1] is foxtrot
+    assert all(row.interval_known for row in board.ranked[:-1])
+    lows = [row.low or 0.0 for row in board.ranked[:-1]]
+    assert lows == sorted(lows, reverse=True)

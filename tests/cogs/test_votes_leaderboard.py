@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 
 import discord
 import simcord
 from PIL import Image
 
-from bot.chart import CHART_FILENAME, HEADER, PALETTE, ROW, WIDTH
+from bot.chart import (
+    CHART_FILENAME,
+    FOOTER,
+    HEADER,
+    PALETTE,
+    PROGRESS_FOOTER,
+    PROGRESS_ROW,
+    PROGRESS_TOP,
+    ROW,
+    WIDTH,
+)
 from bot.guild_settings import update_guild_settings
 from tests.cogs.conftest import World
 
 PROMPT = "A lighthouse keeper at dusk, wind in her hair, 85mm portrait"
 BACKGROUND = (43, 45, 49)
 SAVE_TO = os.environ.get("SPLITSHOT_SAVE_CHART")  # to look at the chart by hand
+#: a ranked row's own colour fills its rank badge (r 16) and its dot (r 10) at most
+BADGE_AND_DOT = math.pi * (16**2 + 10**2)
 
 
 def field(embed: discord.Embed, name_start: str) -> str:
@@ -80,7 +93,8 @@ async def test_not_enough_votes_is_one_clear_sentence(world: World) -> None:
     assert embed.image.url == f"attachment://{CHART_FILENAME}"
     assert "not editorial ratings" in (embed.footer.text or "")
     image = await chart(message)
-    assert image.width == WIDTH and 200 <= image.height <= 400
+    # Title, subtitle, "Not enough votes yet" and one card holding the how-to-vote hint.
+    assert image.size == (WIDTH, HEADER + PROGRESS_TOP + PROGRESS_ROW + PROGRESS_FOOTER)
     assert share(image, BACKGROUND) > 0.5
 
 
@@ -105,8 +119,9 @@ async def test_votes_rank_the_models_in_a_table_and_a_chart(world: World) -> Non
     image = await chart(res.response)
     if SAVE_TO:
         image.save(SAVE_TO)
-    assert image.size == (WIDTH, HEADER + 2 * ROW + 64), "two rated rows at a readable size"
-    assert share(image, PALETTE[0]) > 0.0005 and share(image, PALETTE[1]) > 0.0005
+    assert image.size == (WIDTH, HEADER + 2 * ROW + FOOTER), "two rated rows, one card each"
+    for colour in PALETTE[:2]:
+        assert share(image, colour) * image.width * image.height > BADGE_AND_DOT, "and a bar"
     assert share(image, PALETTE[2]) == 0, "no third model drawn"
 
 
@@ -123,6 +138,29 @@ async def test_models_below_the_threshold_are_listed_without_a_rank(world: World
     rows = table_rows(field(embed, "Ratings"))
     assert [row.split("  ")[0] for row in rows] == ["—", "—"]
     assert all("not ranked" in row and "2/5" in row for row in rows)
+
+
+async def test_one_comparison_ranks_with_an_unknown_margin(world: World) -> None:
+    w = world
+    await update_guild_settings(
+        w.bot.db, w.guild.id, compare_cooldown_seconds=0, min_votes_to_rank=3
+    )
+    carol = w.guild.add_member(w.env.create_user("carol"))
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT, use_case="portrait")
+    for voter, emoji in {w.other: "🇦", w.moderator: "🇦", carol: "🇧"}.items():
+        await voter.react(res.response, emoji)
+
+    board = await w.other.slash(w.channel, "leaderboard", use_case="portrait")
+    (embed,) = board.response.embeds
+    first, second = table_rows(field(embed, "Ratings"))
+    assert first.startswith("1  GPT-Image 2") and " ± ? " in first, "no falsely certain ± 0"
+    assert second.startswith("2  Nano Banana Pro") and " ± ? " in second
+    assert "A rating marked ± ? comes from too few comparisons" in (embed.description or "")
+    image = await chart(board.response)
+    assert image.size == (WIDTH, HEADER + 2 * ROW + FOOTER)
+    for colour in PALETTE[:2]:
+        pixels = share(image, colour) * image.width * image.height
+        assert 0 < pixels < BADGE_AND_DOT, "a rank badge and a dot, but no interval bar"
 
 
 async def test_versus_and_later_verdicts_cite_the_servers_results(world: World) -> None:
