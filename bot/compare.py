@@ -11,6 +11,7 @@ import asyncio
 import enum
 import hashlib
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -220,6 +221,8 @@ class Delivered(Generic[T]):
 
 
 ProgressCallback = Callable[[ProgressEvent], Awaitable[None] | None]
+#: the server's results to cite: the lines, or an async callable that fetches them
+Community = Sequence[str] | Callable[[], Awaitable[Sequence[str]]]
 
 
 @dataclass(slots=True)
@@ -243,7 +246,9 @@ class ComparisonService:
         allow_demo: bool | None = None,
     ) -> Plan:
         """Validate everything and price it; raises BadInput before anything is spent."""
-        prompt = " ".join(request.prompt.split())
+        # Tidy spaces but keep line breaks: posters put each line of text on its own line.
+        lines = (" ".join(line.split()) for line in request.prompt.strip().splitlines())
+        prompt = "\n".join(lines).strip()
         if not prompt:
             raise BadInput("The prompt is empty: describe the image you want.")
         if len(prompt) > MAX_PROMPT:
@@ -281,6 +286,10 @@ class ComparisonService:
                 raise BadInput(f"{_names(no_i2i)} cannot use a reference image.")
         demo = self.allow_demo if allow_demo is None else allow_demo
         overrides = price_overrides or {}
+        plan_id = uuid.uuid4().hex[:12]
+        if request.blind:
+            # Letters must not follow the option order, or A would always be model_a.
+            random.Random(plan_id).shuffle(models)
         panels = []
         for index, model in enumerate(models):
             route = self.registry.route(model.id, model.name, model.adapters, allow_demo=demo)
@@ -290,7 +299,7 @@ class ComparisonService:
                 blind_name = f"Model {LETTERS[index]}"
                 route = Route(route.adapter, replace(route.target, display_name=blind_name))
             panels.append(
-                PlannedPanel(index, model, route, _price(model, request.quality, overrides))
+                PlannedPanel(index, model, route, price_for(model, request.quality, overrides))
             )
         image_request = ImageRequest(
             prompt=prompt,
@@ -301,7 +310,7 @@ class ComparisonService:
             user_hash=request.user_hash,
         )
         return Plan(
-            id=uuid.uuid4().hex[:12],
+            id=plan_id,
             prompt=prompt,
             use_case=use_case,
             aspect=aspect,
@@ -420,7 +429,7 @@ class ComparisonService:
         panels = [
             Panel(
                 label=o.panel.letter if plan.blind else o.panel.label,
-                caption=_caption(o),
+                caption=_caption(o, blind=plan.blind),
                 image=o.result.image if o.result else None,
                 failure=None if o.ok else _failure_text(o),
             )
@@ -434,11 +443,21 @@ class ComparisonService:
         *,
         on_progress: ProgressCallback | None = None,
         max_bytes: int = MAX_UPLOAD_BYTES,
-        community: Sequence[str] = (),
+        community: Community = (),
     ) -> ComparisonResult:
-        """Run, compose and judge; raises AllModelsFailed when no model delivered."""
-        outcomes = await self.run(plan, on_progress)
+        """Run, compose and judge; raises AllModelsFailed when no model delivered.
+
+        ``community`` is the server's results to cite, or an async callable fetching them,
+        awaited while the models run (it can take a while on a busy server).
+        """
+        lines = asyncio.ensure_future(_community_lines(plan, community))
+        try:
+            outcomes = await self.run(plan, on_progress)
+        except BaseException:
+            lines.cancel()
+            raise
         if not any(o.ok for o in outcomes):
+            lines.cancel()
             raise AllModelsFailed(outcomes, refunded=0)
         composite = await self.compose(plan, outcomes, max_bytes=max_bytes)
         # An image the compositor could not show never reached the member: it is a failure
@@ -453,9 +472,10 @@ class ComparisonService:
                     error_kind="malformed",
                 )
         if not any(o.ok for o in outcomes):
+            lines.cancel()
             raise AllModelsFailed(outcomes, refunded=0)
         return ComparisonResult(
-            plan, tuple(outcomes), composite, self.verdict(plan, outcomes, community)
+            plan, tuple(outcomes), composite, self.verdict(plan, outcomes, await lines)
         )
 
     # -------------------------------------------------------------- execute
@@ -468,7 +488,7 @@ class ComparisonService:
         on_progress: ProgressCallback | None = None,
         on_reserved: Callable[[], Awaitable[None]] | None = None,
         max_bytes: int = MAX_UPLOAD_BYTES,
-        community: Sequence[str] = (),
+        community: Community = (),
     ) -> Delivered[T]:
         """Reserve, produce, deliver, then settle; any failure before delivery releases the hold.
 
@@ -498,17 +518,57 @@ class ComparisonService:
         except BaseException as exc:
             if hold is not None and payer is not None:
                 # Shielded so a cancellation cannot interrupt the refund itself.
-                await asyncio.shield(payer.ledger.release(hold.id, _release_reason(exc)))
+                await asyncio.shield(_release(payer.ledger, hold.id, _release_reason(exc)))
             raise
         settlement = None
         if hold is not None and payer is not None:
             delivered = [o.panel.model.id for o in result.outcomes if o.ok]
             reasons = {o.panel.model.id: o.refund_reason() for o in result.outcomes if not o.ok}
             settlement = await payer.ledger.settle(hold.id, delivered, reasons)
+            if settlement.already_closed:
+                # Only the stale-hold sweep closes a hold behind our back: its age limit is
+                # shorter than this comparison took, so the member got these images free.
+                log.error(
+                    "comparison %s was settled after its hold had been released (%s); "
+                    "raise SPLITSHOT_STALE_HOLD_MINUTES",
+                    plan.id,
+                    settlement.state,
+                )
         return Delivered(result, delivery, hold, settlement, balance_after)
 
 
-def _price(model: Model, quality: Quality, overrides: Mapping[str, int]) -> int:
+#: how often and how long to retry a refund that the database refused (e.g. locked by a shard)
+RELEASE_RETRY_DELAYS = (0.2, 1.0, 3.0)
+
+
+async def _release(ledger: Ledger, hold_id: int, reason: str) -> None:
+    """Release a hold, retrying a few times; a refund is the one write that must not be lost."""
+    for delay in (*RELEASE_RETRY_DELAYS, None):
+        try:
+            await ledger.release(hold_id, reason)
+        except Exception:
+            if delay is None:
+                # The stale-hold sweep refunds it later; the original error still propagates.
+                log.exception("could not release hold %d; the sweep will refund it", hold_id)
+                return
+            log.warning("releasing hold %d failed; retrying in %.1f s", hold_id, delay)
+            await asyncio.sleep(delay)
+        else:
+            return
+
+
+async def _community_lines(plan: Plan, community: Community) -> Sequence[str]:
+    if not callable(community):
+        return community
+    try:
+        return await community()
+    except Exception:
+        # Community results decorate the verdict; failing to fetch them sinks nothing.
+        log.exception("community results failed for comparison %s", plan.id)
+        return ()
+
+
+def price_for(model: Model, quality: Quality, overrides: Mapping[str, int]) -> int:
     """Credits per image; a server's override is the standard-tier price, other tiers scale."""
     if model.id not in overrides:
         return model.credits[quality]
@@ -529,9 +589,11 @@ def _release_reason(exc: BaseException) -> str:
     return "the result could not be delivered"
 
 
-def _caption(outcome: PanelOutcome) -> str:
+def _caption(outcome: PanelOutcome, *, blind: bool = False) -> str:
     if outcome.result is None:
         return f"{outcome.status} · {outcome.seconds:.1f} s"
+    if blind:  # each provider's output sizes are their own, so the resolution is a tell
+        return f"{outcome.seconds:.1f} s"
     return f"{outcome.seconds:.1f} s · {outcome.result.width}×{outcome.result.height}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,6 +10,9 @@ from pathlib import Path
 
 from bot.errors import SplitshotError
 from providers.registry import ProvidersConfig
+
+#: time a delivered comparison may still spend uploading (Discord's interaction lives 15 min)
+UPLOAD_ALLOWANCE_S = 15 * 60
 
 
 class SettingsError(SplitshotError):
@@ -154,6 +158,17 @@ class Settings:
             concurrency=concurrency,
             demo_latency=_latency(env, "SPLITSHOT_DEMO_LATENCY"),
         )
+        model_timeout = _float(env, "SPLITSHOT_MODEL_TIMEOUT", 240.0)
+        stale_minutes = _int(env, "SPLITSHOT_STALE_HOLD_MINUTES", 30, minimum=1)
+        # The sweep refunds holds older than this; one must never catch a comparison still
+        # running (its models, then up to 15 minutes of Discord upload and fallback).
+        needed = math.ceil((model_timeout + UPLOAD_ALLOWANCE_S) / 60)
+        if stale_minutes < needed:
+            raise SettingsError(
+                f"SPLITSHOT_STALE_HOLD_MINUTES must be at least {needed} with "
+                f"SPLITSHOT_MODEL_TIMEOUT={model_timeout:g}, or running comparisons could be "
+                "refunded while they deliver."
+            )
         if dev_guild is not None and not dev_guild.isdigit():
             raise SettingsError(
                 f"SPLITSHOT_DEV_GUILD must be a server id (digits), got {dev_guild!r}."
@@ -164,8 +179,8 @@ class Settings:
             db_path=Path(_opt(env, "SPLITSHOT_DB") or "splitshot.db"),
             catalog_path=Path(catalog) if catalog else None,
             demo_mode=_bool(env, "SPLITSHOT_DEMO"),
-            model_timeout_s=_float(env, "SPLITSHOT_MODEL_TIMEOUT", 240.0),
-            stale_hold_minutes=_int(env, "SPLITSHOT_STALE_HOLD_MINUTES", 30, minimum=1),
+            model_timeout_s=model_timeout,
+            stale_hold_minutes=stale_minutes,
             user_hash_salt=_opt(env, "SPLITSHOT_USER_SALT") or "splitshot",
             playground_port=_int(env, "SPLITSHOT_PLAYGROUND_PORT", 8765, minimum=0),
             log_level=(_opt(env, "SPLITSHOT_LOG_LEVEL") or "").upper() or None,

@@ -126,10 +126,13 @@ WHERE k.announced_at IS NULL AND c.state = 'closed' ORDER BY k.closed_at
 SQL_MARK_ANNOUNCED = """
 UPDATE vote_closures SET announced_at = ? WHERE comparison_id = ? AND announced_at IS NULL
 """
+# An open blind comparison counts only once it closes: until then, watching the leaderboard
+# move after a vote would give its models away.
 SQL_RATED_PANELS = """
 SELECT c.id, c.blind, p.letter, p.model_id, p.label, p.status, p.latency_s, p.credits
 FROM comparisons c JOIN panels p ON p.comparison_id = c.id
 WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
+    AND NOT (c.blind = 1 AND c.state = 'open')
     AND (:use_case IS NULL OR c.use_case = :use_case)
 ORDER BY c.created_at, c.id, p.idx
 """
@@ -137,6 +140,7 @@ SQL_RATED_VOTES = """
 SELECT v.comparison_id, v.choice
 FROM comparisons c JOIN votes v ON v.comparison_id = c.id
 WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
+    AND NOT (c.blind = 1 AND c.state = 'open')
     AND (:use_case IS NULL OR c.use_case = :use_case)
 ORDER BY v.comparison_id, v.user_id
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from typing import Any
 
 import pytest
@@ -118,6 +119,60 @@ async def test_models_run_concurrently(catalog: Catalog) -> None:
     starts = [start for _, start, _ in adapter.calls]
     ends = [end for _, _, end in adapter.calls]
     assert max(starts) < min(ends)
+
+
+async def test_community_lines_are_fetched_while_the_models_run(catalog: Catalog) -> None:
+    adapter = FakeAdapter(delay=0.05)
+    service = service_with(catalog, adapter)
+    plan = service.plan(CompareRequest("a fox", "portrait"))
+    started: list[int] = []
+
+    async def fetch() -> list[str]:
+        started.append(len(adapter.calls))  # no model has finished yet
+        return ["In this server, GPT-Image 2 won 3 of 4 portrait votes (rating 1,050 ± 40)"]
+
+    result = await service.produce(plan, community=fetch)
+    assert started == [0]
+    assert result.verdict.community == (
+        "In this server, GPT-Image 2 won 3 of 4 portrait votes (rating 1,050 ± 40)",
+    )
+
+    async def broken() -> list[str]:
+        raise RuntimeError("leaderboard down")
+
+    assert (await service.produce(plan, community=broken)).verdict.community == ()
+
+
+def test_prompts_keep_their_line_breaks(catalog: Catalog) -> None:
+    plan = service_with(catalog, FakeAdapter()).plan(
+        CompareRequest("  A poster that reads:\n  SUMMER   SALE \n\n 50% off  ", "poster")
+    )
+    assert plan.prompt == "A poster that reads:\nSUMMER SALE\n\n50% off"
+
+
+async def test_a_refund_the_database_refuses_is_retried(catalog: Catalog, db: Any) -> None:
+    ledger = Ledger(db)
+    await ledger.ensure_account(1, 2)
+    original = ledger.release
+    attempts: list[int] = []
+
+    async def flaky_release(hold_id: int, reason: str) -> Any:
+        attempts.append(hold_id)
+        if len(attempts) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return await original(hold_id, reason)
+
+    ledger.release = flaky_release  # type: ignore[method-assign]
+    service = service_with(catalog, FakeAdapter())
+
+    async def deliver(result: ComparisonResult, balance_after: int | None) -> None:
+        raise ConnectionError("upload failed")
+
+    with pytest.raises(ConnectionError):
+        await service.execute(service.plan(CompareRequest("a fox", "portrait")), deliver,
+                              payer=Payer(ledger, 1, 2))  # fmt: skip
+    assert len(attempts) == 3
+    assert await ledger.balance(1, 2) == 60
 
 
 async def test_a_refused_model_leaves_the_others_intact(catalog: Catalog) -> None:
@@ -278,7 +333,13 @@ async def test_blind_comparisons_hide_names_from_what_adapters_write(catalog: Ca
     service = ComparisonService(catalog, Registry({"openai": adapter, "gemini": adapter}))
     plan = service.plan(CompareRequest("a fox", "portrait", blind=True))
     assert [p.route.target.display_name for p in plan.panels] == ["Model A", "Model B"]
-    assert [p.label for p in plan.panels] == ["GPT-Image 2", "Nano Banana Pro"]
+    assert sorted(p.label for p in plan.panels) == ["GPT-Image 2", "Nano Banana Pro"]
+    # The letters do not follow the option order, or A would always be model_a.
+    firsts = {service.plan(CompareRequest("a fox", "portrait", blind=True)).panels[0].model.id
+              for _ in range(40)}  # fmt: skip
+    assert firsts == {"gpt-image-2", "nano-banana-pro"}
+    open_plan = service.plan(CompareRequest("a fox", "portrait"))
+    assert [p.model.id for p in open_plan.panels] == ["gpt-image-2", "nano-banana-pro"]
     demo = ComparisonService(catalog, Registry({}, demo=DemoAdapter(latency=(0, 0))))
     demo_plan = demo.plan(CompareRequest("a fox", "portrait", blind=True))
     assert [p.route.target.display_name for p in demo_plan.panels] == ["Model A", "Model B"]

@@ -54,6 +54,11 @@ def test_azure_variant() -> None:
         ({"SPLITSHOT_DEMO_LATENCY": "3-1"}, "SPLITSHOT_DEMO_LATENCY must be a range"),
         ({"SPLITSHOT_OPENAI_CONCURRENCY": "0"}, "must be at least 1"),
         ({"OPENAI_DEPLOYMENTS": "nonsense"}, "OPENAI_DEPLOYMENTS must look like"),
+        ({"SPLITSHOT_MODEL_TIMEOUT": "1800"}, "SPLITSHOT_STALE_HOLD_MINUTES must be at least 45"),
+        (
+            {"SPLITSHOT_STALE_HOLD_MINUTES": "5"},
+            "must be at least 19 with SPLITSHOT_MODEL_TIMEOUT=240",
+        ),
     ],
 )
 def test_bad_values_fail_fast_with_one_sentence(env: dict[str, str], message: str) -> None:

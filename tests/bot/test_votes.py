@@ -432,6 +432,12 @@ async def test_leaderboard_and_community_lines_from_stored_votes(
     await db.execute("UPDATE comparisons SET state = 'deleted' WHERE id = 'gone'")
     await store.close("p0", by=None)  # closed and open votes both count
 
+    # ...except an open blind comparison's: the board moving after a vote would reveal it.
+    early = await store.leaderboard(GUILD, "portrait", DEFAULTS, rounds=50)
+    assert early.votes == 12  # the 11 open, not blind ones and the closed blind p0
+    for n in range(2, 22, 2):
+        await store.close(f"p{n}", by=None)
+
     board = await store.leaderboard(GUILD, "portrait", DEFAULTS, rounds=50)
     gpt = board.row("gpt-image-2")
     assert gpt is not None and (gpt.votes, gpt.wins, gpt.blind_votes) == (22, 14, 11)
