@@ -210,6 +210,7 @@ class SplitshotBot(commands.Bot):
         *,
         dev_guild_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         progress_interval: float = PROGRESS_INTERVAL,
         cogs: Sequence[str] = COGS,
     ) -> None:
@@ -230,10 +231,14 @@ class SplitshotBot(commands.Bot):
         self.dev_guild_id = dev_guild_id
         #: monotonic seconds for cooldowns and progress (injectable so tests can use virtual time)
         self.clock = clock
+        #: how progress waits between frames (injectable like ``clock``)
+        self.sleep = sleep
         self.progress_interval = progress_interval
         self.cog_names = tuple(cogs)
         #: comparison tasks in flight, cancelled (and so refunded) on shutdown
         self.comparisons: set[asyncio.Task[Any]] = set()
+        #: those of them whose result the member already has: shutdown lets them settle
+        self.delivered_comparisons: set[asyncio.Task[Any]] = set()
         #: set by the voting feature so verdicts and /versus can cite this server's votes
         self.community_source: CommunitySource | None = None
 
@@ -280,6 +285,17 @@ class SplitshotBot(commands.Bot):
             log.exception("community results failed for guild %d", guild_id)
             return []
 
+    def mark_delivered(self) -> None:
+        """The calling comparison posted its result: shutdown must not cancel (refund) it."""
+        task = asyncio.current_task()
+        if task is not None and task in self.comparisons:
+            self.delivered_comparisons.add(task)
+
+    def forget_comparison(self, task: asyncio.Task[Any]) -> None:
+        """A comparison task finished (delivered or not)."""
+        self.comparisons.discard(task)
+        self.delivered_comparisons.discard(task)
+
     async def setup_hook(self) -> None:
         """Refund holds a previous run left open, load the cogs, sync the commands."""
         self.sweep_holds.start()
@@ -310,11 +326,16 @@ class SplitshotBot(commands.Bot):
         log.info("ready as %s in %d servers", user, len(self.guilds))
 
     async def close(self) -> None:
-        """Stop the sweeper, let running comparisons refund themselves, then disconnect."""
+        """Stop the sweeper, let running comparisons refund or settle themselves, then disconnect.
+
+        A comparison whose result is already posted is not cancelled: the member has the image,
+        so it must settle (be charged), not be refunded.
+        """
         self.sweep_holds.cancel()
         running = [task for task in self.comparisons if not task.done()]
         for task in running:
-            task.cancel()
+            if task not in self.delivered_comparisons:
+                task.cancel()
         if running:
             await asyncio.wait(running, timeout=SHUTDOWN_GRACE)
         await super().close()

@@ -420,6 +420,7 @@ class ComparisonService:
             prices=[p.credits for p in plan.panels],
             measured=measured,
             community=community,
+            quality=plan.quality,
         )
 
     async def compose(

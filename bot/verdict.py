@@ -141,8 +141,12 @@ def build_verdict(
     prices: Sequence[int] | None = None,
     measured: Sequence[MeasuredCell] = (),
     community: Sequence[str] = (),
+    quality: str = "standard",
 ) -> Verdict:
-    """Decide the verdict for 2–4 models on a use case; ``labels`` may carry '· demo'."""
+    """Decide the verdict for 2–4 models on a use case; ``labels`` may carry '· demo'.
+
+    ``prices`` are per image at ``quality`` (default: the catalog's standard prices).
+    """
     labels = tuple(labels or (m.name for m in models))
     prices = tuple(prices or (m.credits["standard"] for m in models))
     uc = use_case.id
@@ -191,7 +195,7 @@ def build_verdict(
         pick_sentence=pick_sentence,
         rows=tuple(rows),
         needs=needs,
-        features=_features(models, prices),
+        features=_features(models, prices, quality),
         strengths=tuple((label, m.strengths) for label, m in zip(labels, models, strict=True)),
         closing=_closing(models, labels, bft, lead, use_case),
         measured=tuple(measured),
@@ -312,7 +316,9 @@ def _yes(flag: bool) -> str:
     return "Yes" if flag else "No"
 
 
-def _features(models: Sequence[Model], prices: Sequence[int]) -> tuple[FeatureRow, ...]:
+def _features(
+    models: Sequence[Model], prices: Sequence[int], quality: str
+) -> tuple[FeatureRow, ...]:
     def row(name: str, values: Sequence[str]) -> FeatureRow:
         return FeatureRow(name, tuple(values))
 
@@ -327,7 +333,7 @@ def _features(models: Sequence[Model], prices: Sequence[int]) -> tuple[FeatureRo
         row("Image sizes", [", ".join(m.image_sizes) for m in models]),
         row("Quality", [", ".join(m.quality_options) for m in models]),
         row("Starting price", [f"{m.starting_price} credits" for m in models]),
-        row("Credits per image (standard)", [f"{p} credits" for p in prices]),
+        row(f"Credits per image ({quality})", [f"{p} credits" for p in prices]),
     )
 
 

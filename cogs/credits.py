@@ -256,35 +256,45 @@ class CreditsCog(
         title: str,
         colour: discord.Colour,
     ) -> None:
-        """Tell the moderator, and post the same line to the audit channel when one is set."""
+        """Tell the moderator, then post the same line to the audit channel when one is set.
+
+        The credits have moved by now, so the moderator hears it first: a slow or failing audit
+        post must not cost the reply, and nothing may raise after it — the error boundary's
+        "please try again" would have them grant twice.
+        """
         assert interaction.guild_id is not None
-        settings = await self.bot.guild_settings(interaction.guild_id)
-        note = ""
-        channel_id = settings.audit_channel_id
-        if channel_id is not None:
-            channel = self.bot.get_channel(channel_id)
-            embed = discord.Embed(
-                title=title, description=f"{text}\nBy {interaction.user.mention}.", colour=colour
-            )
-            posted = False
-            if isinstance(channel, discord.abc.Messageable):
-                try:
-                    await channel.send(
-                        embed=fit_embed(embed), allowed_mentions=discord.AllowedMentions.none()
-                    )
-                    posted = True
-                except discord.HTTPException as exc:
-                    log.warning(
-                        "audit post to %s in guild %s failed: %s",
-                        channel_id,
-                        interaction.guild_id,
-                        exc,
-                    )
-            if not posted:
-                note = f"\n(I couldn't post this to <#{channel_id}>; check my permissions there.)"
         await interaction.response.send_message(
-            text + note, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
+        where = "the audit channel"
+        try:
+            settings = await self.bot.guild_settings(interaction.guild_id)
+            channel_id = settings.audit_channel_id
+            if channel_id is None:
+                return
+            where = f"<#{channel_id}>"
+            channel = self.bot.get_channel(channel_id)
+            if isinstance(channel, discord.abc.Messageable):
+                embed = discord.Embed(
+                    title=title,
+                    description=f"{text}\nBy {interaction.user.mention}.",
+                    colour=colour,
+                )
+                await channel.send(
+                    embed=fit_embed(embed), allowed_mentions=discord.AllowedMentions.none()
+                )
+                return
+            log.warning("audit channel %s in guild %s is gone", channel_id, interaction.guild_id)
+        except discord.HTTPException as exc:
+            log.warning("audit post in guild %s failed: %s", interaction.guild_id, exc)
+        except Exception:
+            log.exception("audit post in guild %s failed", interaction.guild_id)
+        with suppress(discord.HTTPException):
+            await interaction.followup.send(
+                f"(I couldn't post this to {where}; check my permissions there.)",
+                ephemeral=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
 
 
 async def setup(bot: SplitshotBot) -> None:

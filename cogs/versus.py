@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -10,9 +12,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import model_choices, use_case_choices
+from bot.compare import price_for
 from bot.errors import BadInput
 from bot.render.embed import model_embed, models_embed, versus_embeds
 from bot.verdict import build_verdict
+from providers.base import QUALITIES, Quality
 from providers.registry import ModelUnavailable
 
 if TYPE_CHECKING:
@@ -21,6 +25,16 @@ if TYPE_CHECKING:
     from bot.guild_settings import GuildSettings
 
 log = logging.getLogger(__name__)
+
+
+def server_prices(model: Model, overrides: Mapping[str, int]) -> dict[Quality, int]:
+    """This server's credits per tier for a model, priced as /compare prices it."""
+    return {quality: price_for(model, quality, overrides) for quality in QUALITIES}
+
+
+def priced(model: Model, overrides: Mapping[str, int]) -> Model:
+    """The model with this server's prices in place of the catalog's."""
+    return replace(model, credits=server_prices(model, overrides))
 
 
 def build_versus_command(cog: VersusCog) -> app_commands.Command[Any, ..., None]:
@@ -113,20 +127,24 @@ class VersusCog(commands.Cog):
         catalog = self.bot.catalog
         models = [catalog.model(m) for m in model_ids]
         use_case = catalog.use_case(use_case_id or next(iter(catalog.use_cases)))
-        verdict = build_verdict(catalog, models, use_case)
         assert interaction.guild_id is not None
+        # The server's voting results can take a while to gather: acknowledge first.
+        await interaction.response.defer()
+        settings = await self.bot.guild_settings(interaction.guild_id)
+        models = [priced(m, settings.price_overrides) for m in models]
+        verdict = build_verdict(catalog, models, use_case)
         community = await self.bot.community_lines(interaction.guild_id, use_case.id, model_ids)
-        await interaction.response.send_message(
-            embeds=versus_embeds(verdict, models, community=community)
-        )
+        await interaction.followup.send(embeds=versus_embeds(verdict, models, community=community))
 
     async def list_models(self, interaction: discord.Interaction[SplitshotBot]) -> None:
         """The catalog as a compact table, with how each model is served in this server."""
         assert interaction.guild_id is not None
         settings = await self.bot.guild_settings(interaction.guild_id)
-        status = {m.id: self._status(m, settings) for m in self.bot.catalog.models.values()}
+        models = self.bot.catalog.models.values()
+        status = {m.id: self._status(m, settings) for m in models}
+        prices = {m.id: server_prices(m, settings.price_overrides) for m in models}
         await interaction.response.send_message(
-            embed=models_embed(self.bot.catalog, status), ephemeral=True
+            embed=models_embed(self.bot.catalog, status, prices), ephemeral=True
         )
 
     async def model_info(
@@ -136,7 +154,12 @@ class VersusCog(commands.Cog):
         assert interaction.guild_id is not None
         settings = await self.bot.guild_settings(interaction.guild_id)
         model = self.bot.catalog.model(model_id)
-        embed = model_embed(model, self.bot.catalog, self._status(model, settings))
+        embed = model_embed(
+            model,
+            self.bot.catalog,
+            self._status(model, settings),
+            server_prices(model, settings.price_overrides),
+        )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     def _status(self, model: Model, settings: GuildSettings) -> str:

@@ -48,6 +48,7 @@ TIE_EMOJI = OPTION_EMOJI["tie"]
 BAD_EMOJI = OPTION_EMOJI["bad"]
 DEMO_WARNING = "⚠️ **Demo stand-ins — not real model output.** Add provider keys for real images."
 PROMPT_PREVIEW = 200
+BLIND_REVEAL = "Verdict, prices and model names are revealed when voting closes."
 
 _STATE_ICONS = {
     "queued": "⏳",
@@ -275,6 +276,7 @@ def _card_verdict(
     hidden: bool,
     measured: Sequence[MeasuredCell],
     community: Sequence[str],
+    quality: str,
 ) -> Verdict:
     """The verdict in the card's own words: a blind card must not name a model anywhere.
 
@@ -290,6 +292,7 @@ def _card_verdict(
         prices=[p.price for p in panels],
         measured=measured,
         community=community,
+        quality=quality,
     )
 
 
@@ -326,6 +329,7 @@ def card_from_result(
         hidden=plan.blind,
         measured=result.verdict.measured,
         community=community or result.verdict.community,
+        quality=plan.quality,
     )
     return ResultCard(
         comparison_id=plan.id,
@@ -382,6 +386,7 @@ def card_from_record(
         hidden=record.blind and not revealed,
         measured=measured,
         community=community,
+        quality=record.quality,
     )
     return ResultCard(
         comparison_id=record.id,
@@ -417,7 +422,16 @@ def _panel_line(card: ResultCard, panel: PanelView) -> str:
         return head
     icon, verb = ("🚫", "declined this prompt") if panel.status == "refused" else ("⚠️", "failed")
     why = f" ({panel.reason})" if panel.reason else ""
+    if card.hidden:  # a panel's own price points at its model; the Cost field has the total
+        return f"{head} — {icon} {verb}{why}; refunded"
     return f"{head} — {icon} {verb}{why}; {panel.price} credits refunded"
+
+
+def _hidden_measure(panel: PanelView) -> str:
+    """What a blind panel did, without the price or resolution that would name its model."""
+    if not panel.ok:
+        return f"{panel.status} · refunded"
+    return f"{panel.seconds:.1f} s" if panel.seconds is not None else "—"
 
 
 def cost_line(charged: int, refunded: int, balance: int | None) -> str:
@@ -459,9 +473,11 @@ def result_embed(card: ResultCard) -> discord.Embed:
     if card.closed and card.vote_headline:
         description.append(f"🏁 **Voting closed:** {card.vote_headline}")
     if card.hidden:
+        # The verdict's prose, the criteria dots and each panel's price or resolution all come
+        # from the catalog or the provider, so any of them would name the model behind a letter.
         description.append(
             "🙈 **Blind comparison** — the models stay hidden as "
-            f"{'/'.join(letters)} until voting closes. {verdict.pick_sentence}"
+            f"{'/'.join(letters)} until voting closes. {BLIND_REVEAL}"
         )
     else:
         description.append(verdict.quick_verdict)
@@ -473,17 +489,21 @@ def result_embed(card: ResultCard) -> discord.Embed:
     embed.add_field(
         name="Panels", value="\n".join(_panel_line(card, p) for p in card.panels), inline=False
     )
-    embed.add_field(
-        name="Criteria · editorial dots, cost from price",
-        value=code_block(criteria_table(verdict, letters)),
-        inline=False,
-    )
-    if verdict.measured:
-        measured = "\n".join(
-            f"{letter}  {cell.text()}"
-            for letter, cell in zip(letters, verdict.measured, strict=True)
-        )
+    if card.hidden:
+        measured = "\n".join(f"{p.letter}  {_hidden_measure(p)}" for p in card.panels)
         embed.add_field(name="Measured · this run", value=code_block(measured), inline=False)
+    else:
+        embed.add_field(
+            name="Criteria · editorial dots, cost from price",
+            value=code_block(criteria_table(verdict, letters)),
+            inline=False,
+        )
+        if verdict.measured:
+            measured = "\n".join(
+                f"{letter}  {cell.text()}"
+                for letter, cell in zip(letters, verdict.measured, strict=True)
+            )
+            embed.add_field(name="Measured · this run", value=code_block(measured), inline=False)
     if verdict.community and not card.hidden:  # community lines name the models
         for name, value in field_chunks("This server's votes", verdict.community):
             embed.add_field(name=name, value=value, inline=False)
@@ -615,11 +635,19 @@ def versus_embeds(
     return fit_embeds([page, features])
 
 
-def models_embed(catalog: Catalog, status: Mapping[str, str]) -> discord.Embed:
-    """The catalog as a compact table; ``status`` says how each model is served here."""
+def models_embed(
+    catalog: Catalog,
+    status: Mapping[str, str],
+    prices: Mapping[str, Mapping[Quality, int]] | None = None,
+) -> discord.Embed:
+    """The catalog as a compact table; ``status`` says how each model is served here.
+
+    ``prices`` are this server's credits per tier by model id (the catalog's where missing).
+    """
     rows = [("Model", "Credits", "Safety", "Here")]
     for model in catalog.models.values():
-        credits = f"{model.credits['draft']}/{model.credits['standard']}/{model.credits['high']}"
+        tiers = (prices or {}).get(model.id, model.credits)
+        credits = f"{tiers['draft']}/{tiers['standard']}/{tiers['high']}"
         rows.append((model.name, credits, model.safety, status.get(model.id, "")))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [
@@ -643,15 +671,17 @@ def models_embed(catalog: Catalog, status: Mapping[str, str]) -> discord.Embed:
     return fit_embed(embed)
 
 
-def model_embed(model: Model, catalog: Catalog, status: str) -> discord.Embed:
-    """One model's catalog entry: summary, prices, capabilities, ratings."""
+def model_embed(
+    model: Model, catalog: Catalog, status: str, prices: Mapping[Quality, int] | None = None
+) -> discord.Embed:
+    """One model's catalog entry: summary, prices (this server's when given), capabilities, ratings."""
     caps = model.capabilities
     embed = discord.Embed(
         title=f"{model.name} — {model.provider}", description=model.summary, colour=COLOUR_INFO
     )
     embed.add_field(
         name="Credits per image",
-        value=" · ".join(f"{tier} {n}" for tier, n in model.credits.items()),
+        value=" · ".join(f"{tier} {n}" for tier, n in (prices or model.credits).items()),
         inline=True,
     )
     embed.add_field(name="Served here by", value=status or "—", inline=True)
@@ -685,7 +715,11 @@ def model_embed(model: Model, catalog: Catalog, status: str) -> discord.Embed:
 def details_embeds(
     record: ComparisonRecord, catalog: Catalog, *, reveal: bool = False
 ) -> list[discord.Embed]:
-    """Every parameter of a stored comparison, each panel's run, and the feature table."""
+    """Every parameter of a stored comparison, each panel's run, and the feature table.
+
+    While a blind comparison is hidden, a panel shows only its status and time: its model,
+    adapter, resolution and price would each tell which model drew it.
+    """
     card = card_from_record(record, catalog, reveal=reveal)
     use_case = catalog.use_cases.get(record.use_case)
     params = discord.Embed(title=f"Details · comparison {record.id}", colour=COLOUR_INFO)
@@ -717,20 +751,24 @@ def details_embeds(
     for name, value in facts:
         params.add_field(name=name, value=value, inline=True)
     for panel, stored in zip(card.panels, record.panels, strict=True):
-        lines = []
-        if card.hidden:
-            lines.append("Model and adapter hidden until voting closes")
-        else:
-            lines += [f"Model: {panel.name} (`{stored.model_id}`)", f"Adapter: `{stored.adapter}`"]
         status = {"ok": "delivered", "refused": "declined", "failed": "failed"}.get(
             panel.status, panel.status
         )
-        lines.append(f"Status: {status}" + (f" — {panel.reason}" if panel.reason else ""))
-        if panel.seconds is not None:
-            lines.append(f"Time: {panel.seconds:.2f} s")
-        if panel.width and panel.height:
-            lines.append(f"Resolution: {panel.width}×{panel.height}")
-        lines.append(f"Credits: {panel.price}" + ("" if panel.ok else " (refunded)"))
+        status_line = f"Status: {status}" + (f" — {panel.reason}" if panel.reason else "")
+        time_line = f"Time: {panel.seconds:.2f} s" if panel.seconds is not None else None
+        if card.hidden:
+            lines = ["Model, adapter, resolution and price hidden until voting closes"]
+            lines.append(status_line)
+            if time_line:
+                lines.append(time_line)
+        else:
+            lines = [f"Model: {panel.name} (`{stored.model_id}`)", f"Adapter: `{stored.adapter}`"]
+            lines.append(status_line)
+            if time_line:
+                lines.append(time_line)
+            if panel.width and panel.height:
+                lines.append(f"Resolution: {panel.width}×{panel.height}")
+            lines.append(f"Credits: {panel.price}" + ("" if panel.ok else " (refunded)"))
         params.add_field(
             name=f"{vote_emoji(panel.letter)} {card.shown(panel)}",
             value="\n".join(lines),

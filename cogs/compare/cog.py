@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -178,53 +179,78 @@ class CompareCog(commands.Cog):
     async def compare(
         self, interaction: discord.Interaction[SplitshotBot], options: CompareOptions
     ) -> None:
-        """Validate and price everything, then run it; nothing is spent before the checks pass."""
+        """Check the member's limits, validate and price everything, then run it.
+
+        Nothing is spent before the checks pass, and nothing slow (the reference download, the
+        server's voting results) happens before the member's slot and cooldown are claimed.
+        """
         assert interaction.guild_id is not None
         key: Key = (interaction.guild_id, interaction.user.id)
         settings = await self.bot.guild_settings(interaction.guild_id)
-        catalog = self.bot.catalog
-        reference = await read_reference(options.reference) if options.reference else None
-        request = CompareRequest(
-            prompt=options.prompt,
-            use_case=options.use_case or next(iter(catalog.use_cases)),
-            models=pick_models(options, catalog.default_models, list(catalog.models)),
-            aspect=options.aspect,
-            quality=options.quality or "standard",
-            reference=reference,
-            blind=settings.blind_default if options.blind is None else options.blind,
-            user_hash=user_hash(self.bot.settings.user_hash_salt, *key),
-        )
-        plan = self.bot.service.plan(
-            request,
-            enabled_models=settings.enabled_models,
-            price_overrides=settings.price_overrides,
-            banned_words=settings.banned_words,
-            allow_demo=settings.demo_mode,
-        )
-        with self._running_slot(key, settings):
-            self._check_cooldown(key, settings)
-            community = await self.bot.community_lines(
-                key[0], plan.use_case.id, [p.model.id for p in plan.panels]
+        with self._running_slot(key, settings), self._cooldown(key, settings) as keep_cooldown:
+            catalog = self.bot.catalog
+            reference = await read_reference(options.reference) if options.reference else None
+            request = CompareRequest(
+                prompt=options.prompt,
+                use_case=options.use_case or next(iter(catalog.use_cases)),
+                models=pick_models(options, catalog.default_models, list(catalog.models)),
+                aspect=options.aspect,
+                quality=options.quality or "standard",
+                reference=reference,
+                blind=settings.blind_default if options.blind is None else options.blind,
+                user_hash=user_hash(self.bot.settings.user_hash_salt, *key),
+            )
+            plan = self.bot.service.plan(
+                request,
+                enabled_models=settings.enabled_models,
+                price_overrides=settings.price_overrides,
+                banned_words=settings.banned_words,
+                allow_demo=settings.demo_mode,
+            )
+            # Fetched by the engine after the acknowledgement, while the models run: a busy
+            # server's results take longer than Discord's three seconds allow.
+            community = partial(
+                self.bot.community_lines,
+                key[0],
+                plan.use_case.id,
+                [p.model.id for p in plan.panels],
             )
             run = ComparisonRun(
-                self.bot,
-                interaction,
-                plan,
-                settings,
-                on_started=lambda: self._started.__setitem__(key, self.bot.clock()),
-                community=community,
+                self.bot, interaction, plan, settings, on_started=keep_cooldown, community=community
             )
             await run.run()
 
-    def _check_cooldown(self, key: Key, settings: GuildSettings) -> None:
+    @contextmanager
+    def _cooldown(self, key: Key, settings: GuildSettings) -> Iterator[Callable[[], None]]:
+        """Claim the member's cooldown now; it is given back unless the run gets acknowledged.
+
+        Claimed in the same step as the check (no await between them), so two /compare sent
+        together cannot both pass; a request refused before the acknowledgement (bad input,
+        too few credits) does not keep the member waiting.
+        """
         per = settings.compare_cooldown_seconds
+        now = self.bot.clock()
         last = self._started.get(key)
-        if per <= 0 or last is None:
-            return
-        retry_after = last + per - self.bot.clock()
-        if retry_after > 0:
-            raise app_commands.CommandOnCooldown(app_commands.Cooldown(1, per), retry_after)
-        del self._started[key]
+        if per > 0 and last is not None:
+            retry_after = last + per - now
+            if retry_after > 0:
+                raise app_commands.CommandOnCooldown(app_commands.Cooldown(1, per), retry_after)
+        self._started[key] = now
+        kept = False
+
+        def keep() -> None:
+            nonlocal kept
+            kept = True
+
+        try:
+            yield keep
+        finally:
+            # Only our own claim is given back, never a later one.
+            if not kept and self._started.get(key) == now:
+                if last is None:
+                    del self._started[key]
+                else:
+                    self._started[key] = last
 
     @contextmanager
     def _running_slot(self, key: Key, settings: GuildSettings) -> Iterator[None]:
@@ -240,7 +266,7 @@ class CompareCog(commands.Cog):
             yield
         finally:
             if task is not None:
-                self.bot.comparisons.discard(task)
+                self.bot.forget_comparison(task)
             left = self._running[key] - 1
             if left:
                 self._running[key] = left

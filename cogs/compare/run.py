@@ -2,7 +2,9 @@
 
 The engine (``ComparisonService.execute``) owns the money: it reserves, releases the hold in full
 if anything fails before the member has the image, and settles after. This module only decides
-what the member sees, and raises from ``deliver`` whenever the image did not reach them.
+what the member sees, and raises from ``deliver`` whenever the image did not reach them;
+``deliver`` returns as soon as the message is posted, and the record and the vote reactions
+follow once the engine has settled, so nothing after the post can refund a delivered image.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import io
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +21,15 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.compare import AllModelsFailed, ComparisonResult, Payer, Plan, ProgressEvent, State
+from bot.compare import (
+    AllModelsFailed,
+    Community,
+    ComparisonResult,
+    Payer,
+    Plan,
+    ProgressEvent,
+    State,
+)
 from bot.compose import MAX_UPLOAD_BYTES
 from bot.errors import SplitshotError
 from bot.records import record_comparison
@@ -44,13 +54,24 @@ log = logging.getLogger(__name__)
 
 #: stop editing through the interaction this long before Discord's 15-minute token expires
 EXPIRY_MARGIN = timedelta(seconds=30)
-#: Discord's answers when an interaction token is gone (unknown webhook / invalid token)
-_TOKEN_GONE_CODES = frozenset({10015, 50027})
+#: Discord's answers when the reply can no longer be edited: unknown message (someone deleted
+#: it), unknown webhook, invalid webhook token
+_TOKEN_GONE_CODES = frozenset({10008, 10015, 50027})
 _FINISHED = frozenset({State.DONE, State.REFUSED, State.FAILED})
 
 
 class DeliveryFailed(SplitshotError):
     """Discord did not take the result message, so the member never saw the image."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A result the member can see, with what its record needs."""
+
+    message: discord.Message
+    result: ComparisonResult
+    vote_deadline: datetime
+    posted_at: datetime
 
 
 def _token_gone(error: discord.HTTPException) -> bool:
@@ -77,11 +98,13 @@ class ProgressBoard:
         edit: Callable[[discord.Embed], Awaitable[bool]],
         clock: Callable[[], float],
         interval: float,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._plan = plan
         self._edit = edit
         self._clock = clock
         self._interval = interval
+        self._sleep = sleep
         labels = [f"Model {p.letter}" if plan.blind else p.label for p in plan.panels]
         self._slots = [_Slot(label) for label in labels]
         self._task: asyncio.Task[None] | None = None
@@ -129,7 +152,7 @@ class ProgressBoard:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            await self._sleep(self._interval)
             finished = self.finished
             if not await self._edit(self.render()) or finished:
                 return
@@ -155,20 +178,25 @@ class ComparisonRun:
         settings: GuildSettings,
         *,
         on_started: Callable[[], None],
-        community: Sequence[str] = (),
+        community: Community = (),
     ) -> None:
         self.bot = bot
         self.interaction = interaction
         self.plan = plan
         self.settings = settings
         self.on_started = on_started
-        self.community = tuple(community)
+        self.community = community
         self.acknowledged = False
         self.delivered = False
         self.board = ProgressBoard(
-            plan, edit=self._edit_progress, clock=bot.clock, interval=bot.progress_interval
+            plan,
+            edit=self._edit_progress,
+            clock=bot.clock,
+            interval=bot.progress_interval,
+            sleep=bot.sleep,
         )
         self._progress_message_id: int | None = None
+        self._posted: Posted | None = None
         assert interaction.guild_id is not None
         self.guild_id = interaction.guild_id
         self.user_id = interaction.user.id
@@ -205,6 +233,7 @@ class ComparisonRun:
                 # Settling failed after the member got the image: the open hold is refunded by
                 # the stale-hold sweep; the result message must stay as it is.
                 log.exception("comparison %s was delivered but not settled", self.plan.id)
+                await self._after_delivery()
             elif isinstance(exc, DeliveryFailed):
                 await self._notify_refund(f"⚠️ {exc}")
             else:
@@ -213,6 +242,8 @@ class ComparisonRun:
                 await self._notify_refund(
                     f"⚠️ Something went wrong on our side (reference `{reference}`)"
                 )
+        else:
+            await self._after_delivery()
 
     def _max_bytes(self) -> int:
         limit = getattr(self.interaction, "filesize_limit", None)
@@ -253,6 +284,7 @@ class ComparisonRun:
         self, embed: discord.Embed, image: bytes, filename: str, view: discord.ui.View
     ) -> discord.Message:
         """Turn the progress message into the result; after 15 minutes post to the channel instead."""
+        why = "it outlasted Discord's 15-minute reply window"
         if not self._expired():
             try:
                 return await self.interaction.edit_original_response(
@@ -263,10 +295,11 @@ class ComparisonRun:
                     raise DeliveryFailed(
                         f"Your images were ready, but Discord did not accept the upload (HTTP {exc.status})"
                     ) from exc
+                why = "the reply it would have replaced is gone"
         mention = f"<@{self.user_id}>"
         try:
             message = await self._channel().send(
-                f"{mention} here is your comparison — it outlasted Discord's 15-minute reply window.",
+                f"{mention} here is your comparison — {why}.",
                 embed=embed,
                 file=discord.File(io.BytesIO(image), filename),
                 view=view,
@@ -332,10 +365,12 @@ class ComparisonRun:
         await self._show(notice_embed("No model produced an image", lines, colour=COLOUR_FAILED))
 
     # ---------------------------------------------------------------- delivery
-    async def _deliver(
-        self, result: ComparisonResult, balance_after: int | None
-    ) -> discord.Message:
-        """Post the split image with its verdict; raise when the member did not get it."""
+    async def _deliver(self, result: ComparisonResult, balance_after: int | None) -> Posted:
+        """Post the split image with its verdict; raise when the member did not get it.
+
+        Returns as soon as the message is posted: everything after that (the record, the vote
+        reactions) happens once the engine has settled, outside its refund window.
+        """
         await self.board.stop()
         posted_at = discord.utils.utcnow()
         deadline = vote_deadline(self.settings, posted_at)
@@ -350,29 +385,38 @@ class ComparisonRun:
         message = await self._post(
             result_embed(card), result.composite.data, filename, result_view(self.plan.id)
         )
-        # The member has the image now: from here on nothing may raise and refund it.
+        # The member has the image now: from here on nothing may raise and refund it, and a
+        # shutdown lets this run settle instead of cancelling it.
         self.delivered = True
-        await self._record(result, message, deadline, posted_at)
-        await self._add_reactions(message, result)
-        return message
+        self.bot.mark_delivered()
+        self._posted = Posted(message, result, deadline, posted_at)
+        return self._posted
 
-    async def _record(
-        self,
-        result: ComparisonResult,
-        message: discord.Message,
-        deadline: datetime,
-        posted_at: datetime,
-    ) -> None:
+    async def _after_delivery(self) -> None:
+        """Record the comparison and seed the vote reactions; failures are logged, never raised."""
+        posted = self._posted
+        if posted is None:
+            return
+        await self._record(posted)
+        try:
+            await self._add_reactions(posted.message, posted.result)
+        except Exception:
+            # Raising would reach the error boundary, which would replace the result with an
+            # error message.
+            log.exception("could not add vote reactions to comparison %s", self.plan.id)
+
+    async def _record(self, posted: Posted) -> None:
+        message = posted.message
         try:
             await record_comparison(
                 self.bot.db,
-                result,
+                posted.result,
                 guild_id=self.guild_id,
                 user_id=self.user_id,
                 channel_id=message.channel.id,
                 message_id=message.id,
-                vote_deadline=deadline,
-                now=posted_at,
+                vote_deadline=posted.vote_deadline,
+                now=posted.posted_at,
             )
         except Exception:
             log.exception("could not record comparison %s (message %s)", self.plan.id, message.id)

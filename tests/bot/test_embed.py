@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import discord
@@ -21,9 +22,12 @@ from bot.render.embed import (
     code_block,
     cost_line,
     cut,
+    details_embeds,
     field_chunks,
     fit_embed,
     fit_embeds,
+    model_embed,
+    models_embed,
     progress_embed,
     result_embed,
     versus_embeds,
@@ -214,3 +218,70 @@ def test_progress_lines() -> None:
     )
     assert_within_limits(embed)
     assert "🧩 Composing" in embed.description
+
+
+def texts(embeds: list[discord.Embed]) -> str:
+    parts: list[str] = []
+    for embed in embeds:
+        parts += [embed.title or "", embed.description or "", embed.footer.text or ""]
+        parts += [f"{f.name}\n{f.value}" for f in embed.fields]
+    return "\n".join(parts)
+
+
+def test_a_hidden_blind_card_shows_no_price_dots_size_or_pick() -> None:
+    card = card_from_record(record(blind=True), CATALOG)
+    embed = result_embed(card)
+    assert_within_limits(embed)
+    text = texts([embed])
+    assert "●" not in text and "○" not in text and "1024×1536" not in text
+    assert "8 cr" not in text and "22 credits" not in text and "first test" not in text
+    assert card.verdict.pick_sentence not in text
+    assert "Verdict, prices and model names are revealed when voting closes." in text
+    fields = {f.name: f.value for f in embed.fields}
+    assert "Criteria · editorial dots, cost from price" not in fields
+    assert fields["Panels"].splitlines() == [
+        "🇦 **Model A**",
+        "🇧 **Model B** — 🚫 declined this prompt (safety); refunded",
+    ]
+    assert fields["Measured · this run"] == "```\nA  3.2 s\nB  refused · refunded\n```"
+    assert fields["Cost"] == "charged 8 · refunded 22", "totals only"
+
+    revealed = texts([result_embed(card_from_record(record(blind=True, state="closed"), CATALOG))])
+    assert "●" in revealed and "8 cr · 1024×1536" in revealed
+    assert "22 credits refunded" in revealed
+
+
+def test_hidden_details_keep_only_what_names_no_model() -> None:
+    hidden = details_embeds(record(blind=True), CATALOG)
+    assert len(hidden) == 1, "no feature table while hidden"
+    text = texts(hidden)
+    for tell in ("GPT-Image 2", "gpt-image-2", "openai", "gemini", "Adapter", "Resolution",
+                 "Credits:", "1024×1536"):  # fmt: skip
+        assert tell not in text
+    fields = {f.name: f.value for f in hidden[0].fields}
+    assert fields["Quality"] == "standard" and fields["Aspect"] == "3:4"
+    assert fields["Charged"] == "8 credits (refunded 22)"
+    assert "Status: delivered" in fields["🇦 Model A"] and "Time: 3.20 s" in fields["🇦 Model A"]
+    assert "Status: declined — safety" in fields["🇧 Model B"]
+
+    shown = texts(details_embeds(record(blind=True), CATALOG, reveal=True))
+    assert "Adapter: `openai`" in shown and "Resolution: 1024×1536" in shown
+    assert "Credits: 22 (refunded)" in shown
+
+
+def test_details_name_the_price_row_after_the_quality_used() -> None:
+    _, features = details_embeds(replace(record(), quality="high"), CATALOG)
+    text = texts([features])
+    assert "**Credits per image (high):**" in text and "(standard)" not in text
+
+
+def test_catalog_pages_show_the_prices_they_are_given() -> None:
+    gpt = CATALOG.model("gpt-image-2")
+    prices = {"gpt-image-2": {"draft": 10, "standard": 10, "high": 30}}
+    table = models_embed(CATALOG, {}, prices).description or ""
+    assert "GPT-Image 2" in table and "10/10/30" in table and "22/22/40" in table
+    assert "8/8/24" in (models_embed(CATALOG, {}).description or "")
+    info = model_embed(gpt, CATALOG, "fake", prices["gpt-image-2"])  # type: ignore[arg-type]
+    assert {f.name: f.value for f in info.fields}["Credits per image"] == (
+        "draft 10 · standard 10 · high 30"
+    )

@@ -27,18 +27,23 @@ async def test_record_round_trip(db: Any) -> None:
     assert record is not None and record == await get_comparison_by_message(db, 4)
     assert (record.guild_id, record.user_id, record.channel_id, record.blind) == (1, 2, 3, True)
     assert record.vote_deadline == deadline and record.charged == 8 and record.state == "open"
-    assert [(p.letter, p.model_id, p.status, p.credits) for p in record.panels] == [
-        ("A", "gpt-image-2", "ok", 8),
-        ("B", "nano-banana-pro", "refused", 0),
+    # Blind letters are shuffled: the stored letters follow the plan's panel order.
+    assert [(p.letter, p.model_id) for p in record.panels] == [
+        (panel.letter, panel.model.id) for panel in plan.panels
     ]
-    assert record.panels[1].reason == "safety"
-    assert [p.price for p in record.panels] == [8, 22]  # what each cost when reserved
+    by_model = {p.model_id: p for p in record.panels}
+    gpt, nbp = by_model["gpt-image-2"], by_model["nano-banana-pro"]
+    assert (gpt.status, gpt.credits, nbp.status, nbp.credits) == ("ok", 8, "refused", 0)
+    assert nbp.reason == "safety"
+    assert (gpt.price, nbp.price) == (8, 22)  # what each cost when reserved
     assert record.refunded == 22 and record.image_format == result.composite.format
-    assert record.panels[0].upstream_model == "gpt-image-2"
+    assert gpt.upstream_model == "gpt-image-2"
     row = await db.fetchone(
-        "SELECT image_sha256, adapter FROM panels WHERE comparison_id = ? AND idx = 0", (plan.id,)
+        "SELECT image_sha256, adapter FROM panels WHERE comparison_id = ? AND idx = ?",
+        (plan.id, gpt.idx),
     )
-    assert row["image_sha256"] == hashlib.sha256(result.outcomes[0].result.image).hexdigest()
+    gpt_outcome = next(o for o in result.outcomes if o.panel.model.id == "gpt-image-2")
+    assert row["image_sha256"] == hashlib.sha256(gpt_outcome.result.image).hexdigest()
     assert row["adapter"] == "fake"
     assert await mark_deleted(db, plan.id, now=deadline + timedelta(hours=1))
     assert not await mark_deleted(db, plan.id)

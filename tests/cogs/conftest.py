@@ -2,6 +2,12 @@
 
 Providers are faked by a small adapter handed to the registry; it draws real PNGs with Pillow
 and can be told, per model, to refuse, fail or take a while (in SimCord's virtual time).
+
+SimCord waits up to ``settle_timeout`` for the bot's runnable work after every action, and lets
+any timer due within that window fire in real time. The window is wide here (a loaded CI
+machine composing images must not time out), so the waits a test steers with
+``env.advance_time()`` — the fake's latency and the progress interval — are declared to SimCord
+as external waits, which only virtual time resumes, whatever the window.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +38,10 @@ from providers.registry import Registry
 
 #: long enough for the interaction-expiry test (15 min); tests never wait for it in real time
 MODEL_TIMEOUT = 3600.0
-#: beyond SimCord's 5 s settle deadline, so a slow fake parks until env.advance_time()
+#: progress frames are due every 10 s of virtual time (see VirtualSleep)
 PROGRESS_INTERVAL = 10.0
+#: how long SimCord waits for runnable bot work before failing a test (its default is 5 s)
+SETTLE_TIMEOUT = 30.0
 PANEL_COLOURS = {"gpt-image-2": (220, 60, 60), "nano-banana-pro": (60, 200, 90)}
 
 
@@ -47,12 +55,29 @@ class Behaviour:
 
 
 @dataclass(slots=True)
+class VirtualSleep:
+    """``asyncio.sleep`` that only ``env.advance_time()`` ends, once the world has started.
+
+    Handed to the bot (its progress interval) and used by the fake adapter (its latency).
+    """
+
+    env: simcord.Env | None = None
+
+    async def __call__(self, seconds: float) -> None:
+        if self.env is None:
+            await asyncio.sleep(seconds)
+        else:
+            await self.env.external_wait(asyncio.sleep(seconds), reason="virtual-time wait")
+
+
+@dataclass(slots=True)
 class FakeAdapter:
     """A providers.base.Adapter serving every model with a solid-colour PNG."""
 
     name: str = "fake"
     behaviour: dict[str, Behaviour] = field(default_factory=dict)
     calls: list[tuple[str, ImageRequest]] = field(default_factory=list)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def generate(
         self, target: Target, request: ImageRequest, *, deadline: float
@@ -60,7 +85,7 @@ class FakeAdapter:
         self.calls.append((target.model_id, request))
         how = self.behaviour.get(target.model_id, Behaviour())
         if how.delay:
-            await asyncio.sleep(how.delay)
+            await self.sleep(how.delay)
         if how.refuse:
             raise Refused(how.refuse, adapter=self.name)
         if how.fail:
@@ -82,8 +107,13 @@ class FakeAdapter:
 
 
 @pytest.fixture
-def fake() -> FakeAdapter:
-    return FakeAdapter()
+def virtual_sleep() -> VirtualSleep:
+    return VirtualSleep()
+
+
+@pytest.fixture
+def fake(virtual_sleep: VirtualSleep) -> FakeAdapter:
+    return FakeAdapter(sleep=virtual_sleep)
 
 
 @pytest_asyncio.fixture
@@ -106,10 +136,15 @@ async def resources(tmp_path: Path, fake: FakeAdapter) -> AsyncIterator[Resource
 
 
 @pytest_asyncio.fixture
-async def simcord_bot(resources: Resources) -> AsyncIterator[SplitshotBot]:
+async def simcord_bot(
+    resources: Resources, virtual_sleep: VirtualSleep
+) -> AsyncIterator[SplitshotBot]:
     # time.monotonic is looked up at each call: SimCord swaps in its virtual clock.
     bot = SplitshotBot(
-        resources, clock=lambda: time.monotonic(), progress_interval=PROGRESS_INTERVAL
+        resources,
+        clock=lambda: time.monotonic(),
+        sleep=virtual_sleep,
+        progress_interval=PROGRESS_INTERVAL,
     )
     yield bot
 
@@ -144,8 +179,12 @@ class World:
 
 
 @pytest.fixture
-def world(simcord_env: simcord.Env, simcord_bot: SplitshotBot) -> World:
+def world(
+    simcord_env: simcord.Env, simcord_bot: SplitshotBot, virtual_sleep: VirtualSleep
+) -> World:
     env = simcord_env
+    env.settle_timeout = SETTLE_TIMEOUT
+    virtual_sleep.env = env
     guild = env.create_guild("Test server")
     channel = guild.create_text_channel("compare")
     audit = guild.create_text_channel("audit")

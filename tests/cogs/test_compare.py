@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
+import re
+import sys
+from collections.abc import Sequence
 from datetime import timedelta
 
+import discord
 import pytest
 import simcord
 from discord import app_commands
@@ -320,7 +326,9 @@ async def test_blind_results_name_no_model(world: World) -> None:
     text = str(embed.to_dict())
     for name in ("GPT-Image 2", "Nano Banana Pro"):
         assert name not in text
-    assert "Criteria             A      B      Winner" in field(embed, "Criteria")
+    assert not [f for f in embed.fields if f.name.startswith("Criteria")], (
+        "the editorial dots per letter would name the models (see the test below)"
+    )
     details = await w.other.click(res.response, label="Details")
     assert "GPT-Image 2" not in str([e.to_dict() for e in details.response.embeds])
 
@@ -365,3 +373,279 @@ async def test_result_buttons_survive_a_restart(world: World) -> None:
     details = await w.other.click(res.response, label="Details")
     simcord.assert_responded(details, ephemeral=True)
     assert details.response.embeds[0].title.startswith("Details · comparison")
+
+
+# ------------------------------------------------------------------ blind mode
+def embed_text(embed: discord.Embed) -> str:
+    """Every text a member can read in an embed: title, description, fields, footer."""
+    parts = [embed.title or "", embed.description or "", embed.footer.text or ""]
+    for f in embed.fields:
+        parts += [f.name or "", f.value or ""]
+    return "\n".join(parts)
+
+
+def assert_gives_nothing_away(text: str) -> None:
+    for name in ("GPT-Image 2", "Nano Banana Pro", "OpenAI", "Google", "fake", "gpt-image"):
+        assert name not in text, f"{name!r} names a model"
+    assert "●" not in text and "○" not in text, "editorial dots come from the catalog"
+    assert "×" not in text, "each provider's output size is its own"
+    numbers = re.sub(r"updated \w+ \d+, \d+", "", text)  # the catalog's date
+    assert not re.search(r"\b(8|22)\b", numbers), "a panel's own price"
+
+
+async def test_a_blind_result_hides_prices_dots_and_sizes_until_voting_closes(
+    world: World,
+) -> None:
+    w = world
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT, blind=True)
+    message = res.response
+    (embed,) = message.embeds
+    assert_gives_nothing_away(embed_text(embed))
+    assert PROMPT[:40] in embed.description
+    assert "Verdict, prices and model names are revealed when voting closes." in embed.description
+    assert "first test" not in embed.description and "first pick" not in embed.description
+    assert "🇦 **Model A**" in field(embed, "Panels") and "🇧 **Model B**" in field(embed, "Panels")
+    measured = field(embed, "Measured")
+    assert "A  0.0 s" in measured and "B  0.0 s" in measured
+    assert field(embed, "Cost") == "charged 30 · balance 30", "the total is not a tell"
+
+    details = await w.other.click(message, label="Details")
+    (params,) = details.response.embeds
+    text = embed_text(params)
+    assert_gives_nothing_away(text.replace(f"<@{w.member.id}>", ""))
+    assert "Adapter" not in text and "Resolution" not in text and "Credits:" not in text
+    assert PROMPT in field(params, "Prompt") and field(params, "Quality") == "standard"
+    assert field(params, "Use case") == "Portrait" and field(params, "Aspect") == "3:4"
+    assert field(params, "Charged") == "30 credits"
+    for letter in "AB":
+        panel = field(params, f"{'🇦' if letter == 'A' else '🇧'} Model {letter}")
+        assert "Status: delivered" in panel and "Time: 0.00 s" in panel
+
+    await w.member.slash(w.channel, "vote close")
+
+    record = await get_comparison_by_message(w.bot.db, message.id)
+    assert record is not None
+    (embed,) = message.embeds
+    text = embed_text(embed)
+    for panel in record.panels:  # the letters were shuffled: read who drew which
+        assert f"**{panel.label}**" in field(embed, "Panels")
+    table = field(embed, "Criteria")
+    assert "Realism" in table and "●" in table
+    assert "8 cr" in field(embed, "Measured") and "22 cr" in field(embed, "Measured")
+    assert "×" in field(embed, "Measured") and "Blind comparison" not in text
+    details = await w.other.click(message, label="Details")
+    params, features = details.response.embeds
+    assert "Adapter: `fake`" in embed_text(params) and "Credits: 22" in embed_text(params)
+    assert "OpenAI" in embed_text(features)
+
+
+async def test_a_blind_refusal_names_no_price(world: World, fake: FakeAdapter) -> None:
+    w = world
+    fake.behaviour["nano-banana-pro"] = Behaviour(refuse="safety filter")
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT, blind=True)
+    (embed,) = res.response.embeds
+    panels = field(embed, "Panels")
+    assert "🚫 declined this prompt (safety filter); refunded" in panels
+    assert "credits refunded" not in panels
+    assert "refused · refunded" in field(embed, "Measured")
+    assert "cr" not in field(embed, "Measured") and "×" not in field(embed, "Measured")
+    assert field(embed, "Cost") == "charged 8 · refunded 22 · balance 52"
+
+
+# ------------------------------------------------------- work before the defer
+async def test_community_results_are_fetched_after_the_acknowledgement(world: World) -> None:
+    w = world
+    fetched_at: list[int] = []
+
+    async def community(guild_id: int, use_case_id: str, model_ids: Sequence[str]) -> list[str]:
+        fetched_at.append(len(w.env.http_requests))
+        return ["In this server GPT-Image 2 won 3 of 4 portrait duels."]
+
+    w.bot.community_source = community
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+
+    (callback,) = w.requests("POST", "/callback")
+    assert callback.json["type"] == DEFER
+    assert fetched_at and fetched_at[0] > w.env.http_requests.index(callback), (
+        "the leaderboard is rebuilt after Discord has its answer"
+    )
+    assert "GPT-Image 2 won 3 of 4" in field(res.response.embeds[0], "This server's votes")
+
+
+async def test_failing_community_results_cost_nothing(world: World) -> None:
+    w = world
+
+    async def broken(guild_id: int, use_case_id: str, model_ids: Sequence[str]) -> list[str]:
+        raise RuntimeError("leaderboard on fire")
+
+    w.bot.community_source = broken
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    assert res.response.attachments and await w.balance(w.member) == 30
+
+
+# --------------------------------------------------------- after the delivery
+async def test_failing_vote_reactions_keep_the_result_and_the_charge(world: World) -> None:
+    w = world
+    w.env.inject_error("PUT", "/channels/*/messages/*/reactions/*", status=500, times=None)
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+
+    (embed,) = res.response.embeds
+    assert embed.title == "GPT-Image 2 vs Nano Banana Pro — Portrait" and res.response.attachments
+    assert res.followups == [] and reactions(res.response.message) == []
+    assert await w.balance(w.member) == 30
+    assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30)]
+    assert await get_comparison_by_message(w.bot.db, res.response.id) is not None
+
+
+async def test_an_unexpected_error_after_the_post_refunds_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world
+
+    def broken(*args: object, **kwargs: object) -> list[str]:
+        raise RuntimeError("emoji table on fire")
+
+    monkeypatch.setattr(sys.modules["cogs.compare.run"], "seed_emojis", broken)
+    with caplog.at_level(logging.ERROR, logger="cogs.compare.run"):
+        res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+
+    assert res.response.embeds[0].title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
+    assert res.response.attachments and res.followups == []
+    assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30)]
+    assert await get_comparison_by_message(w.bot.db, res.response.id) is not None
+    assert any("emoji table on fire" in str(r.exc_info) for r in caplog.records)
+
+
+async def test_shutdown_lets_a_delivered_comparison_settle(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    release = asyncio.Event()
+    record = sys.modules["cogs.compare.run"].record_comparison
+
+    async def slow_record(*args: object, **kwargs: object) -> None:
+        await w.env.external_wait(release.wait(), reason="a slow database")
+        await record(*args, **kwargs)
+
+    monkeypatch.setattr(sys.modules["cogs.compare.run"], "record_comparison", slow_record)
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    assert res.response.attachments, "posted; the record is still being written"
+    (task,) = w.bot.comparisons
+
+    # Bot.close() unloads the extensions, which drops their modules from sys.modules; later
+    # tests must keep the classes they imported (simcord.assert_error matches by class).
+    for name, module in list(sys.modules.items()):
+        if name.startswith("cogs."):
+            monkeypatch.setitem(sys.modules, name, module)
+    closing = asyncio.create_task(w.bot.close())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not task.cancelled() and not task.done(), "a delivered comparison is not cancelled"
+    release.set()
+    await closing
+
+    assert task.done() and not task.cancelled()
+    assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30)]
+    assert await get_comparison_by_message(w.bot.db, res.response.id) is not None
+
+
+# ------------------------------------------------------------------ cooldowns
+async def test_two_requests_sent_together_share_one_cooldown(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    await update_guild_settings(
+        w.bot.db, w.guild.id, max_running_per_member=2, compare_cooldown_seconds=30
+    )
+    release = asyncio.Event()
+    reserve = w.bot.ledger.reserve
+
+    async def slow_reserve(*args: object, **kwargs: object) -> object:
+        if not release.is_set():
+            await w.env.external_wait(release.wait(), reason="a busy database")
+        return await reserve(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(w.bot.ledger, "reserve", slow_reserve)
+    first = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    assert not first.acknowledged, "still reserving"
+
+    second = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    simcord.assert_error(w.env, app_commands.CommandOnCooldown)
+    simcord.assert_responded(second, ephemeral=True, contains="you can use /compare again in 30 s")
+
+    release.set()
+    await w.env.settle()
+    assert first.response.attachments
+    assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30)]
+
+
+async def test_requests_refused_before_the_answer_do_not_start_the_cooldown(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, compare_cooldown_seconds=30)
+    broke = await w.member.slash(w.channel, "compare", prompt=PROMPT, quality="high")
+    simcord.assert_error(w.env, InsufficientCredits)
+    simcord.assert_responded(broke, ephemeral=True, contains="You have 60 credits")
+    bad = await w.member.slash(
+        w.channel, "compare", prompt=PROMPT, model_a="gpt-image-2", model_b="gpt-image-2"
+    )
+    simcord.assert_error(w.env, BadInput)
+    simcord.assert_responded(bad, ephemeral=True, contains="only once")
+
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    assert res.response.attachments, "neither refusal started the cooldown"
+
+    downloads: list[object] = []
+
+    async def read_reference(attachment: object) -> object:
+        downloads.append(attachment)
+        raise AssertionError("downloaded while on cooldown")
+
+    monkeypatch.setattr(sys.modules["cogs.compare.cog"], "read_reference", read_reference)
+    again = await w.member.slash(
+        w.channel, "compare", prompt=PROMPT, reference=("me.png", b"\x89PNG")
+    )
+    simcord.assert_error(w.env, app_commands.CommandOnCooldown)
+    simcord.assert_responded(again, ephemeral=True, contains="you can use /compare again in 30 s")
+    assert downloads == [], "the limits are checked before the reference is downloaded"
+
+
+# ----------------------------------------------------- a deleted progress reply
+async def test_a_deleted_progress_message_falls_back_to_the_channel(
+    world: World, fake: FakeAdapter
+) -> None:
+    w = world
+    fake.behaviour["gpt-image-2"] = Behaviour(delay=6)
+    fake.behaviour["nano-banana-pro"] = Behaviour(delay=6)
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    original = res.response.id
+
+    w.env.inject_error(
+        "PATCH",
+        "/webhooks/*/*/messages/@original",
+        status=404,
+        code=10008,
+        message="Unknown Message",
+        times=None,
+    )
+    await w.env.advance_time(7)
+
+    posted = [m for m in w.channel.history() if m.author.bot and m.id != original]
+    (message,) = posted
+    assert w.member.mention in message.content and "gone" in message.content
+    assert message.embeds[0].title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
+    assert message.attachments and reactions(message) == ["🇦", "🇧", "🤝", "👎"]
+    assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30)]
+    assert await get_comparison_by_message(w.bot.db, message.id) is not None
+
+
+# ------------------------------------------------------------ server prices
+async def test_details_label_the_price_row_with_the_quality_used(world: World) -> None:
+    w = world
+    await w.moderator.slash(w.channel, "credits grant", member=w.member, amount=40, reason="x")
+    res = await w.member.slash(w.channel, "compare", prompt=PROMPT, quality="high")
+    details = await w.other.click(res.response, label="Details")
+    _, features = details.response.embeds
+    assert "**Credits per image (high):** 24 credits" in field(features, "GPT-Image 2")
+    assert "(standard)" not in embed_text(features)

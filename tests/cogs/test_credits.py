@@ -158,3 +158,32 @@ async def test_top_lists_the_richest_members(world: World) -> None:
     lines = res.response.embeds[0].description.splitlines()
     assert lines[0].startswith("🥇") and w.other.mention in lines[0] and "560 credits" in lines[0]
     assert w.member.mention in lines[1] and "60 credits" in lines[1]
+
+
+async def test_the_moderator_hears_first_and_a_failed_audit_post_is_not_a_retry(
+    world: World,
+) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, audit_channel_id=w.audit.id)
+    w.env.inject_error("POST", f"/channels/{w.audit.id}/messages", status=500, times=1)
+    res = await w.moderator.slash(
+        w.channel, "credits grant", member=w.member, amount=40, reason="contest winner"
+    )
+
+    simcord.assert_responded(res, ephemeral=True, contains="Granted **40 credits**")
+    (note,) = res.followups
+    assert note.ephemeral and f"couldn't post this to <#{w.audit.id}>" in note.content
+    assert "try again" not in res.response.content + note.content
+    (callback,) = w.requests("POST", "/callback")
+    (audit,) = w.requests("POST", f"/channels/{w.audit.id}/messages")
+    requests = w.env.http_requests
+    assert requests.index(callback) < requests.index(audit), "answered before the audit post"
+    assert w.audit.history() == []
+    assert await w.ledger_rows(w.member) == [("starter", 60), ("grant", 40)]
+
+    again = await w.moderator.slash(
+        w.channel, "credits revoke", member=w.member, amount=5, reason="typo"
+    )
+    simcord.assert_responded(again, ephemeral=True, contains="Revoked **5 credits**")
+    assert again.followups == [], "no note when the audit post went through"
+    assert [p.embeds[0].title for p in w.audit.history()] == ["Credits revoked"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import simcord
 
 from bot.errors import BadInput
@@ -95,3 +97,50 @@ async def test_models_list_and_info(world: World) -> None:
     assert values["Credits per image"] == "draft 22 · standard 22 · high 40"
     assert "4K: yes" in values["Capabilities"] and "Realism" in values["Editorial ratings"]
     assert values["Safety filter"] == "Medium"
+
+
+async def test_versus_acknowledges_before_gathering_the_servers_votes(world: World) -> None:
+    w = world
+    fetched_at: list[int] = []
+
+    async def community(guild_id: int, use_case_id: str, model_ids: Sequence[str]) -> list[str]:
+        fetched_at.append(len(w.env.http_requests))
+        return ["In this server GPT-Image 2 won 3 of 4 portrait duels."]
+
+    w.bot.community_source = community
+    res = await w.member.slash(
+        w.channel, "versus", model_a="gpt-image-2", model_b="nano-banana-pro"
+    )
+    (callback,) = w.requests("POST", "/callback")
+    assert callback.json["type"] == 5, "deferred, publicly"
+    assert fetched_at and fetched_at[0] > w.env.http_requests.index(callback)
+    page, _ = res.response.embeds
+    assert not res.response.ephemeral and res.followups == []
+    assert page.title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
+    assert "GPT-Image 2 won 3 of 4" in next(
+        f.value for f in page.fields if f.name == "This server's votes"
+    )
+
+
+async def test_versus_and_models_use_the_servers_prices(world: World) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, price_overrides={"gpt-image-2": 10})
+
+    res = await w.member.slash(
+        w.channel, "versus", model_a="gpt-image-2", model_b="nano-banana-pro"
+    )
+    _, features = res.response.embeds
+    by_name = {f.name: f.value for f in features.fields}
+    assert "**Credits per image (standard):** 10 credits" in by_name["GPT-Image 2"]
+    assert "**Starting price:** 10 credits" in by_name["GPT-Image 2"]
+    assert "**Credits per image (standard):** 22 credits" in by_name["Nano Banana Pro"]
+
+    listed = await w.member.slash(w.channel, "models list")
+    table = listed.response.embeds[0].description
+    line = next(line for line in table.splitlines() if line.startswith("GPT-Image 2"))
+    assert "10/10/30" in line, "the override is the standard price; the other tiers scale"
+    assert "22/22/40" in table
+
+    info = await w.member.slash(w.channel, "models info", model="gpt-image-2")
+    values = {f.name: f.value for f in info.response.embeds[0].fields}
+    assert values["Credits per image"] == "draft 10 · standard 10 · high 30"

@@ -306,19 +306,25 @@ async def test_closing_a_blind_comparison_reveals_the_models(world: World) -> No
     w = world
     message, _ = await post(w, blind=True)
     assert message.embeds[0].title == "Blind comparison: A vs B — Portrait"
+    # Blind letters are shuffled per comparison; read which is which from the record.
+    record = await get_comparison_by_message(w.bot.db, message.id)
+    assert record is not None
+    names = {p.letter: p.label for p in record.panels}
+    a, b = names["A"], names["B"]
+    assert {a, b} == {"GPT-Image 2", "Nano Banana Pro"}
     await w.other.react(message, "🇧")
 
     await w.member.slash(w.channel, "vote close")
 
     (embed,) = message.embeds
-    assert embed.title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
-    assert "Nano Banana Pro (B) wins with 1 of 1 vote." in (embed.description or "")
-    assert "🇧 Nano Banana Pro (B) — 1" in field(embed, "Votes")
-    assert "🇦 **GPT-Image 2**" in field(embed, "Panels")
+    assert embed.title == f"{a} vs {b} — Portrait"
+    assert f"{b} (B) wins with 1 of 1 vote." in (embed.description or "")
+    assert f"🇧 {b} (B) — 1" in field(embed, "Votes")
+    assert f"🇦 **{a}**" in field(embed, "Panels")
     (reply,) = replies_to(w, message)
     assert reply.content.splitlines() == [
-        f"🏁 <@{w.member.id}> closed voting: Nano Banana Pro (B) wins with 1 of 1 vote.",
-        "🙈 Revealed: 🇦 GPT-Image 2 · 🇧 Nano Banana Pro.",
+        f"🏁 <@{w.member.id}> closed voting: {b} (B) wins with 1 of 1 vote.",
+        f"🙈 Revealed: 🇦 {a} · 🇧 {b}.",
     ]
 
 
