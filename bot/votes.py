@@ -108,6 +108,13 @@ SQL_PANELS = (
     "SELECT letter, model_id, label, status FROM panels WHERE comparison_id = ? ORDER BY idx"
 )
 SQL_COUNTS = "SELECT choice, count(*) FROM votes WHERE comparison_id = ? GROUP BY choice"
+# A moderator cleared every reaction (emoji NULL) or every one of an emoji from a result: the
+# votes those reactions cast are gone with them, while voting is open.
+SQL_CLEAR_VOTES = """
+DELETE FROM votes
+WHERE comparison_id = (SELECT id FROM comparisons WHERE message_id = :message AND state = 'open')
+    AND (:emoji IS NULL OR emoji = :emoji)
+"""
 SQL_CLOSE = "UPDATE comparisons SET state = 'closed', closed_at = ? WHERE id = ? AND state = 'open'"
 SQL_INSERT_CLOSURE = """
 INSERT INTO vote_closures (comparison_id, closed_by, winner, counts, closed_at)
@@ -293,6 +300,13 @@ class VoteStore:
         """The newest comparison still open in a channel (for a bare ``/vote close``)."""
         row = await self._db.fetchone(SQL_LATEST_OPEN, (guild_id, channel_id))
         return None if row is None else _target(row)
+
+    async def clear_reactions(self, message_id: int, emoji: str | None = None) -> int:
+        """Withdraw the votes cast by reactions a moderator cleared; returns how many."""
+        params = {"message": message_id, "emoji": emoji}
+        return await self._db.run_in_transaction(
+            lambda conn: conn.execute(SQL_CLEAR_VOTES, params).rowcount
+        )
 
     async def tally(self, comparison_id: str) -> Tally | None:
         """The current counts and winner of a comparison, open or closed."""

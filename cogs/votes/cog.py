@@ -194,6 +194,22 @@ class VotesCog(commands.Cog, name=COG_NAME):
         """A reaction removed: maybe a withdrawn vote."""
         await self._on_reaction(payload, added=False)
 
+    @commands.Cog.listener()
+    async def on_raw_reaction_clear(self, payload: discord.RawReactionClearEvent) -> None:
+        """Every reaction was cleared from a message: the votes they cast are withdrawn."""
+        withdrawn = await self.store.clear_reactions(payload.message_id)
+        log.debug("reactions cleared on %d: %d votes withdrawn", payload.message_id, withdrawn)
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_clear_emoji(
+        self, payload: discord.RawReactionClearEmojiEvent
+    ) -> None:
+        """One emoji was cleared from a message: the votes it cast are withdrawn."""
+        withdrawn = await self.store.clear_reactions(payload.message_id, str(payload.emoji))
+        log.debug(
+            "%s cleared on %d: %d votes withdrawn", payload.emoji, payload.message_id, withdrawn
+        )
+
     async def _on_reaction(self, payload: discord.RawReactionActionEvent, *, added: bool) -> None:
         me = self.bot.user
         if me is None:

@@ -147,6 +147,22 @@ async def test_vote_switch_and_withdraw(store: VoteStore, db: Database) -> None:
     assert nothing.reason == "ignored: not the active vote"
 
 
+async def test_cleared_reactions_withdraw_their_votes_while_open(
+    store: VoteStore, db: Database
+) -> None:
+    await add_comparison(db)
+    for user, emoji in ((1, "🇦"), (2, "🇦"), (3, "🇧"), (4, "👎🏽")):
+        await store.handle_reaction(react(emoji, user), DEFAULTS)
+    # A moderator clears every 🇦 from the message: only those two votes go.
+    assert await store.clear_reactions(MESSAGE, "🇦") == 2
+    assert await counts(store) == {"A": 0, "B": 1, "tie": 0, "bad": 1}
+    assert await store.clear_reactions(MESSAGE + 99) == 0  # not a comparison
+    # Clearing everything after the vote closed changes nothing: the result stands.
+    await store.close("c1", by=None)
+    assert await store.clear_reactions(MESSAGE) == 0
+    assert await counts(store) == {"A": 0, "B": 1, "tie": 0, "bad": 1}
+
+
 async def test_a_skin_toned_thumbs_down_is_all_bad_and_only_it_withdraws(
     store: VoteStore, db: Database
 ) -> None:

@@ -91,6 +91,25 @@ def ladder(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 # ------------------------------------------------------------------- counting
+async def test_a_moderator_clearing_reactions_withdraws_the_votes(world: World) -> None:
+    w = world
+    message, cid = await post(w)
+    await w.other.react(message, "🇦")
+    await w.moderator.react(message, "🇧")
+    assert await counts(w, cid) == {"A": 1, "B": 1}
+    where = {"message_id": message.id, "channel_id": w.channel.id, "guild_id": w.guild.id}
+    # SimCord has no actor for clearing reactions; Discord sends these raw events for it.
+    w.bot.dispatch(
+        "raw_reaction_clear_emoji",
+        discord.RawReactionClearEmojiEvent(where, discord.PartialEmoji(name="🇦")),  # type: ignore[arg-type]
+    )
+    await w.env.settle()
+    assert await counts(w, cid) == {"B": 1}
+    w.bot.dispatch("raw_reaction_clear", discord.RawReactionClearEvent(where))  # type: ignore[arg-type]
+    await w.env.settle()
+    assert await counts(w, cid) == {}
+
+
 async def test_vote_switch_and_withdraw(world: World, ladder: pytest.LogCaptureFixture) -> None:
     w = world
     message, cid = await post(w)
