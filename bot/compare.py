@@ -70,6 +70,7 @@ class PlannedPanel:
     model: Model
     route: Route
     credits: int
+    blind: bool = False
 
     @property
     def letter(self) -> str:
@@ -80,6 +81,11 @@ class PlannedPanel:
     def label(self) -> str:
         """The model's name, with '· demo' when the offline stand-in serves it."""
         return f"{self.model.name} · demo" if self.route.is_demo else self.model.name
+
+    @property
+    def public_label(self) -> str:
+        """The name that may be written where others could read it: 'Model A' while blind."""
+        return f"Model {self.letter}" if self.blind else self.label
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +121,8 @@ class Plan:
         """The price as ledger line items."""
         from bot.ledger import LineItem
 
-        return [LineItem(p.model.id, p.label, p.credits) for p in self.panels]
+        # Ledger rows outlive the vote and show in /credits history: never a blind model's name.
+        return [LineItem(p.model.id, p.public_label, p.credits) for p in self.panels]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +155,8 @@ class PanelOutcome:
     def refund_reason(self) -> str:
         """The sentence a member reads about this model's refund."""
         if self.state is State.REFUSED:
-            return f"{self.panel.label} declined this prompt ({self.reason}); {self.panel.credits} credits refunded"
-        return f"{self.panel.label} failed ({self.reason}); {self.panel.credits} credits refunded"
+            return f"{self.panel.public_label} declined this prompt ({self.reason}); {self.panel.credits} credits refunded"
+        return f"{self.panel.public_label} failed ({self.reason}); {self.panel.credits} credits refunded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,9 +305,8 @@ class ComparisonService:
                 # give the model away before the vote closes.
                 blind_name = f"Model {LETTERS[index]}"
                 route = Route(route.adapter, replace(route.target, display_name=blind_name))
-            panels.append(
-                PlannedPanel(index, model, route, price_for(model, request.quality, overrides))
-            )
+            price = price_for(model, request.quality, overrides)
+            panels.append(PlannedPanel(index, model, route, price, blind=request.blind))
         image_request = ImageRequest(
             prompt=prompt,
             aspect=aspect,

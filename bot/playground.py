@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import discord
 
 from bot.client import SplitshotBot
 from bot.guild_settings import update_guild_settings
+from bot.ledger import Ledger
 from bot.resources import Resources, open_resources
 from bot.settings import Settings
 
@@ -93,15 +95,20 @@ def welcome_text(resources: Resources) -> str:
 
 
 def run_playground(settings: Settings, *, stop_after: float | None = None) -> int:
-    """Serve the playground until Ctrl+C, the page's End button, or ``stop_after`` seconds."""
+    """Serve the playground until Ctrl+C, SIGTERM, the page's End button, or ``stop_after``."""
     try:
         return asyncio.run(_serve(settings, stop_after))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("Playground stopped.", flush=True)
         return 0
 
 
 async def _serve(settings: Settings, stop_after: float | None) -> int:
+    main = asyncio.current_task()
+    if main is not None:
+        # SIGTERM (a service manager, `kill`) stops it as cleanly as Ctrl+C does.
+        with suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     try:
         with _quiet("discord.state", "discord.client"):
             # Importing SimCord probes discord.py with a voiceless, intent-less client,
@@ -123,7 +130,11 @@ async def _serve(settings: Settings, stop_after: float | None) -> int:
         db_path.with_name(db_path.name + "-shm"),
     ):
         leftover.unlink(missing_ok=True)
-    async with open_resources(settings, for_discord=False, db_path=db_path) as resources:
+    async with open_resources(settings, for_discord=False, db_path=db_path) as opened:
+        # Credits must tell time by the simulated Discord's clock (it starts on 2026-01-01),
+        # or every "next daily claim" would read months away.
+        assert opened.db is not None
+        resources = replace(opened, ledger=Ledger(opened.db, clock=discord.utils.utcnow))
         bot = SplitshotBot(resources)
         # A comparison with real providers can take minutes; SimCord waits for the bot's work.
         settle = settings.model_timeout_s + 60

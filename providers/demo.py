@@ -41,10 +41,10 @@ def _seed(target: Target, request: ImageRequest) -> int:
 
 
 def _palette(
-    model_id: str,
+    name: str,
 ) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]:
-    # The palette depends on the model only, so each model keeps a recognisable look.
-    hue = int.from_bytes(hashlib.sha256(model_id.encode()).digest()[:2], "big") % 360
+    # The palette depends on the name only, so each model keeps a recognisable look.
+    hue = int.from_bytes(hashlib.sha256(name.encode()).digest()[:2], "big") % 360
 
     def hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
         h = (h % 360) / 60
@@ -61,8 +61,11 @@ def render_demo(target: Target, request: ImageRequest) -> bytes:
     """Draw the demo picture for a request (pure and deterministic; runs in a worker thread)."""
     width, height = demo_size(request.aspect, request.quality)
     rng = random.Random(_seed(target, request))
-    dark, light, accent = _palette(target.model_id)
-    style = int.from_bytes(hashlib.sha256(target.model_id.encode()).digest()[2:3], "big") % 3
+    # The look follows the name shown: in a blind comparison that is "Model A", so a model's
+    # familiar palette cannot give it away.
+    look = target.display_name
+    dark, light, accent = _palette(look)
+    style = int.from_bytes(hashlib.sha256(look.encode()).digest()[2:3], "big") % 3
 
     # Vertical gradient from the model's dark to light tone.
     gradient = Image.linear_gradient("L").resize((width, height))

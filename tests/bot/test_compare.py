@@ -343,3 +343,22 @@ async def test_blind_comparisons_hide_names_from_what_adapters_write(catalog: Ca
     demo = ComparisonService(catalog, Registry({}, demo=DemoAdapter(latency=(0, 0))))
     demo_plan = demo.plan(CompareRequest("a fox", "portrait", blind=True))
     assert [p.route.target.display_name for p in demo_plan.panels] == ["Model A", "Model B"]
+
+
+async def test_blind_ledger_rows_never_name_a_model(catalog: Catalog, db: Any) -> None:
+    ledger = Ledger(db)
+    await ledger.ensure_account(1, 2)
+    adapter = FakeAdapter(errors={"nano-banana-pro": Refused("safety")})
+    service = service_with(catalog, adapter)
+    plan = service.plan(CompareRequest("a fox", "portrait", blind=True))
+    assert sorted(item.label for item in plan.line_items()) == ["Model A", "Model B"]
+
+    async def deliver(result: ComparisonResult, balance_after: int | None) -> None:
+        return None
+
+    await service.execute(plan, deliver, payer=Payer(ledger, 1, 2))
+    history = await ledger.history(1, 2)
+    text = " | ".join(entry.reason for entry in history.entries)
+    assert "Model A" in text and "declined this prompt" in text
+    for name in ("GPT-Image", "Nano Banana"):
+        assert name not in text, text

@@ -6,6 +6,7 @@ it needs Playwright and Debian's /usr/bin/chromium and is skipped where either i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -106,6 +107,17 @@ def test_make_run_without_a_token_serves_the_playground_on_loopback(
     assert (tmp_path / "splitshot-playground.db").exists(), (
         "its own database, next to the configured one"
     )
+
+
+def test_sigterm_stops_the_playground_cleanly(playground: Playground) -> None:
+    playground.wait_for_url()
+    playground.process.send_signal(signal.SIGTERM)
+    assert playground.process.wait(timeout=30) == 0
+    said = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            said.append(playground.lines.get(timeout=2).rstrip("\n"))
+    assert "Playground stopped." in said
 
 
 def test_each_start_gets_a_fresh_playground_database(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import discord
+import pytest
 import simcord
 
 from bot.client import NotModerator
@@ -187,3 +189,25 @@ async def test_the_moderator_hears_first_and_a_failed_audit_post_is_not_a_retry(
     simcord.assert_responded(again, ephemeral=True, contains="Revoked **5 credits**")
     assert again.followups == [], "no note when the audit post went through"
     assert [p.embeds[0].title for p in w.audit.history()] == ["Credits revoked"]
+
+
+async def test_a_ledger_on_discords_clock_tells_the_next_claim_in_hours(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the playground does: credits tell time by the simulated Discord's clock.
+    from dataclasses import replace
+
+    from bot.ledger import Ledger
+
+    w = world
+    ledger = Ledger(w.bot.db, clock=discord.utils.utcnow)
+    monkeypatch.setattr(w.bot, "resources", replace(w.bot.resources, ledger=ledger))
+    await w.member.slash(w.channel, "credits daily")
+    again = await w.member.slash(w.channel, "credits daily")
+    simcord.assert_error(w.env, DailyAlreadyClaimed)
+    text = again.response.content
+    assert "already claimed" in text and "week" not in text, text
+    (row,) = await w.bot.db.fetchall(
+        "SELECT created_at FROM ledger WHERE kind = 'daily' AND user_id = ?", (w.member.id,)
+    )
+    assert row["created_at"].startswith("2026-01-01"), "stored in the simulated Discord's time"
