@@ -17,6 +17,7 @@ from bot.client import is_moderator, report_error
 from bot.errors import SplitshotError
 from bot.records import ComparisonRecord, get_comparison, mark_deleted
 from bot.render.embed import details_embeds
+from cogs._buttons import COMPARISON_ID, ComparisonButton
 from cogs.votes.views import CloseVoteButton
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ID = r"(?P<comparison_id>[0-9a-f]{1,32})"
 DETAILS_PREFIX = "splitshot:details:"
 DELETE_PREFIX = "splitshot:delete:"
 CONFIRM_TIMEOUT = 60.0
@@ -53,79 +53,39 @@ async def _stored(
     return record
 
 
-class DetailsButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(DETAILS_PREFIX) + _ID
-):
+class DetailsButton(ComparisonButton, template=re.escape(DETAILS_PREFIX) + COMPARISON_ID):
     """Shows every parameter, each panel's run and the feature table, privately."""
 
-    def __init__(self, comparison_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Details",
-                emoji="🔎",
-                style=discord.ButtonStyle.secondary,
-                custom_id=DETAILS_PREFIX + comparison_id,
-            )
-        )
-        self.comparison_id = comparison_id
+    prefix = DETAILS_PREFIX
+    button_label = "Details"
+    button_emoji = "🔎"
 
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-    ) -> DetailsButton:
-        return cls(match["comparison_id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            record = await _stored(interaction, self.comparison_id)
-            embeds = details_embeds(record, interaction.client.catalog)
-            await interaction.response.send_message(embeds=embeds, ephemeral=True)
-        except Exception as exc:
-            await report_error(interaction, exc)
+    async def handle(self, interaction: discord.Interaction[Any]) -> None:
+        """Answer privately with the stored comparison's details."""
+        record = await _stored(interaction, self.comparison_id)
+        embeds = details_embeds(record, interaction.client.catalog)
+        await interaction.response.send_message(embeds=embeds, ephemeral=True)
 
 
-class DeleteButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(DELETE_PREFIX) + _ID
-):
+class DeleteButton(ComparisonButton, template=re.escape(DELETE_PREFIX) + COMPARISON_ID):
     """Deletes the result after a private confirmation; the requester or a moderator only."""
 
-    def __init__(self, comparison_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Delete",
-                emoji="🗑️",
-                style=discord.ButtonStyle.secondary,
-                custom_id=DELETE_PREFIX + comparison_id,
-            )
+    prefix = DELETE_PREFIX
+    button_label = "Delete"
+    button_emoji = "🗑️"
+
+    async def handle(self, interaction: discord.Interaction[Any]) -> None:
+        """Ask the requester or a moderator to confirm."""
+        record = await _stored(interaction, self.comparison_id)
+        assert interaction.guild_id is not None
+        settings = await interaction.client.guild_settings(interaction.guild_id)
+        if interaction.user.id != record.user_id and not is_moderator(interaction, settings):
+            raise NotYours()
+        await interaction.response.send_message(
+            "Delete this comparison for everyone? Delivered images are not refunded.",
+            view=ConfirmDelete(interaction, record),
+            ephemeral=True,
         )
-        self.comparison_id = comparison_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-    ) -> DeleteButton:
-        return cls(match["comparison_id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            record = await _stored(interaction, self.comparison_id)
-            assert interaction.guild_id is not None
-            settings = await interaction.client.guild_settings(interaction.guild_id)
-            if interaction.user.id != record.user_id and not is_moderator(interaction, settings):
-                raise NotYours()
-            await interaction.response.send_message(
-                "Delete this comparison for everyone? Delivered images are not refunded.",
-                view=ConfirmDelete(interaction, record),
-                ephemeral=True,
-            )
-        except Exception as exc:
-            await report_error(interaction, exc)
 
 
 class ConfirmDelete(discord.ui.View):

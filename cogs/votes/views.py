@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
-from bot.client import report_error
 from bot.errors import SplitshotError
+from cogs._buttons import COMPARISON_ID, ComparisonButton
 
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
@@ -37,37 +37,16 @@ class Closer(Protocol):
     ) -> None: ...
 
 
-class CloseVoteButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=re.escape(CLOSE_PREFIX) + r"(?P<comparison_id>[0-9a-f]{1,32})",
-):
+class CloseVoteButton(ComparisonButton, template=re.escape(CLOSE_PREFIX) + COMPARISON_ID):
     """Closes voting on its result now; the requester or a moderator only."""
 
-    def __init__(self, comparison_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Close vote",
-                emoji="🏁",
-                style=discord.ButtonStyle.secondary,
-                custom_id=CLOSE_PREFIX + comparison_id,
-            )
-        )
-        self.comparison_id = comparison_id
+    prefix = CLOSE_PREFIX
+    button_label = "Close vote"
+    button_emoji = "🏁"
 
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-    ) -> CloseVoteButton:
-        return cls(match["comparison_id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            cog: Closer | None = interaction.client.get_cog(COG_NAME)
-            if cog is None:
-                raise VotingUnavailable()
-            await cog.close_by_button(interaction, self.comparison_id)
-        except Exception as exc:
-            await report_error(interaction, exc)
+    async def handle(self, interaction: discord.Interaction[Any]) -> None:
+        """Hand the click to the votes feature, which checks who may close."""
+        cog: Closer | None = interaction.client.get_cog(COG_NAME)
+        if cog is None:
+            raise VotingUnavailable()
+        await cog.close_by_button(interaction, self.comparison_id)
