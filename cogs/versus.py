@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.client import model_choices, use_case_choices
 from bot.compare import price_for
 from bot.errors import BadInput
-from bot.render.embed import model_embed, models_embed, versus_embeds
+from bot.render.pages import model_embed, models_embed, versus_embeds
 from bot.verdict import build_verdict
 from providers.base import QUALITIES, Quality
 from providers.registry import ModelUnavailable

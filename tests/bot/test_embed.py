@@ -22,16 +22,13 @@ from bot.render.embed import (
     code_block,
     cost_line,
     cut,
-    details_embeds,
     field_chunks,
     fit_embed,
     fit_embeds,
-    model_embed,
-    models_embed,
     progress_embed,
     result_embed,
-    versus_embeds,
 )
+from bot.render.pages import details_embeds, model_embed, models_embed, versus_embeds
 from bot.verdict import build_verdict
 
 CATALOG = load_catalog()
