@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/compose.py` runs with bench/ on the path
 
 import PIL  # noqa: E402
+from _machine import cpu_line  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter, features  # noqa: E402
 
 from bot.compose import MAX_UPLOAD_BYTES, Composite, Panel, compose  # noqa: E402
@@ -292,23 +293,10 @@ def measure_memory(blobs: Sequence[bytes]) -> tuple[float, str]:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
     jpeg = features.version("jpg") or "?"
     zlib = features.version("zlib") or "?"
     return (
-        f"nproc {usable} (os.cpu_count {os.cpu_count()}), CPU {model}, "
-        f"{platform.system()} {platform.release()}\n"
+        f"{cpu_line()}\n"
         f"Python {platform.python_version()}, Pillow {PIL.__version__} "
         f"(libjpeg {jpeg}, zlib {zlib})"
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import platform
 import random
 import sqlite3
@@ -34,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/votes.py` runs with bench/ on the path
+
+from _machine import cpu_line  # noqa: E402
 
 from bot.db import Database  # noqa: E402
 from bot.guild_settings import GuildSettings, update_guild_settings  # noqa: E402
@@ -59,23 +60,7 @@ VALUES (?, ?, ?, ?, ?, 'bench', 'ok', ?, 8)
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    return (
-        f"nproc {usable} (os.cpu_count {os.cpu_count()}), CPU {model}, "
-        f"{platform.system()} {platform.release()}\n"
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-    )
+    return f"{cpu_line()}\nPython {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
 
 
 def synthetic(rng: random.Random, comparisons: int, voters: int) -> list[ComparisonVotes]:

@@ -330,40 +330,36 @@ class Ledger:
         self, guild_id: int, user_id: int, amount: int, reason: str, *, actor_id: int
     ) -> int:
         """Give a member credits as a moderator (capped); return the new balance."""
-        guild_id, user_id = _check_id("guild_id", guild_id), _check_id("user_id", user_id)
-        amount, reason = validate_amount(amount), validate_reason(reason)
-        actor_id, now = _check_id("actor_id", actor_id), self._now()
-        balance = await self._write(
-            partial(
-                ledger_accounts.grant,
-                guild_id=guild_id,
-                user_id=user_id,
-                amount=amount,
-                reason=reason,
-                actor_id=actor_id,
-                now=now,
-            )
+        return await self._moderate(
+            ledger_accounts.grant, "granted", "to", guild_id, user_id, amount, reason, actor_id
         )
-        log.info(
-            "guild %d: %d granted %d credits to %d (%s)",
-            guild_id,
-            actor_id,
-            amount,
-            user_id,
-            reason,
-        )
-        return balance
 
     async def revoke(
         self, guild_id: int, user_id: int, amount: int, reason: str, *, actor_id: int
     ) -> int:
         """Take credits from a member as a moderator, never below zero; return the new balance."""
+        return await self._moderate(
+            ledger_accounts.revoke, "revoked", "from", guild_id, user_id, amount, reason, actor_id
+        )
+
+    async def _moderate(
+        self,
+        operation: Callable[..., int | LedgerError],
+        verb: str,
+        preposition: str,
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        reason: str,
+        actor_id: int,
+    ) -> int:
+        """A moderator's grant or revoke: validate, write in one transaction, log one line."""
         guild_id, user_id = _check_id("guild_id", guild_id), _check_id("user_id", user_id)
         amount, reason = validate_amount(amount), validate_reason(reason)
         actor_id, now = _check_id("actor_id", actor_id), self._now()
-        balance = await self._write(
+        balance: int = await self._write(
             partial(
-                ledger_accounts.revoke,
+                operation,
                 guild_id=guild_id,
                 user_id=user_id,
                 amount=amount,
@@ -373,13 +369,9 @@ class Ledger:
             )
         )
         log.info(
-            "guild %d: %d revoked %d credits from %d (%s)",
-            guild_id,
-            actor_id,
-            amount,
-            user_id,
-            reason,
-        )
+            "guild %d: %d %s %d credits %s %d (%s)",
+            guild_id, actor_id, verb, amount, preposition, user_id, reason,
+        )  # fmt: skip
         return balance
 
     async def history(
