@@ -36,10 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.credits.ledger import Ledger, LineItem
 from bot.db import Database
 from bot.db.connection import Synchronous
 from bot.guild_settings import update_guild_settings
-from bot.ledger import Ledger, LineItem
 
 ITEMS = (LineItem("gpt-image-2", "GPT-Image 2", 8), LineItem("nano-banana-pro", "NBP", 22))
 FUNDS = 900_000_000

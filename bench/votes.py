@@ -38,9 +38,9 @@ from _machine import cpu_line  # noqa: E402
 
 from bot.db import Database  # noqa: E402
 from bot.guild_settings import GuildSettings, update_guild_settings  # noqa: E402
-from bot.leaderboard import leaderboard  # noqa: E402
-from bot.ratings import LETTERS, ComparisonVotes, PanelFacts  # noqa: E402
-from bot.votes import ReactionEvent, VoteStore, seed_emojis  # noqa: E402
+from bot.voting.leaderboard import leaderboard  # noqa: E402
+from bot.voting.ratings import LETTERS, ComparisonVotes, PanelFacts  # noqa: E402
+from bot.voting.store import ReactionEvent, VoteStore, seed_emojis  # noqa: E402
 
 TARGET_EVENTS_PER_S = 1000.0
 TARGET_RATING_S = 2.0

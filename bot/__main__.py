@@ -33,7 +33,7 @@ def run_bot_or_playground(settings: Settings, *, stop_after: float | None = None
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
-    from bot.cli import main as cli_main
+    from bot.cli.main import main as cli_main
     from bot.errors import SplitshotError
 
     try:

@@ -30,9 +30,9 @@ from bot.settings import Settings
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
-    from bot.compare import ComparisonService
+    from bot.comparisons.service import ComparisonService
+    from bot.credits.ledger import Ledger
     from bot.db import Database
-    from bot.ledger import Ledger
 
 log = logging.getLogger(__name__)
 

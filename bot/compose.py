@@ -25,7 +25,7 @@ from PIL import (
     _imaging,  # Image.core, which Pillow does not re-export for type checkers
 )
 
-from bot.fonts import Font, displayable, has_bold_face, has_glyph, load_font
+from providers.fonts import Font, displayable, has_bold_face, has_glyph, load_font
 
 try:
     from PIL import ImageCms

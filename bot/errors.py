@@ -1,17 +1,10 @@
-"""The one base error whose message is safe to show a member."""
+"""Errors the engine raises; the base (safe to show a member) lives with the providers."""
 
 from __future__ import annotations
 
+from providers.errors import SplitshotError
 
-class SplitshotError(Exception):
-    """An error whose ``str()`` is a plain sentence safe to show to a member or CLI user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+__all__ = ["BadInput", "SplitshotError"]
 
 
 class BadInput(SplitshotError):

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.credits.rules import MAX_AMOUNT, MAX_BALANCE
 from bot.errors import SplitshotError
-from bot.ledger_rules import MAX_AMOUNT, MAX_BALANCE
 
 if TYPE_CHECKING:
     from bot.db import Database

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.client import SplitshotBot
+from bot.credits.ledger import Ledger
 from bot.guild_settings import update_guild_settings
-from bot.ledger import Ledger
 from bot.resources import Resources, open_resources
 from bot.settings import Settings
 

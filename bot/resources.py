@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot.catalog import Catalog, load_catalog
-from bot.compare import ComparisonService
+from bot.comparisons.service import ComparisonService
 from bot.settings import Settings
 from providers.registry import Registry, build_registry
 
 if TYPE_CHECKING:
+    from bot.credits.ledger import Ledger
     from bot.db import Database
-    from bot.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ async def open_resources(
         )
         db = ledger = None
         if with_db:
+            from bot.credits.ledger import Ledger
             from bot.db import Database
-            from bot.ledger import Ledger
 
             db = await Database.open(db_path or settings.db_path)
             stack.push_async_callback(db.close)

@@ -11,9 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import moderator_only
+from bot.credits.ledger import MAX_AMOUNT, HistoryPage, LedgerEntry
+from bot.credits.rules import MAX_REASON_LENGTH
 from bot.errors import SplitshotError
-from bot.ledger import MAX_AMOUNT, HistoryPage, LedgerEntry
-from bot.ledger_rules import MAX_REASON_LENGTH
 from bot.render.embed import COLOUR_INFO, fit_embed
 
 if TYPE_CHECKING:

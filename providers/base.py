@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from bot.errors import SplitshotError
+from providers.errors import SplitshotError
 
 Quality = Literal["draft", "standard", "high"]
 QUALITIES: tuple[Quality, ...] = ("draft", "standard", "high")

@@ -13,8 +13,8 @@ import time
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from bot.fonts import load_font
 from providers.base import ImageRequest, ImageResult, Target, TimedOut
+from providers.fonts import load_font
 
 log = logging.getLogger(__name__)
 

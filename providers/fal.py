@@ -25,8 +25,7 @@ from providers._errors import (
 from providers._http import Call, Limits, Output, RetryPolicy, Upstream, same_origin
 from providers._images import data_uri
 from providers.base import ImageRequest, ImageResult, ProviderError, Quality, Target, TimedOut
-from providers.gemini import aspect_for
-from providers.openai_images import MAX_PROMPT, QUALITY, is_legacy, size_for
+from providers.families import MAX_PROMPT, QUALITY, aspect_for, is_legacy, size_for
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,17 +22,12 @@ from providers._errors import (
     status_error,
 )
 from providers._http import Output
-from providers._images import ImageProblem, decode_base64, nearest_aspect, parse_aspect
-from providers.base import ImageRequest, ProviderError, Quality, Refused, Target
+from providers._images import ImageProblem, decode_base64
+from providers.base import ImageRequest, ProviderError, Refused, Target
+from providers.families import IMAGE_SIZE, aspect_for
 
 NAME = "gemini"
 MAX_REFERENCES = 14
-IMAGE_SIZE: Mapping[Quality, str] = {"draft": "1K", "standard": "2K", "high": "4K"}
-#: Nano Banana Pro's ratios; an unsupported request ratio maps to the nearest (log distance,
-#: ties to the earlier entry), so '2:1' becomes '16:9' rather than failing after a charge.
-PRO_ASPECTS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
-#: Nano Banana 2 (and 2.1) add the extreme ratios
-NB2_ASPECTS = (*PRO_ASPECTS, "1:4", "4:1", "1:8", "8:1")
 #: retired ids and what replaced them, for the 404 advice
 RETIRED = {
     "gemini-3-pro-image-preview": "gemini-3-pro-image",
@@ -66,17 +60,6 @@ class GeminiEndpoint:
     base_url: str = "https://generativelanguage.googleapis.com"
 
 
-def aspects_for(upstream: str) -> tuple[str, ...]:
-    """The aspect ratios a Nano Banana model accepts (Pro: 10; NB2 and later: 14)."""
-    return PRO_ASPECTS if "pro" in upstream else NB2_ASPECTS
-
-
-def aspect_for(target: Target, request: ImageRequest, *, adapter: str = NAME) -> str:
-    """The supported ratio nearest the request's (shared with fal's Nano Banana endpoints)."""
-    ratio = parse_aspect(request.aspect, who=target.display_name, adapter=adapter)
-    return nearest_aspect(ratio, aspects_for(target.upstream_id))
-
-
 def build_request(endpoint: GeminiEndpoint, target: Target, request: ImageRequest) -> httpx.Request:
     """The generateContent request: prompt, inline references and the image config."""
     if len(request.references) > MAX_REFERENCES:
@@ -92,7 +75,7 @@ def build_request(endpoint: GeminiEndpoint, target: Target, request: ImageReques
         # TEXT too, so a refusal or a caption can come back in words.
         "responseModalities": ["TEXT", "IMAGE"],
         "imageConfig": {
-            "aspectRatio": aspect_for(target, request),
+            "aspectRatio": aspect_for(target, request, adapter=NAME),
             "imageSize": IMAGE_SIZE[request.quality],
         },
     }

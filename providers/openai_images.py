@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,26 +22,15 @@ from providers._errors import (
     status_error,
 )
 from providers._http import Output
-from providers._images import ImageProblem, decode_base64, parse_aspect
-from providers.base import ImageRequest, ProviderError, Quality, Target
+from providers._images import ImageProblem, decode_base64
+from providers.base import ImageRequest, ProviderError, Target
+from providers.families import MAX_PROMPT, QUALITY, size_for
 
 NAME = "openai"
-MAX_PROMPT = 32_000
 MAX_REFERENCES = 16
 MAX_MASK_BYTES = 4 * 1024 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-QUALITY: Mapping[Quality, str] = {"draft": "low", "standard": "medium", "high": "high"}
-#: gpt-image-2 pixel budget per tier. "high" stops at 2560x1440's count, the largest size
-#: OpenAI does not label experimental; draft and standard are the 1024² and 1536² classes.
-PIXEL_BUDGET: Mapping[Quality, int] = {
-    "draft": 1024 * 1024,
-    "standard": 1536 * 1536,
-    "high": 2560 * 1440,
-}
-#: the only sizes gpt-image-1.5 / 1-mini accept (square first, so it wins ties)
-LEGACY_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
-MIN_PIXELS, MAX_PIXELS, MAX_EDGE, MAX_RATIO = 655_360, 8_294_400, 3840, 3.0
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
 
@@ -66,55 +53,6 @@ class OpenAIEndpoint:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
-# ------------------------------------------------------------------ sizes
-def size_is_valid(width: int, height: int) -> bool:
-    """gpt-image-2's rule: sides multiples of 16, long edge ≤ 3840, ratio ≤ 3:1, pixel range."""
-    return (
-        width % 16 == 0
-        and height % 16 == 0
-        and max(width, height) <= MAX_EDGE
-        and max(width, height) <= MAX_RATIO * min(width, height)
-        and MIN_PIXELS <= width * height <= MAX_PIXELS
-    )
-
-
-def is_legacy(model: str) -> bool:
-    """True for gpt-image-1.x models, which take only three fixed sizes."""
-    return "gpt-image-1" in model
-
-
-@functools.lru_cache(maxsize=256)
-def image_size(ratio: float, quality: Quality, model: str) -> tuple[int, int]:
-    """(width, height) for an aspect ratio and tier that ``model`` accepts."""
-
-    def error(size: tuple[int, int]) -> float:
-        return abs(math.log(size[0] / size[1]) - math.log(ratio))
-
-    if is_legacy(model):
-        return min(LEGACY_SIZES, key=error)
-    if ratio < 1:  # portrait sizes are the landscape ones turned, so the two always match
-        width, height = image_size(1 / ratio, quality, model)
-        return height, width
-    ratio = min(ratio, MAX_RATIO)
-    budget = PIXEL_BUDGET[quality]
-    candidates = []
-    for height in range(16, MAX_EDGE + 1, 16):
-        width = round(height * ratio / 16) * 16
-        if width * height <= budget and size_is_valid(width, height):
-            candidates.append((width, height))
-    # The biggest size within 1% of the ratio; rounding to 16 px rarely allows an exact match.
-    close = [size for size in candidates if error(size) <= 0.01]
-    if close:
-        return max(close, key=lambda size: (size[0] * size[1], -error(size)))
-    return min(candidates, key=error)
-
-
-def size_for(target: Target, request: ImageRequest, *, adapter: str = NAME) -> tuple[int, int]:
-    """The size to request for this target and request (shared with fal's gpt-image endpoints)."""
-    ratio = parse_aspect(request.aspect, who=target.display_name, adapter=adapter)
-    return image_size(ratio, request.quality, target.upstream_id)
-
-
 # ------------------------------------------------------------------ request
 def _preflight(target: Target, request: ImageRequest) -> None:
     problem = None
@@ -135,7 +73,7 @@ def _preflight(target: Target, request: ImageRequest) -> None:
 def build_request(endpoint: OpenAIEndpoint, target: Target, request: ImageRequest) -> httpx.Request:
     """The generations (JSON) or, with references, edits (multipart) request for one image."""
     _preflight(target, request)
-    width, height = size_for(target, request)
+    width, height = size_for(target, request, adapter=NAME)
     fields = {
         # Always explicit: old spec versions silently defaulted to dall-e-2.
         "model": endpoint.deployments.get(target.upstream_id, target.upstream_id),

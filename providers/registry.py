@@ -9,9 +9,9 @@ from typing import Literal
 
 import httpx
 
-from bot.errors import SplitshotError
 from providers.base import Adapter, Target
 from providers.demo import DemoAdapter
+from providers.errors import SplitshotError
 from providers.fal import FalEndpoint, FalImages
 from providers.gemini import GeminiEndpoint, GeminiImages
 from providers.openai_images import OpenAIEndpoint, OpenAIImages

@@ -17,12 +17,12 @@ import discord
 
 from bot.render.terminal import criteria_table
 from bot.verdict import MeasuredCell, Verdict, build_verdict
-from bot.vote_rules import OPTION_EMOJI
+from bot.voting.rules import OPTION_EMOJI
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog, Model
-    from bot.compare import ComparisonResult
-    from bot.records import ComparisonRecord
+    from bot.comparisons.records import ComparisonRecord
+    from bot.comparisons.service import ComparisonResult
     from providers.base import Quality
 
 # Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -531,7 +531,7 @@ class ProgressLine:
     """One model's live state while a comparison runs."""
 
     label: str
-    state: str  # a bot.compare.State value
+    state: str  # a bot.comparisons.service.State value
     seconds: float | None = None
     reason: str | None = None
 

@@ -28,7 +28,7 @@ from bot.verdict import Verdict, dots
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog, Model
-    from bot.records import ComparisonRecord
+    from bot.comparisons.records import ComparisonRecord
     from providers.base import Quality
 
 

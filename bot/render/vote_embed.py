@@ -3,7 +3,7 @@
 Nothing here talks to Discord or the database. The closed result is the ordinary result embed
 (:func:`bot.render.embed.result_embed`) rebuilt from the stored comparison with its vote tally;
 the leaderboard embed shows the table as monospace text beside the chart image
-(:func:`bot.chart.leaderboard_chart`), which the embed shows through ``attachment://``.
+(:func:`bot.voting.chart.leaderboard_chart`), which the embed shows through ``attachment://``.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from bot.render.embed import (
     fit_embed,
     result_embed,
 )
-from bot.vote_rules import OPTION_EMOJI, CloseResult, Tally, seed_emojis
+from bot.voting.rules import OPTION_EMOJI, CloseResult, Tally, seed_emojis
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
-    from bot.leaderboard import Leaderboard, LeaderboardRow
-    from bot.records import ComparisonRecord
+    from bot.comparisons.records import ComparisonRecord
+    from bot.voting.leaderboard import Leaderboard, LeaderboardRow
 
 #: the widest model name in the tables before it is cut; the tables stay under ~45 characters,
 #: which an embed shows without wrapping on desktop and most phones
 NAME_WIDTH = 18
-#: how a stand-in's label ends (bot.compare's Panel.label); the tables star it instead
+#: how a stand-in's label ends (bot.comparisons.service's Panel.label); the tables star it instead
 DEMO_SUFFIX = " · demo"
 DEMO_STAR = "*"
 DASH = "—"

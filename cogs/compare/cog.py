@@ -15,7 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import aspect_choices, model_choices, use_case_choices
-from bot.compare import MAX_PROMPT, CompareRequest, user_hash
+from bot.comparisons.service import MAX_PROMPT, CompareRequest, user_hash
 from bot.errors import BadInput, SplitshotError
 from bot.references import MAX_REFERENCE_BYTES, reference_image
 from cogs.compare.run import ComparisonRun

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.compare import (
+from bot.comparisons.records import record_comparison
+from bot.comparisons.service import (
     AllModelsFailed,
     Community,
     ComparisonResult,
@@ -32,7 +33,6 @@ from bot.compare import (
 )
 from bot.compose import MAX_UPLOAD_BYTES
 from bot.errors import SplitshotError
-from bot.records import record_comparison
 from bot.render.embed import (
     COLOUR_FAILED,
     ProgressLine,
@@ -43,7 +43,7 @@ from bot.render.embed import (
     progress_embed,
     result_embed,
 )
-from bot.vote_rules import seed_emojis, vote_deadline
+from bot.voting.rules import seed_emojis, vote_deadline
 from cogs.compare.views import result_view
 
 if TYPE_CHECKING:

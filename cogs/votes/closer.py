@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.records import get_comparison
+from bot.comparisons.records import get_comparison
 from bot.render.embed import attachment_name, attachment_url
 from bot.render.vote_embed import close_announcement, closed_result_embed
 from cogs.votes.views import CLOSE_PREFIX
 
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
-    from bot.votes import CloseResult, VoteStore
+    from bot.voting.store import CloseResult, VoteStore
 
 log = logging.getLogger(__name__)
 

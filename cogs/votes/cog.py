@@ -2,7 +2,7 @@
 
 Reactions are read from raw gateway events, so they count on messages the cache never saw and
 after restarts; every rule (bots, closed votes, the requester, new members…) is one early return
-with its reason in ``bot.vote_rules``, and the votes live in SQLite.
+with its reason in ``bot.voting.rules``, and the votes live in SQLite.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chart import CHART_FILENAME, leaderboard_chart
 from bot.client import is_moderator, use_case_choices
 from bot.errors import SplitshotError
 from bot.render.vote_embed import leaderboard_embed, leaderboard_title
-from bot.votes import ReactionEvent, VoteStore, VoteTarget, may_close
+from bot.voting.chart import CHART_FILENAME, leaderboard_chart
+from bot.voting.store import ReactionEvent, VoteStore, VoteTarget, may_close
 from cogs.votes.closer import VoteCloser, jump_url
 from cogs.votes.views import COG_NAME, CloseVoteButton
 
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
     from bot.guild_settings import GuildSettings
-    from bot.votes import CloseResult
+    from bot.voting.store import CloseResult
 
 log = logging.getLogger(__name__)
 

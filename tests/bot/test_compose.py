@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms, ImageFont, ImageOps, ImageStat
 
-from bot import fonts
 from bot.compose import (
     CARD_RGB,
     DECODE_FAILED,
@@ -26,6 +25,7 @@ from bot.compose import (
     Panel,
     compose,
 )
+from providers import fonts
 
 RED = (220, 30, 30)
 GREEN = (30, 200, 60)

@@ -9,7 +9,7 @@ import discord
 import pytest
 
 from bot.catalog import load_catalog
-from bot.records import ComparisonRecord, PanelRecord
+from bot.comparisons.records import ComparisonRecord, PanelRecord
 from bot.render.embed import (
     DESCRIPTION_LIMIT,
     FIELD_COUNT_LIMIT,

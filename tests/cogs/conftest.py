@@ -28,9 +28,9 @@ from PIL import Image
 
 from bot.catalog import load_catalog
 from bot.client import SplitshotBot
-from bot.compare import ComparisonService
+from bot.comparisons.service import ComparisonService
+from bot.credits.ledger import Ledger
 from bot.db import Database
-from bot.ledger import Ledger
 from bot.resources import Resources
 from bot.settings import Settings
 from providers.base import ImageRequest, ImageResult, Refused, Target, Unavailable

@@ -16,10 +16,10 @@ import simcord
 from discord import app_commands
 from PIL import Image
 
+from bot.comparisons.records import get_comparison, get_comparison_by_message
+from bot.credits.ledger import InsufficientCredits
 from bot.errors import BadInput
 from bot.guild_settings import update_guild_settings
-from bot.ledger import InsufficientCredits
-from bot.records import get_comparison, get_comparison_by_message
 from cogs.compare.cog import TooManyRunning
 from tests.cogs.conftest import PANEL_COLOURS, Behaviour, FakeAdapter, World
 

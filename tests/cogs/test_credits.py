@@ -7,14 +7,14 @@ import pytest
 import simcord
 
 from bot.client import NotModerator
-from bot.errors import SplitshotError
-from bot.guild_settings import update_guild_settings
-from bot.ledger import (
+from bot.credits.ledger import (
     DailyAlreadyClaimed,
     OverGrantLimit,
     OverModeratorDailyCap,
     RevokeBeyondBalance,
 )
+from bot.errors import SplitshotError
+from bot.guild_settings import update_guild_settings
 from tests.cogs.conftest import World
 
 
@@ -197,7 +197,7 @@ async def test_a_ledger_on_discords_clock_tells_the_next_claim_in_hours(
     # What the playground does: credits tell time by the simulated Discord's clock.
     from dataclasses import replace
 
-    from bot.ledger import Ledger
+    from bot.credits.ledger import Ledger
 
     w = world
     ledger = Ledger(w.bot.db, clock=discord.utils.utcnow)

@@ -13,12 +13,12 @@ import pytest_asyncio
 import simcord
 
 from bot.client import SplitshotBot
+from bot.comparisons.records import get_comparison_by_message
+from bot.credits.ledger import Ledger
 from bot.db import Database
 from bot.guild_settings import update_guild_settings
-from bot.ledger import Ledger
-from bot.records import get_comparison_by_message
 from bot.resources import Resources
-from bot.votes import VoteStore
+from bot.voting.store import VoteStore
 from cogs.votes.cog import (
     AlreadyClosed,
     BadMessageLink,
@@ -72,7 +72,7 @@ def reasons(caplog: pytest.LogCaptureFixture, user: simcord.MemberActor) -> list
     return [
         str(r.args[-1])  # type: ignore[index]
         for r in caplog.records
-        if r.name == "bot.votes" and r.msg.startswith("reaction") and r.args[1] == user.id  # type: ignore[index]
+        if r.name == "bot.voting.store" and r.msg.startswith("reaction") and r.args[1] == user.id  # type: ignore[index]
     ]
 
 
@@ -86,7 +86,7 @@ def replies_to(w: World, message: object) -> list[discord.Message]:
 
 @pytest.fixture
 def ladder(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.DEBUG, logger="bot.votes")
+    caplog.set_level(logging.DEBUG, logger="bot.voting.store")
     return caplog
 
 

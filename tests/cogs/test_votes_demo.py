@@ -9,10 +9,10 @@ import httpx
 import pytest_asyncio
 
 from bot.catalog import load_catalog
-from bot.compare import ComparisonService
+from bot.comparisons.service import ComparisonService
+from bot.credits.ledger import Ledger
 from bot.db import Database
 from bot.guild_settings import update_guild_settings
-from bot.ledger import Ledger
 from bot.resources import Resources
 from bot.settings import Settings
 from providers.demo import DemoAdapter

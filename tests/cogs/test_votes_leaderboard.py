@@ -10,7 +10,8 @@ import discord
 import simcord
 from PIL import Image
 
-from bot.chart import (
+from bot.guild_settings import update_guild_settings
+from bot.voting.chart import (
     CHART_FILENAME,
     FOOTER,
     HEADER,
@@ -21,7 +22,6 @@ from bot.chart import (
     ROW,
     WIDTH,
 )
-from bot.guild_settings import update_guild_settings
 from tests.cogs.conftest import World
 
 PROMPT = "A lighthouse keeper at dusk, wind in her hair, 85mm portrait"

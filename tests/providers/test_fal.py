@@ -22,7 +22,7 @@ from providers.base import (
     TimedOut,
 )
 from providers.fal import FalEndpoint, FalImages, build_submit
-from providers.openai_images import image_size
+from providers.families import image_size
 from tests.providers.conftest import (
     FAL_KEY,
     JPEG,

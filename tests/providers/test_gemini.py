@@ -22,7 +22,8 @@ from providers.base import (
     Refused,
     TimedOut,
 )
-from providers.gemini import NB2_ASPECTS, PRO_ASPECTS, GeminiEndpoint, GeminiImages, build_request
+from providers.families import NB2_ASPECTS, PRO_ASPECTS
+from providers.gemini import GeminiEndpoint, GeminiImages, build_request
 from tests.providers.conftest import (
     GEMINI_KEY,
     JPEG,

@@ -28,14 +28,8 @@ from providers.base import (
     TimedOut,
     Unavailable,
 )
-from providers.openai_images import (
-    PIXEL_BUDGET,
-    OpenAIEndpoint,
-    OpenAIImages,
-    build_request,
-    image_size,
-    size_is_valid,
-)
+from providers.families import PIXEL_BUDGET, image_size, size_is_valid
+from providers.openai_images import OpenAIEndpoint, OpenAIImages, build_request
 from tests.providers.conftest import (
     JPEG,
     OPENAI_KEY,

@@ -1,0 +1,172 @@
+"""``splitshot credits ...``: audit, inspect and adjust the credits database without Discord."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bot.credits.ledger import MAX_PER_PAGE, MAX_TOP, Ledger, parse_amount
+from bot.db import Database, MigrationError
+from bot.errors import SplitshotError
+
+EXIT_OK = 0
+EXIT_REFUSED = 1  # a discrepancy, or the ledger refused the operation
+EXIT_USAGE = 2  # like argparse: the command cannot run as given
+
+Handler = Callable[[Ledger, Database, argparse.Namespace], Awaitable[int]]
+
+SQL_AUDIT_COUNTS = """
+SELECT (SELECT COUNT(*) FROM accounts) AS accounts,
+       (SELECT COUNT(*) FROM ledger) AS rows,
+       (SELECT COUNT(*) FROM holds) AS holds,
+       (SELECT COUNT(*) FROM holds WHERE state = 'open') AS open_holds
+"""
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"splitshot credits: {message}", file=sys.stderr)
+    return code
+
+
+def _runner(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    """Wrap an async handler: open the database, run it, close it, map errors to exit codes."""
+
+    def run(args: argparse.Namespace) -> int:
+        path = Path(args.db)
+        # Never create a fresh, empty ledger because of a typo in --db.
+        if not path.is_file():
+            return _fail(
+                f"no database at {path} (check --db; the bot creates it on start)", EXIT_USAGE
+            )
+
+        async def main() -> int:
+            db = await Database.open(path)
+            try:
+                return await handler(Ledger(db), db, args)
+            finally:
+                await db.close()
+
+        try:
+            return asyncio.run(main())
+        except SplitshotError as error:
+            return _fail(str(error), EXIT_REFUSED)
+        except (sqlite3.DatabaseError, MigrationError) as error:
+            return _fail(f"cannot use {path} as a Splitshot database: {error}", EXIT_USAGE)
+
+    return run
+
+
+async def _audit(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+    found = await ledger.audit()
+    counts = await db.fetchone(SQL_AUDIT_COUNTS)
+    assert counts is not None
+    summary = (
+        f"{counts['accounts']:,} accounts, {counts['rows']:,} ledger rows, "
+        f"{counts['holds']:,} reservations ({counts['open_holds']:,} open)"
+    )
+    if not found:
+        print(f"Audit clean: {summary}.")
+        return EXIT_OK
+    for discrepancy in found:
+        print(f"DISCREPANCY [{discrepancy.kind}] {discrepancy}")
+    print(f"Audit FAILED: {len(found):,} discrepancies in {summary}.")
+    return EXIT_REFUSED
+
+
+async def _balance(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+    balance = await ledger.balance(args.guild, args.user)
+    print(f"Guild {args.guild}, member {args.user}: {balance:,} credits")
+    return EXIT_OK
+
+
+async def _grant(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+    amount = parse_amount(args.amount)
+    balance = await ledger.grant(args.guild, args.user, amount, args.reason, actor_id=args.actor)
+    print(f"Granted {amount:,} credits to member {args.user}; balance now {balance:,}.")
+    return EXIT_OK
+
+
+async def _revoke(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+    amount = parse_amount(args.amount)
+    balance = await ledger.revoke(args.guild, args.user, amount, args.reason, actor_id=args.actor)
+    print(f"Revoked {amount:,} credits from member {args.user}; balance now {balance:,}.")
+    return EXIT_OK
+
+
+async def _history(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+    page = await ledger.history(args.guild, args.user, page=args.page - 1, per_page=args.per_page)
+    print(
+        f"Guild {args.guild}, member {args.user}: page {args.page} of {page.pages} "
+        f"({page.total:,} entries, newest first)"
+    )
+    for entry in page.entries:
+        when = f"{entry.created_at:%Y-%m-%d %H:%M:%S}"
+        print(
+            f"#{entry.id:<7} {when}  {entry.delta:>+10,}  = {entry.balance_after:>10,}  "
+            f"{entry.kind:<8}  {entry.reason}"
+        )
+    return EXIT_OK
+
+
+async def _top(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+    for rank, (user_id, balance) in enumerate(await ledger.top(args.guild, args.limit), start=1):
+        print(f"{rank:>3}. {user_id}  {balance:,}")
+    return EXIT_OK
+
+
+def _count(maximum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be between 1 and {maximum}")
+        return value
+
+    return parse
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    default_db: str | os.PathLike[str] | None = None,
+) -> None:
+    """Add ``credits audit|balance|grant|revoke|history|top`` to the CLI."""
+    credits = subparsers.add_parser("credits", help="inspect and adjust the credits ledger")
+    commands = credits.add_subparsers(dest="credits_command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        if default_db is None:
+            parser.add_argument("--db", required=True, help="the credits database file")
+        else:
+            parser.add_argument("--db", default=os.fspath(default_db), help="database file")
+        parser.add_argument("--guild", type=int, default=0, help="server id (default 0)")
+        parser.set_defaults(func=_runner(handler))
+        return parser
+
+    def member(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--user", type=int, required=True, help="member id")
+
+    def adjustment(parser: argparse.ArgumentParser) -> None:
+        member(parser)
+        # Text, so the ledger's own sentences explain "1.5", "-3" or "10e9".
+        parser.add_argument("--amount", required=True, help="whole number of credits")
+        parser.add_argument("--reason", required=True, help="why (kept in the ledger)")
+        parser.add_argument("--actor", type=int, default=0, help="moderator id (default 0)")
+
+    command("audit", "check every balance and reservation; exit 1 on any discrepancy", _audit)
+    member(command("balance", "show a member's balance", _balance))
+    adjustment(command("grant", "give a member credits", _grant))
+    adjustment(command("revoke", "take credits from a member", _revoke))
+    history = command("history", "show a member's ledger, newest first", _history)
+    member(history)
+    history.add_argument("--page", type=_count(10**9), default=1, help="page number (default 1)")
+    history.add_argument("--per-page", type=_count(MAX_PER_PAGE), default=20, help="rows per page")
+    top = command("top", "show the highest balances in a server", _top)
+    top.add_argument("--limit", type=_count(MAX_TOP), default=10, help="how many (default 10)")

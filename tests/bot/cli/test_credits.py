@@ -1,0 +1,140 @@
+"""``splitshot credits ...`` driven through argparse, against a real database file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from bot.cli.credits import register
+from bot.credits.ledger import Ledger
+from bot.db import Database
+
+T = TypeVar("T")
+
+
+def parser(default_db: Path | None = None) -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="splitshot")
+    register(root.add_subparsers(dest="command"), default_db)
+    return root
+
+
+def run(*argv: str, default_db: Path | None = None) -> int:
+    args = parser(default_db).parse_args(list(argv))
+    code = args.func(args)
+    assert isinstance(code, int)
+    return code
+
+
+def with_ledger(path: Path, action: Callable[[Ledger, Database], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = await Database.open(path)
+        try:
+            return await action(Ledger(db), db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    db_path = tmp_path / "splitshot.db"
+    with_ledger(db_path, lambda ledger, db: ledger.ensure_account(5, 42))
+    return db_path
+
+
+def test_audit_is_clean_on_a_healthy_database(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("credits", "audit", "--db", str(path)) == 0
+    assert capsys.readouterr().out.startswith("Audit clean: 1 accounts, 1 ledger rows")
+
+
+def test_audit_exits_non_zero_and_prints_each_discrepancy(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_ledger(path, lambda ledger, db: db.execute("UPDATE accounts SET balance = balance + 1"))
+    assert run("credits", "audit", "--db", str(path)) == 1
+    out = capsys.readouterr().out
+    assert "DISCREPANCY [balance] Guild 5, member 42: balance 61 but the ledger sums to 60." in out
+    assert "Audit FAILED: 1 discrepancies" in out
+
+
+def test_grant_balance_revoke_history(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(path)
+    common = ("--db", db, "--guild", "5", "--user", "42")
+    assert (
+        run("credits", "grant", *common, "--amount", "1,000", "--reason", "prize", "--actor", "7")
+        == 0
+    )
+    assert "Granted 1,000 credits to member 42; balance now 1,060." in capsys.readouterr().out
+    assert run("credits", "revoke", *common, "--amount", "60", "--reason", "oops") == 0
+    assert run("credits", "balance", *common) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "Guild 5, member 42: 1,000 credits"
+    assert run("credits", "history", *common, "--per-page", "2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Guild 5, member 42: page 1 of 2 (3 entries, newest first)"
+    assert "revoke" in lines[1] and "oops" in lines[1] and "-60" in lines[1]
+    assert "grant" in lines[2] and "prize" in lines[2]
+    assert run("credits", "history", *common, "--per-page", "2", "--page", "2") == 0
+    assert "starter" in capsys.readouterr().out
+    assert run("credits", "top", "--db", db, "--guild", "5") == 0
+    assert capsys.readouterr().out.strip() == "1. 42  1,000"
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("1.5", "must be a whole number of credits, not '1.5'"),
+        ("0", "must be at least 1 credit"),
+        ("10001", "A single grant is limited to 10,000 credits"),
+        ("5000000000", "is too large"),
+    ],
+)
+def test_refused_grants_exit_1_with_the_ledger_sentence(
+    path: Path, capsys: pytest.CaptureFixture[str], amount: str, message: str
+) -> None:
+    code = run("credits", "grant", "--db", str(path), "--guild", "5", "--user", "42",
+               "--amount", amount, "--reason", "r")  # fmt: skip
+    assert code == 1
+    assert message in capsys.readouterr().err
+
+
+def test_revoke_beyond_balance_and_missing_reason(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ("--db", str(path), "--guild", "5", "--user", "42")
+    assert run("credits", "revoke", *common, "--amount", "61", "--reason", "r") == 1
+    assert "only 60 credits" in capsys.readouterr().err
+    assert run("credits", "grant", *common, "--amount", "5", "--reason", "  ") == 1
+    assert "give a reason" in capsys.readouterr().err
+
+
+def test_a_missing_database_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "typo.db"
+    assert run("credits", "audit", "--db", str(missing)) == 2
+    assert "no database at" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_not_a_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("hello, I am not SQLite " * 100)
+    assert run("credits", "balance", "--db", str(junk), "--user", "1") == 2
+    assert "cannot use" in capsys.readouterr().err
+
+
+def test_db_defaults_to_the_passed_in_path(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("credits", "balance", "--guild", "5", "--user", "42", default_db=path) == 0
+    assert "60 credits" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parser().parse_args(["credits", "balance", "--user", "42"])  # --db required without one
+    with pytest.raises(SystemExit):
+        parser().parse_args(["credits", "history", "--db", "x", "--user", "1", "--per-page", "51"])
