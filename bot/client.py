@@ -23,6 +23,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from bot.comparisons.admission import Admission
+from bot.comparisons.job import recover_undelivered
+from bot.comparisons.policy import Policy
 from bot.errors import SplitshotError
 from bot.guild_settings import GuildSettings, get_guild_settings
 from bot.resources import Resources, open_resources
@@ -49,6 +52,8 @@ COGS = BASE_COGS + tuple(name for name in OPTIONAL_COGS if importlib.util.find_s
 PROGRESS_INTERVAL = 2.0
 #: how often holds left open by a crash or restart are looked for
 HOLD_SWEEP_MINUTES = 10.0
+#: the longest the checks before acknowledging wait for a server's settings (Discord allows 3 s)
+SETTINGS_READ_BUDGET = 0.5
 #: how long shutdown waits for running comparisons to refund themselves
 SHUTDOWN_GRACE = 15.0
 
@@ -168,7 +173,11 @@ def error_message(interaction: discord.Interaction[Any], error: BaseException) -
 
 
 async def reply_privately(interaction: discord.Interaction[Any], content: str) -> None:
-    """Answer with an ephemeral message however far the interaction already got."""
+    """Answer with an ephemeral message however far the interaction already got.
+
+    A thinking message (from a private defer) becomes the answer; commands that defer publicly
+    refuse with :func:`refuse_after_public_defer` instead.
+    """
     response = interaction.response
     try:
         if not response.is_done():
@@ -184,6 +193,24 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
         log.warning(
             "could not deliver an error message to user %s", interaction.user.id, exc_info=True
         )
+
+
+async def refuse_after_public_defer(interaction: discord.Interaction[Any], content: str) -> None:
+    """An expected refusal after a public "thinking" message: delete it, answer privately.
+
+    While "thinking", Discord turns the first follow-up into an edit of the public original
+    (whose flags cannot change), so the original is completed with a neutral placeholder and
+    deleted first; only then can the answer follow as a message of its own, privately.
+    """
+    try:
+        await interaction.edit_original_response(content="…", embeds=[], attachments=[], view=None)
+        await interaction.delete_original_response()
+    except discord.HTTPException:
+        log.debug("the thinking message of interaction %s was already gone", interaction.id)
+    try:
+        await interaction.followup.send(content, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not deliver a refusal to user %s", interaction.user.id, exc_info=True)
 
 
 async def report_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
@@ -241,6 +268,10 @@ class SplitshotBot(commands.Bot):
         self.delivered_comparisons: set[asyncio.Task[Any]] = set()
         #: set by the voting feature so verdicts and /versus can cite this server's votes
         self.community_source: CommunitySource | None = None
+        #: per-member running slots and cooldowns for /compare
+        self.admission = Admission(clock)
+        #: each server's settings as last read, for the checks that run before acknowledging
+        self._settings_cache: dict[int, GuildSettings] = {}
 
     @property
     def settings(self) -> Settings:
@@ -270,8 +301,46 @@ class SplitshotBot(commands.Bot):
         return self.resources.ledger
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
-        """This server's settings (defaults until a moderator changes one)."""
-        return await get_guild_settings(self.db, guild_id)
+        """This server's settings, read fresh (defaults until a moderator changes one)."""
+        settings = await get_guild_settings(self.db, guild_id)
+        self._settings_cache[guild_id] = settings
+        return settings
+
+    def cached_guild_settings(self, guild_id: int) -> GuildSettings | None:
+        """This server's settings as last read, without waiting on the database (None if unread).
+
+        Only for checks before an interaction is acknowledged; everything that spends reads
+        :meth:`guild_settings` again after it.
+        """
+        return self._settings_cache.get(guild_id)
+
+    async def settings_for_checks(self, guild_id: int) -> GuildSettings | None:
+        """Settings for the checks before acknowledging: cached, else one read bounded in time.
+
+        None when the database does not answer at once; the checks then use the defaults and
+        everything is checked again, unbounded, after the acknowledgement.
+        """
+        cached = self._settings_cache.get(guild_id)
+        if cached is not None:
+            return cached
+        try:
+            return await asyncio.wait_for(self.guild_settings(guild_id), SETTINGS_READ_BUDGET)
+        except TimeoutError:
+            log.info("settings of guild %d not read in time; checking with defaults", guild_id)
+            return None
+
+    def remember_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
+        """A moderator changed this server's settings: checks before acknowledging use them now."""
+        self._settings_cache[guild_id] = settings
+
+    def policy(self, settings: GuildSettings) -> Policy:
+        """What this server allows and charges, the same rules the command line applies."""
+        return Policy.for_server(
+            self.catalog,
+            self.resources.registry,
+            allow_demo=self.service.allow_demo,
+            settings=settings,
+        )
 
     async def community_lines(
         self, guild_id: int, use_case_id: str, model_ids: Sequence[str]
@@ -314,9 +383,9 @@ class SplitshotBot(commands.Bot):
     async def sweep_holds(self) -> None:
         """Refund credits held by comparisons that can no longer finish (crash, restart)."""
         try:
-            await self.ledger.recover_stale_holds(
-                timedelta(minutes=self.settings.stale_hold_minutes)
-            )
+            older_than = timedelta(minutes=self.settings.stale_hold_minutes)
+            await self.ledger.recover_stale_holds(older_than)
+            await recover_undelivered(self.ledger, self.db, older_than)
         except Exception:
             log.exception("could not recover stale holds")
 

@@ -62,6 +62,7 @@ async def open_resources(
         )
         db = ledger = None
         if with_db:
+            from bot.comparisons.job import recover_undelivered
             from bot.credits.ledger import Ledger
             from bot.db import Database
 
@@ -74,5 +75,7 @@ async def open_resources(
             )
             if recovered:
                 log.warning("refunded %d comparison(s) left open by an earlier run", recovered)
+            # ...and a crash between the settle and the post must not charge for an unseen image.
+            await recover_undelivered(ledger, db, timedelta(minutes=settings.stale_hold_minutes))
         log.info("resources ready: %r", settings)
         yield Resources(settings, catalog, http, registry, service, db, ledger)

@@ -323,6 +323,7 @@ class ConfigCog(
         async with self._locks[interaction.guild_id]:
             before = await self.bot.guild_settings(interaction.guild_id)
             after = await update_guild_settings(self.bot.db, interaction.guild_id, **changes)
+            self.bot.remember_guild_settings(interaction.guild_id, after)
         lines = [
             f"**{LABELS.get(name, name)}:** {describe(name, getattr(before, name), catalog)} → "
             f"{describe(name, getattr(after, name), catalog)}"
@@ -344,6 +345,7 @@ class ConfigCog(
         assert interaction.guild_id is not None
         async with self._locks[interaction.guild_id]:
             after = await reset_guild_settings(self.bot.db, interaction.guild_id, setting)
+            self.bot.remember_guild_settings(interaction.guild_id, after)
         value = describe(setting, getattr(after, setting), self.bot.catalog)
         await interaction.response.send_message(
             f"**{LABELS.get(setting, setting)}** is back to its default: {value}.", ephemeral=True

@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import model_choices, use_case_choices
-from bot.comparisons.service import price_for
+from bot.comparisons.policy import price_for
 from bot.errors import BadInput
 from bot.render.pages import model_embed, models_embed, versus_embeds
 from bot.verdict import build_verdict

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -15,16 +16,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.catalog import Catalog, load_catalog
-from bot.comparisons.service import (
-    AllModelsFailed,
-    CompareRequest,
-    ComparisonResult,
-    Payer,
-    Plan,
-    ProgressEvent,
-    State,
-)
+from bot.comparisons.events import Event, PanelChanged
+from bot.comparisons.job import ComparisonJob, Requester
+from bot.comparisons.plan import CompareRequest, Plan, State
+from bot.comparisons.policy import Policy
+from bot.comparisons.service import AllModelsFailed, ComparisonResult
 from bot.errors import BadInput, SplitshotError
+from bot.guild_settings import GuildSettings, get_guild_settings
 from bot.references import reference_image
 from bot.render.terminal import (
     demo_banner,
@@ -182,7 +180,7 @@ async def _compare_async(args: argparse.Namespace) -> int:
         raise BadInput("Give a prompt (or --example ID).")
     request = CompareRequest(
         prompt=prompt,
-        use_case=use_case or "portrait",
+        use_case=use_case,
         models=args.models,
         aspect=args.aspect,
         quality=args.quality,
@@ -196,8 +194,18 @@ async def _compare_async(args: argparse.Namespace) -> int:
                 settings, for_discord=False, with_db=args.db is not None, db_path=args.db
             )
         )
-        service = resources.service
-        plan = service.plan(request)
+        server: GuildSettings | None = None
+        if resources.db is not None:
+            # The same server's prices, enabled models, banned words and defaults as the bot.
+            server = await get_guild_settings(resources.db, args.guild)
+        policy = Policy.for_server(
+            resources.catalog,
+            resources.registry,
+            allow_demo=resources.service.allow_demo,
+            settings=server,
+        )
+        blind = policy.blind(True if args.blind else None)
+        plan = policy.plan(dataclasses.replace(request, blind=blind))
         labels = [p.label for p in plan.panels]
         err = sys.stderr
         if plan.uses_demo:
@@ -216,23 +224,20 @@ async def _compare_async(args: argparse.Namespace) -> int:
         )
         progress = _Progress(plan, err)
         out_path: Path = args.out or Path(f"splitshot-{plan.id}")
-
-        async def deliver(result: ComparisonResult, balance_after: int | None) -> Path:
-            path = (
-                out_path
-                if out_path.suffix
-                else out_path.with_suffix("." + result.composite.extension)
-            )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(path.write_bytes, result.composite.data)
-            return path
-
-        payer = None
+        charging = resources.ledger is not None
         if resources.ledger is not None:
-            payer = Payer(resources.ledger, args.guild, args.user)
             await resources.ledger.ensure_account(args.guild, args.user)
+        job = ComparisonJob(
+            plan,
+            service=resources.service,
+            catalog=resources.catalog,
+            ledger=resources.ledger,
+            db=resources.db,
+            requester=Requester(args.guild, args.user) if charging else None,
+        )
+        job.events.subscribe(progress.on_event)
         try:
-            done = await service.execute(plan, deliver, payer=payer, on_progress=progress.update)
+            result = await job.produce()
         except AllModelsFailed as exc:
             progress.finish()
             if args.json:
@@ -240,19 +245,27 @@ async def _compare_async(args: argparse.Namespace) -> int:
             print(f"splitshot: {exc}", file=err)
             return EXIT_FAILED
         progress.finish()
-    result = done.result
-    if args.json:
-        print(
-            json.dumps(
-                result_json(result, done.delivery, done.balance_after), ensure_ascii=False, indent=2
-            )
+        path = (
+            out_path if out_path.suffix else out_path.with_suffix("." + result.composite.extension)
         )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(path.write_bytes, result.composite.data)
+        except OSError as exc:
+            await job.undelivered(f"the image could not be written to {path}")
+            raise BadInput(
+                f"Cannot write the image to {path}: {exc.strerror or exc}; nothing was charged."
+            ) from None
+        await job.delivered()
+        balance_after = job.balance_after
+    if args.json:
+        print(json.dumps(result_json(result, path, balance_after), ensure_ascii=False, indent=2))
         return EXIT_OK
     print(
-        f"\nSplit image: {done.delivery} ({result.composite.width}×{result.composite.height}, "
+        f"\nSplit image: {path} ({result.composite.width}×{result.composite.height}, "
         f"{len(result.composite.data) / 1024:.0f} KiB)"
     )
-    if payer is None:
+    if not charging:
         print(
             f"Price: {result.charged} credits for the images delivered "
             "(no account charged; pass --db to charge one)"
@@ -261,7 +274,7 @@ async def _compare_async(args: argparse.Namespace) -> int:
         line = f"Charged {result.charged} credits"
         if result.refunded:
             line += f", refunded {result.refunded}"
-        print(f"{line} · balance {done.balance_after}")
+        print(f"{line} · balance {balance_after}")
     for o in result.outcomes:
         if not o.ok:
             print(f"  {o.refund_reason()}.")
@@ -280,7 +293,11 @@ class _Progress:
         self.states = {p.index: (State.QUEUED, 0.0) for p in plan.panels}
         self.drawn = False
 
-    def update(self, event: ProgressEvent) -> None:
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, PanelChanged):
+            self.update(event)
+
+    def update(self, event: PanelChanged) -> None:
         self.states[event.index] = (event.state, event.elapsed)
         if self.tty:
             self._redraw()

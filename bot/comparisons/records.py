@@ -1,21 +1,33 @@
-"""Stores every comparison, its panels and its message, for votes, follow-ups and audits."""
+"""Stores every comparison, its panels and its message, for votes, follow-ups and audits.
+
+A comparison is written in the same transaction as the settle that charges for it (the job
+hands :func:`write_record` to the ledger), with ``delivery = 'pending'``; posting attaches its
+message (:func:`attach_message`), and a result that never reached the member is marked
+``failed`` in the same transaction as its refund (:func:`mark_undelivered`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from bot.comparisons.service import ComparisonResult
 from bot.db import Database
+
+if TYPE_CHECKING:
+    from bot.comparisons.plan import Plan
+    from bot.comparisons.service import PanelOutcome
+    from bot.compose import Composite
 
 SQL_INSERT_COMPARISON = """
 INSERT INTO comparisons (id, guild_id, channel_id, message_id, user_id, prompt, use_case, aspect,
     quality, blind, demo, charged, refunded, image_format, image_bytes, image_sha256, state,
-    vote_deadline, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)
+    vote_deadline, created_at, delivery, kind, parent_id, hold_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)
 """
 SQL_INSERT_PANEL = """
 INSERT INTO panels (comparison_id, idx, letter, model_id, label, adapter, upstream_model, status,
@@ -25,6 +37,19 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 SQL_COMPARISON = "SELECT * FROM comparisons WHERE id = ?"
 SQL_COMPARISON_BY_MESSAGE = "SELECT * FROM comparisons WHERE message_id = ?"
 SQL_PANELS = "SELECT * FROM panels WHERE comparison_id = ? ORDER BY idx"
+SQL_ATTACH_MESSAGE = """
+UPDATE comparisons SET channel_id = :channel, message_id = :message, vote_deadline = :deadline,
+    posted_at = :now, delivery = 'posted'
+WHERE id = :id AND delivery = 'pending'
+"""
+SQL_MARK_UNDELIVERED = """
+UPDATE comparisons SET delivery = 'failed', refunded = refunded + charged, charged = 0
+WHERE id = ? AND delivery = 'pending'
+"""
+SQL_UNDELIVERED_PANELS = "UPDATE panels SET credits = 0 WHERE comparison_id = ?"
+SQL_STALE_PENDING = """
+SELECT id, hold_id FROM comparisons WHERE delivery = 'pending' AND created_at <= ? ORDER BY created_at
+"""
 SQL_MARK_DELETED = (
     "UPDATE comparisons SET state = 'deleted', closed_at = ? WHERE id = ? AND state <> 'deleted'"
 )
@@ -73,6 +98,10 @@ class ComparisonRecord:
     panels: tuple[PanelRecord, ...]
     refunded: int = 0
     image_format: str | None = None
+    delivery: str = "posted"
+    kind: str = "compare"
+    parent_id: str | None = None
+    hold_id: int | None = None
 
 
 def _iso(moment: datetime) -> str:
@@ -83,9 +112,18 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def record_comparison(
-    db: Database,
-    result: ComparisonResult,
+@dataclass(frozen=True, slots=True)
+class RecordRows:
+    """A comparison's rows, built on the event loop and written inside another transaction."""
+
+    comparison: tuple[Any, ...]
+    panels: tuple[tuple[Any, ...], ...]
+
+
+def record_rows(
+    plan: Plan,
+    outcomes: Sequence[PanelOutcome],
+    composite: Composite,
     *,
     guild_id: int,
     user_id: int,
@@ -93,10 +131,14 @@ async def record_comparison(
     message_id: int | None = None,
     vote_deadline: datetime | None = None,
     now: datetime | None = None,
-) -> None:
-    """Store the comparison, every panel (model, adapter, parameters, latency, credits, hash)."""
-    plan, composite = result.plan, result.composite
-    created = _iso(now or datetime.now(UTC))
+    delivery: str = "pending",
+    kind: str = "compare",
+    parent_id: str | None = None,
+    hold_id: int | None = None,
+) -> RecordRows:
+    """The comparison and every panel (model, adapter, parameters, latency, credits, hash)."""
+    charged = sum(o.panel.credits for o in outcomes if o.ok)
+    refunded = sum(o.panel.credits for o in outcomes if not o.ok)
     comparison_row = (
         plan.id,
         guild_id,
@@ -109,13 +151,17 @@ async def record_comparison(
         plan.quality,
         int(plan.blind),
         int(plan.uses_demo),
-        result.charged,
-        result.refunded,
+        charged,
+        refunded,
         composite.format,
         len(composite.data),
         _sha(composite.data),
         _iso(vote_deadline) if vote_deadline else None,
-        created,
+        _iso(now or datetime.now(UTC)),
+        delivery,
+        kind,
+        parent_id,
+        hold_id,
     )
     params = json.dumps(
         {
@@ -126,7 +172,7 @@ async def record_comparison(
         }
     )
     panel_rows = []
-    for o in result.outcomes:
+    for o in outcomes:
         image = o.result.image if o.result else None
         panel_rows.append(
             (
@@ -149,12 +195,50 @@ async def record_comparison(
                 params,
             )
         )
+    return RecordRows(comparison_row, tuple(panel_rows))
 
-    def write(conn: sqlite3.Connection) -> None:
-        conn.execute(SQL_INSERT_COMPARISON, comparison_row)
-        conn.executemany(SQL_INSERT_PANEL, panel_rows)
 
-    await db.run_in_transaction(write)
+def write_record(conn: sqlite3.Connection, rows: RecordRows) -> None:
+    """Insert a comparison and its panels (inside the caller's transaction)."""
+    conn.execute(SQL_INSERT_COMPARISON, rows.comparison)
+    conn.executemany(SQL_INSERT_PANEL, rows.panels)
+
+
+async def save_record(db: Database, rows: RecordRows) -> None:
+    """Insert a comparison and its panels in their own transaction (nothing was charged)."""
+    await db.run_in_transaction(lambda conn: write_record(conn, rows))
+
+
+async def attach_message(
+    db: Database,
+    comparison_id: str,
+    *,
+    channel_id: int | None,
+    message_id: int | None,
+    vote_deadline: datetime | None,
+    now: datetime | None = None,
+) -> bool:
+    """The member has the result: store where it was posted; False if it was not pending."""
+    params = {
+        "id": comparison_id,
+        "channel": channel_id,
+        "message": message_id,
+        "deadline": _iso(vote_deadline) if vote_deadline else None,
+        "now": _iso(now or datetime.now(UTC)),
+    }
+    return await db.execute(SQL_ATTACH_MESSAGE, params) == 1
+
+
+def mark_undelivered(conn: sqlite3.Connection, comparison_id: str) -> None:
+    """The result never reached the member: nothing kept (inside the refund's transaction)."""
+    if conn.execute(SQL_MARK_UNDELIVERED, (comparison_id,)).rowcount == 1:
+        conn.execute(SQL_UNDELIVERED_PANELS, (comparison_id,))
+
+
+async def stale_pending(db: Database, cutoff: datetime) -> list[tuple[str, int | None]]:
+    """Comparisons stored before ``cutoff`` that were never posted: (id, hold id)."""
+    rows = await db.fetchall(SQL_STALE_PENDING, (_iso(cutoff),))
+    return [(row["id"], row["hold_id"]) for row in rows]
 
 
 def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
@@ -174,6 +258,10 @@ def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
         charged=row["charged"],
         refunded=row["refunded"],
         image_format=row["image_format"],
+        delivery=row["delivery"],
+        kind=row["kind"],
+        parent_id=row["parent_id"],
+        hold_id=row["hold_id"],
         state=row["state"],
         vote_deadline=datetime.fromisoformat(deadline) if deadline else None,
         created_at=datetime.fromisoformat(row["created_at"]),

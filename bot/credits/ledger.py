@@ -275,20 +275,57 @@ class Ledger:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def settle(
-        self, hold_id: int, delivered: Collection[str], reasons: Mapping[str, str]
+        self,
+        hold_id: int,
+        delivered: Collection[str],
+        reasons: Mapping[str, str],
+        *,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> Settlement:
-        """Keep the delivered models' share, refund the rest (one row each); exactly once."""
+        """Keep the delivered models' share, refund the rest (one row each); exactly once.
+
+        ``also`` runs in the same transaction (e.g. to store the comparison's record), so the
+        charge and the record land together or not at all.
+        """
         now = iso(self._now())
-        settlement = await self._write(
-            partial(
-                ledger_holds.close_hold,
-                hold_id=hold_id,
-                state=HoldState.SETTLED,
-                now=now,
-                delivered=frozenset(delivered),
-                reasons=dict(reasons),
-            )
+        close = partial(
+            ledger_holds.close_hold,
+            hold_id=hold_id,
+            state=HoldState.SETTLED,
+            now=now,
+            delivered=frozenset(delivered),
+            reasons=dict(reasons),
         )
+
+        def body(conn: sqlite3.Connection) -> Settlement | LedgerError:
+            settlement = close(conn)
+            if also is not None and not isinstance(settlement, LedgerError):
+                also(conn)
+            return settlement
+
+        settlement = await self._write(body)
+        log.debug("%s", settlement.message)
+        return settlement
+
+    async def unsettle(
+        self,
+        hold_id: int,
+        reason: str,
+        *,
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> Settlement:
+        """Refund what a settled hold kept, because the member never got the result; exactly once."""
+        now = iso(self._now())
+
+        def body(conn: sqlite3.Connection) -> Settlement | LedgerError:
+            settlement = ledger_holds.unsettle(
+                conn, hold_id, reason.strip() or "not delivered", now
+            )
+            if also is not None and not isinstance(settlement, LedgerError):
+                also(conn)
+            return settlement
+
+        settlement = await self._write(body)
         log.debug("%s", settlement.message)
         return settlement
 

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.comparisons.view import view_from_record
 from bot.render.embed import (
     BLANK,
     COLOUR_INFO,
     DESCRIPTION_LIMIT,
     FIELD_VALUE_LIMIT,
-    card_from_record,
     code_block,
     cut,
     field_chunks,
@@ -171,7 +171,7 @@ def details_embeds(
     While a blind comparison is hidden, a panel shows only its status and time: its model,
     adapter, resolution and price would each tell which model drew it.
     """
-    card = card_from_record(record, catalog, reveal=reveal)
+    card = view_from_record(record, catalog, reveal=reveal)
     use_case = catalog.use_cases.get(record.use_case)
     params = discord.Embed(title=f"Details · comparison {record.id}", colour=COLOUR_INFO)
     params.add_field(

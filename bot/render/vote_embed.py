@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.comparisons.view import view_from_record
 from bot.render.embed import (
     COLOUR_INFO,
     attachment_url,
-    card_from_record,
     code_block,
     cut,
     fit_embed,
@@ -51,7 +51,7 @@ def closed_result_embed(
     community: Sequence[str] = (),
 ) -> discord.Embed:
     """The result message once voting closed: winner, counts, and model names for a blind one."""
-    card = card_from_record(
+    card = view_from_record(
         record,
         catalog,
         reveal=True,

@@ -10,6 +10,7 @@ import pytest
 
 from bot.catalog import load_catalog
 from bot.comparisons.records import ComparisonRecord, PanelRecord
+from bot.comparisons.view import view_from_record
 from bot.render.embed import (
     DESCRIPTION_LIMIT,
     FIELD_COUNT_LIMIT,
@@ -18,7 +19,6 @@ from bot.render.embed import (
     ProgressLine,
     attachment_name,
     attachment_url,
-    card_from_record,
     code_block,
     cost_line,
     cut,
@@ -145,7 +145,7 @@ def record(*, blind: bool = False, state: str = "open", demo: bool = False) -> C
 
 
 def test_result_card_from_a_stored_record() -> None:
-    card = card_from_record(record(demo=True), CATALOG, image_url="attachment://x.png")
+    card = view_from_record(record(demo=True), CATALOG, image_url="attachment://x.png")
     assert card.charged == 8 and card.refunded == 22, (
         "a refused panel's price comes from the catalog"
     )
@@ -166,12 +166,12 @@ def test_result_card_from_a_stored_record() -> None:
 
 def test_blind_cards_never_name_a_model_until_revealed() -> None:
     community = ["In this server GPT-Image 2 won 14 of 22 portrait duels."]
-    hidden = result_embed(card_from_record(record(blind=True), CATALOG, community=community))
+    hidden = result_embed(view_from_record(record(blind=True), CATALOG, community=community))
     text = str(hidden.to_dict())
     assert "GPT-Image 2" not in text and "Nano Banana Pro" not in text
     assert hidden.title == "Blind comparison: A vs B — Portrait"
     revealed = result_embed(
-        card_from_record(
+        view_from_record(
             record(blind=True, state="closed"),
             CATALOG,
             vote_headline="GPT-Image 2 wins with 3 of 4 votes.",
@@ -226,7 +226,7 @@ def texts(embeds: list[discord.Embed]) -> str:
 
 
 def test_a_hidden_blind_card_shows_no_price_dots_size_or_pick() -> None:
-    card = card_from_record(record(blind=True), CATALOG)
+    card = view_from_record(record(blind=True), CATALOG)
     embed = result_embed(card)
     assert_within_limits(embed)
     text = texts([embed])
@@ -243,7 +243,7 @@ def test_a_hidden_blind_card_shows_no_price_dots_size_or_pick() -> None:
     assert fields["Measured · this run"] == "```\nA  3.2 s\nB  refused · refunded\n```"
     assert fields["Cost"] == "charged 8 · refunded 22", "totals only"
 
-    revealed = texts([result_embed(card_from_record(record(blind=True, state="closed"), CATALOG))])
+    revealed = texts([result_embed(view_from_record(record(blind=True, state="closed"), CATALOG))])
     assert "●" in revealed and "8 cr · 1024×1536" in revealed
     assert "22 credits refunded" in revealed
 

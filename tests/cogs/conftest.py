@@ -177,6 +177,21 @@ class World:
     def requests(self, method: str, suffix: str) -> list[simcord.HttpLogEntry]:
         return [r for r in self.env.http_requests if r.method == method and r.path.endswith(suffix)]
 
+    def private_answer(self, res: simcord.InteractionResult) -> str:
+        """The text of a refusal: private, never a captured error, never left public.
+
+        Refused before the acknowledgement it is the ephemeral response itself; refused after a
+        public "thinking" message, that message is deleted and the answer follows privately.
+        """
+        assert self.env.errors == [], "an expected refusal must not reach the error handler"
+        if res.response is not None:
+            assert res.response.ephemeral, "the refusal was public"
+            return res.response.content
+        (answer,) = res.followups
+        assert answer.ephemeral, "the refusal was public"
+        assert not [m for m in self.channel.history() if m.author.bot], "a public message remains"
+        return answer.content
+
 
 @pytest.fixture
 def world(

@@ -62,8 +62,7 @@ async def test_config_set_show_reset_round_trip(world: World) -> None:
     await w.member.slash(w.channel, "credits balance")
     assert await w.balance(w.member) == 10
     refused = await w.member.slash(w.channel, "compare", prompt="A moat around a castle")
-    simcord.assert_error(w.env, BadInput)
-    simcord.assert_responded(refused, ephemeral=True, contains="does not allow")
+    assert "does not allow" in w.private_answer(refused)
 
 
 @pytest.mark.parametrize(

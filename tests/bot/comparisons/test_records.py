@@ -7,27 +7,39 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.catalog import load_catalog
+from bot.comparisons.plan import CompareRequest
 from bot.comparisons.records import (
     get_comparison,
     get_comparison_by_message,
     mark_deleted,
-    record_comparison,
+    record_rows,
+    save_record,
 )
-from bot.comparisons.service import CompareRequest, ComparisonService
+from bot.comparisons.service import ComparisonService
 from providers.base import Refused
 from providers.registry import Registry
+from tests.bot.comparisons.conftest import plan_with
 from tests.conftest import FakeAdapter
 
 
 async def test_record_round_trip(db: Any) -> None:
     adapter = FakeAdapter(errors={"nano-banana-pro": Refused("safety")})
     service = ComparisonService(load_catalog(), Registry({"openai": adapter, "gemini": adapter}))
-    plan = service.plan(CompareRequest("a fox", "portrait", blind=True))
-    result = await service.produce(plan)
+    plan = plan_with(service, CompareRequest("a fox", "portrait", blind=True))
+    outcomes, composite = await service.produce(plan)
     deadline = datetime(2026, 1, 2, tzinfo=UTC)
-    await record_comparison(
-        db, result, guild_id=1, user_id=2, channel_id=3, message_id=4, vote_deadline=deadline
+    rows = record_rows(
+        plan,
+        outcomes,
+        composite,
+        guild_id=1,
+        user_id=2,
+        channel_id=3,
+        message_id=4,
+        vote_deadline=deadline,
+        delivery="posted",
     )
+    await save_record(db, rows)
     record = await get_comparison(db, plan.id)
     assert record is not None and record == await get_comparison_by_message(db, 4)
     assert (record.guild_id, record.user_id, record.channel_id, record.blind) == (1, 2, 3, True)
@@ -41,13 +53,13 @@ async def test_record_round_trip(db: Any) -> None:
     assert (gpt.status, gpt.credits, nbp.status, nbp.credits) == ("ok", 8, "refused", 0)
     assert nbp.reason == "safety"
     assert (gpt.price, nbp.price) == (8, 22)  # what each cost when reserved
-    assert record.refunded == 22 and record.image_format == result.composite.format
+    assert record.refunded == 22 and record.image_format == composite.format
     assert gpt.upstream_model == "gpt-image-2"
     row = await db.fetchone(
         "SELECT image_sha256, adapter FROM panels WHERE comparison_id = ? AND idx = ?",
         (plan.id, gpt.idx),
     )
-    gpt_outcome = next(o for o in result.outcomes if o.panel.model.id == "gpt-image-2")
+    gpt_outcome = next(o for o in outcomes if o.panel.model.id == "gpt-image-2")
     assert row["image_sha256"] == hashlib.sha256(gpt_outcome.result.image).hexdigest()
     assert row["adapter"] == "fake"
     assert await mark_deleted(db, plan.id, now=deadline + timedelta(hours=1))

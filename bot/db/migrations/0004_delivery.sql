@@ -1,0 +1,15 @@
+-- 0004: a comparison is recorded with its charge, before it is posted.
+-- delivery: 'pending' (settled and stored, not yet shown), 'posted' (the member has it) or
+-- 'failed' (it never reached the member and its charge was given back).
+-- kind and parent_id: follow-ups (variants, reroll, swap, edit) are comparisons with a parent.
+
+ALTER TABLE comparisons ADD COLUMN delivery TEXT NOT NULL DEFAULT 'posted'
+    CHECK (delivery IN ('pending', 'posted', 'failed'));
+ALTER TABLE comparisons ADD COLUMN kind TEXT NOT NULL DEFAULT 'compare';
+ALTER TABLE comparisons ADD COLUMN parent_id TEXT;
+ALTER TABLE comparisons ADD COLUMN hold_id INTEGER;
+ALTER TABLE comparisons ADD COLUMN posted_at TEXT;
+
+CREATE INDEX comparisons_pending ON comparisons (created_at) WHERE delivery = 'pending';
+CREATE INDEX comparisons_by_parent ON comparisons (parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX comparisons_by_user ON comparisons (guild_id, user_id, created_at);
