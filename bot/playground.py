@@ -24,6 +24,7 @@ from bot.credits.ledger import Ledger
 from bot.guild_settings import update_guild_settings
 from bot.resources import Resources, open_resources
 from bot.settings import Settings
+from bot.tasks import stop_task
 
 if TYPE_CHECKING:
     from simcord import ChannelHandle, Env, GuildHandle, MemberActor
@@ -204,9 +205,7 @@ async def _until_done(preview: Any, bot: SplitshotBot, env: Env, stop_after: flo
         await asyncio.wait([closed], timeout=stop_after)
         closed.cancel()
     finally:
-        republish.cancel()
-        with suppress(asyncio.CancelledError):
-            await republish
+        await stop_task(republish)
 
 
 async def _republish(preview: Any, bot: SplitshotBot, env: Env) -> None:

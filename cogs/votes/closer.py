@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ import discord
 from bot.comparisons.records import get_comparison
 from bot.render.embed import attachment_name, attachment_url
 from bot.render.vote_embed import close_announcement, closed_result_embed
+from bot.tasks import stop_task
 from cogs.votes.views import CLOSE_PREFIX
 
 if TYPE_CHECKING:
@@ -81,10 +81,7 @@ class VoteCloser:
     async def stop(self) -> None:
         """Stop the background task."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         await self.bot.wait_until_ready()
