@@ -4,6 +4,10 @@ Everything here is a deterministic function of its arguments: no event loop, no 
 no global Pillow settings touched. Async callers run :func:`compose` with
 ``asyncio.to_thread``; inside, panels are decoded on a small thread pool because Pillow
 releases the GIL while decoding, resampling and encoding.
+
+Longer than the ~400-line guide on purpose: layout, letterboxing, labels and the size-capped
+encoding are one pipeline whose pieces share private geometry; split, they would only import
+each other.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from PIL import (
     _imaging,  # Image.core, which Pillow does not re-export for type checkers
 )
 
+from bot.comparisons.plan import blind_name
 from providers.fonts import Font, displayable, has_bold_face, has_glyph, load_font
 
 try:
@@ -586,7 +591,7 @@ def _draw_label(draw: ImageDraw.ImageDraw, box: Box, index: int, label: str, uni
     text = _clean(label)
     if text.upper() == letter:
         # A blind panel's label is the letter already on its badge; spell it out instead.
-        text = f"Model {letter}"
+        text = blind_name(letter)
     left = x0 + side + _px(18, unit)
     width = x1 - left
     if width <= 0 or not text:
