@@ -43,7 +43,13 @@ T = TypeVar("T")
 #: (guild id, use case id, model ids) -> lines such as "in this server GPT-Image 2 won 14 of 22"
 CommunitySource = Callable[[int, str, Sequence[str]], Awaitable[Sequence[str]]]
 
-BASE_COGS = ("cogs.compare", "cogs.versus", "cogs.credits", "cogs.config")
+BASE_COGS = (
+    "cogs.compare",
+    "cogs.followups",
+    "cogs.versus",
+    "cogs.credits",
+    "cogs.config",
+)
 # Loaded when present, so the voting feature lands by adding its file.
 OPTIONAL_COGS = ("cogs.votes",)
 COGS = BASE_COGS + tuple(name for name in OPTIONAL_COGS if importlib.util.find_spec(name))

@@ -79,8 +79,6 @@ class ComparisonJob:
         requester: Requester | None = None,
         max_bytes: int = MAX_UPLOAD_BYTES,
         community: CommunitySource | None = None,
-        kind: str = "compare",
-        parent_id: str | None = None,
         wall_clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -94,8 +92,6 @@ class ComparisonJob:
         self.requester = requester
         self.max_bytes = max_bytes
         self.community = community
-        self.kind = kind
-        self.parent_id = parent_id
         self.events = EventBus()
         self.hold: Hold | None = None
         self.settlement: Settlement | None = None
@@ -191,8 +187,8 @@ class ComparisonJob:
             user_id=self.requester.user_id,
             channel_id=self.requester.channel_id,
             now=self._wall(),
-            kind=self.kind,
-            parent_id=self.parent_id,
+            kind=self.plan.kind,
+            parent_id=self.plan.parent_id,
             hold_id=self.hold.id if self.hold else None,
         )
         return partial(write_record, rows=rows)
@@ -204,8 +200,9 @@ class ComparisonJob:
                 await self.db.run_in_transaction(write)
                 self.recorded = True
             return
-        delivered = [o.panel.model.id for o in result.outcomes if o.ok]
-        reasons = {o.panel.model.id: o.refund_reason() for o in result.outcomes if not o.ok}
+        charged = [o for o in result.outcomes if o.panel.reused is None]
+        delivered = [o.panel.key for o in charged if o.ok]
+        reasons = {o.panel.key: o.refund_reason() for o in charged if not o.ok}
         self.settlement = await self.ledger.settle(self.hold.id, delivered, reasons, also=write)
         self.recorded = write is not None
         if self.settlement.already_closed:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.catalog import Model, UseCase
-from providers.base import ImageRequest, Quality, ReferenceImage
+from providers.base import ImageRequest, ImageResult, Quality, ReferenceImage
 from providers.registry import Route
 
 if TYPE_CHECKING:
@@ -64,6 +64,12 @@ class PlannedPanel:
     route: Route
     credits: int
     blind: bool = False
+    #: this panel's own request (a variant's seed and reference); None uses the plan's
+    request: ImageRequest | None = None
+    #: an image carried over from the parent comparison: not run again, not charged
+    reused: ImageResult | None = None
+    #: what tells two panels of one model apart, e.g. "variant 2"
+    note: str = ""
 
     @property
     def letter(self) -> str:
@@ -71,9 +77,15 @@ class PlannedPanel:
         return LETTERS[self.index]
 
     @property
+    def key(self) -> str:
+        """This panel's line-item id in the ledger: the model, or model#n for variants."""
+        return f"{self.model.id}#{self.index + 1}" if self.note else self.model.id
+
+    @property
     def label(self) -> str:
         """The model's name, with '· demo' when the offline stand-in serves it."""
-        return f"{self.model.name} · demo" if self.route.is_demo else self.model.name
+        label = f"{self.model.name} · demo" if self.route.is_demo else self.model.name
+        return f"{label} · {self.note}" if self.note else label
 
     @property
     def public_label(self) -> str:
@@ -93,6 +105,19 @@ class Plan:
     blind: bool
     panels: tuple[PlannedPanel, ...]
     request: ImageRequest
+    #: compare, variants, reroll, swap or edit
+    kind: str = "compare"
+    #: the comparison a follow-up was made from
+    parent_id: str | None = None
+
+    def request_for(self, panel: PlannedPanel) -> ImageRequest:
+        """What this panel's model is asked to draw."""
+        return panel.request or self.request
+
+    @property
+    def charged_panels(self) -> tuple[PlannedPanel, ...]:
+        """The panels that run (and are paid for); reused ones come from the parent."""
+        return tuple(p for p in self.panels if p.reused is None)
 
     @property
     def total(self) -> int:
@@ -102,7 +127,7 @@ class Plan:
     @property
     def price_text(self) -> str:
         """Itemised price, e.g. 'GPT-Image 2 8 + Nano Banana Pro 22 = 30 credits'."""
-        items = " + ".join(f"{p.label} {p.credits}" for p in self.panels)
+        items = " + ".join(f"{p.label} {p.credits}" for p in self.charged_panels)
         return f"{items} = {self.total} credits"
 
     @property
@@ -124,4 +149,4 @@ class Plan:
         from bot.credits.ledger import LineItem
 
         # Ledger rows outlive the vote and show in /credits history: never a blind model's name.
-        return [LineItem(p.model.id, p.public_label, p.credits) for p in self.panels]
+        return [LineItem(p.key, p.public_label, p.credits) for p in self.charged_panels]

@@ -34,6 +34,10 @@ INSERT INTO panels (comparison_id, idx, letter, model_id, label, adapter, upstre
     reason, latency_s, price, credits, width, height, image_bytes, image_sha256, params)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+SQL_INSERT_IMAGE = """
+INSERT INTO panel_images (comparison_id, idx, mime_type, data) VALUES (?, ?, ?, ?)
+"""
+SQL_IMAGES = "SELECT idx, mime_type, data FROM panel_images WHERE comparison_id = ?"
 SQL_COMPARISON = "SELECT * FROM comparisons WHERE id = ?"
 SQL_COMPARISON_BY_MESSAGE = "SELECT * FROM comparisons WHERE message_id = ?"
 SQL_PANELS = "SELECT * FROM panels WHERE comparison_id = ? ORDER BY idx"
@@ -118,6 +122,7 @@ class RecordRows:
 
     comparison: tuple[Any, ...]
     panels: tuple[tuple[Any, ...], ...]
+    images: tuple[tuple[Any, ...], ...] = ()
 
 
 def record_rows(
@@ -181,8 +186,8 @@ def record_rows(
                 o.panel.letter,
                 o.panel.model.id,
                 o.panel.label,
-                o.panel.route.adapter.name,
-                o.panel.route.target.upstream_id,
+                o.panel.reused.adapter if o.panel.reused else o.panel.route.adapter.name,
+                o.result.upstream_model if o.result else o.panel.route.target.upstream_id,
                 o.status,
                 o.reason,
                 round(o.seconds, 3),
@@ -195,18 +200,30 @@ def record_rows(
                 params,
             )
         )
-    return RecordRows(comparison_row, tuple(panel_rows))
+    images = tuple(
+        (plan.id, o.panel.index, o.result.mime_type, o.result.image)
+        for o in outcomes
+        if o.ok and o.result is not None
+    )
+    return RecordRows(comparison_row, tuple(panel_rows), images)
 
 
 def write_record(conn: sqlite3.Connection, rows: RecordRows) -> None:
     """Insert a comparison and its panels (inside the caller's transaction)."""
     conn.execute(SQL_INSERT_COMPARISON, rows.comparison)
     conn.executemany(SQL_INSERT_PANEL, rows.panels)
+    conn.executemany(SQL_INSERT_IMAGE, rows.images)
 
 
 async def save_record(db: Database, rows: RecordRows) -> None:
     """Insert a comparison and its panels in their own transaction (nothing was charged)."""
     await db.run_in_transaction(lambda conn: write_record(conn, rows))
+
+
+async def panel_images(db: Database, comparison_id: str) -> dict[int, tuple[str, bytes]]:
+    """Each stored panel image of a comparison: index -> (MIME type, bytes)."""
+    rows = await db.fetchall(SQL_IMAGES, (comparison_id,))
+    return {row["idx"]: (row["mime_type"], bytes(row["data"])) for row in rows}
 
 
 async def attach_message(

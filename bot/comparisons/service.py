@@ -141,6 +141,14 @@ class ComparisonService:
                 log.warning("progress callback failed for %s", plan.id, exc_info=True)
 
         async def one(panel: PlannedPanel) -> PanelOutcome:
+            if panel.reused is not None:
+                # Carried over from the parent comparison: shown again, not run, not charged.
+                now = self._clock()
+                outcome = PanelOutcome(
+                    panel, State.DONE, now - panel.reused.latency_s, now, result=panel.reused
+                )
+                await report(panel.index, State.DONE)
+                return outcome
             await report(panel.index, State.GENERATING)
             began = self._clock()
             loop = asyncio.get_running_loop()
@@ -149,7 +157,7 @@ class ComparisonService:
             try:
                 async with asyncio.timeout_at(deadline + 1.0):
                     result = await adapter.generate(
-                        panel.route.target, plan.request, deadline=deadline
+                        panel.route.target, plan.request_for(panel), deadline=deadline
                     )
             except ProviderError as exc:
                 state = State.REFUSED if exc.kind == "refused" else State.FAILED

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -22,20 +21,15 @@ from discord.ext import commands
 from bot.client import (
     aspect_choices,
     model_choices,
-    refuse_after_public_defer,
-    reply_privately,
     use_case_choices,
 )
-from bot.comparisons.job import ComparisonJob, Requester
-from bot.comparisons.plan import CompareRequest
+from bot.comparisons.plan import CompareRequest, Plan
 from bot.comparisons.policy import MAX_PROMPT, Policy
 from bot.comparisons.service import user_hash
-from bot.compose import MAX_UPLOAD_BYTES
-from bot.errors import BadInput, SplitshotError
-from bot.guild_settings import DEFAULTS
+from bot.errors import BadInput
 from bot.references import MAX_REFERENCE_BYTES, reference_image
 from bot.voting.rules import seed_emojis
-from cogs.compare.run import DiscordPresenter
+from cogs.compare.flow import run_comparison
 from cogs.compare.views import DeleteButton, DetailsButton
 from providers.base import QUALITIES, Quality, ReferenceImage
 
@@ -191,69 +185,17 @@ class CompareCog(commands.Cog):
     async def compare(
         self, interaction: discord.Interaction[SplitshotBot], options: CompareOptions
     ) -> None:
-        """Check what can be checked at once, acknowledge, then reserve and run the job."""
+        """Check what can be checked at once, acknowledge, then plan, reserve and run the job."""
         assert interaction.guild_id is not None
         key = (interaction.guild_id, interaction.user.id)
-        cached = await self.bot.settings_for_checks(interaction.guild_id)
-        try:
-            if cached is not None:
-                # Bad options are answered privately at once, before anything public shows.
-                self.bot.policy(cached).plan(
-                    self._request(self.bot.policy(cached), options, None, key)
-                )
-            limits = cached or DEFAULTS
-            ticket = self.bot.admission.admit(
-                key,
-                max_running=limits.max_running_per_member,
-                cooldown_s=limits.compare_cooldown_seconds,
-            )
-        except SplitshotError as exc:
-            await reply_privately(interaction, str(exc))
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self.bot.comparisons.add(task)
-        try:
-            with ticket:
-                await interaction.response.defer(thinking=True)
-                try:
-                    job = await self._prepare(interaction, options, key)
-                    settings = await self.bot.guild_settings(key[0])
-                    presenter = DiscordPresenter(
-                        self.bot, interaction, job, settings, seed_emojis=self.seed_emojis
-                    )
-                    await job.reserve()
-                except SplitshotError as exc:
-                    await refuse_after_public_defer(interaction, str(exc))
-                    return
-                ticket.keep_cooldown()
-                await presenter.run()
-        finally:
-            if task is not None:
-                self.bot.forget_comparison(task)
 
-    async def _prepare(
-        self,
-        interaction: discord.Interaction[SplitshotBot],
-        options: CompareOptions,
-        key: tuple[int, int],
-    ) -> ComparisonJob:
-        """Everything slow that must pass before anything is spent, after the acknowledgement."""
-        settings = await self.bot.guild_settings(key[0])
-        policy = self.bot.policy(settings)
-        reference = await self.read_reference(options.reference) if options.reference else None
-        plan = policy.plan(self._request(policy, options, reference, key))
-        community = partial(
-            self.bot.community_lines, key[0], plan.use_case.id, [p.model.id for p in plan.panels]
-        )
-        limit = getattr(interaction, "filesize_limit", None)
-        return ComparisonJob(
-            plan,
-            service=self.bot.service,
-            catalog=self.bot.catalog,
-            ledger=self.bot.ledger,
-            db=self.bot.db,
-            requester=Requester(key[0], key[1], interaction.channel_id),
-            max_bytes=limit if isinstance(limit, int) and limit > 0 else MAX_UPLOAD_BYTES,
-            community=community,
+        def check_first(policy: Policy) -> None:
+            policy.plan(self._request(policy, options, None, key))
+
+        async def plan_it(policy: Policy) -> Plan:
+            reference = await self.read_reference(options.reference) if options.reference else None
+            return policy.plan(self._request(policy, options, reference, key))
+
+        await run_comparison(
+            self.bot, interaction, plan_it, check_first=check_first, seed=self.seed_emojis
         )

@@ -18,6 +18,7 @@ from bot.comparisons.records import ComparisonRecord, get_comparison, mark_delet
 from bot.errors import SplitshotError
 from bot.render.pages import details_embeds
 from cogs._buttons import COMPARISON_ID, ComparisonButton
+from cogs.followups.views import FOLLOW_UP_BUTTONS
 from cogs.votes.views import CloseVoteButton
 
 if TYPE_CHECKING:
@@ -150,6 +151,8 @@ class ConfirmDelete(discord.ui.View):
 def result_view(comparison_id: str) -> discord.ui.View:
     """The persistent buttons under a result message."""
     view = discord.ui.View(timeout=None)
+    for button in FOLLOW_UP_BUTTONS:
+        view.add_item(button(comparison_id))
     view.add_item(DetailsButton(comparison_id))
     view.add_item(CloseVoteButton(comparison_id))
     view.add_item(DeleteButton(comparison_id))

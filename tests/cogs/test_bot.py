@@ -69,7 +69,13 @@ async def test_every_command_fits_discords_limits(world: World) -> None:
 
 
 def test_cogs_include_votes_only_when_it_exists() -> None:
-    assert COGS[:4] == ("cogs.compare", "cogs.versus", "cogs.credits", "cogs.config")
+    assert COGS[:5] == (
+        "cogs.compare",
+        "cogs.followups",
+        "cogs.versus",
+        "cogs.credits",
+        "cogs.config",
+    )
     assert ("cogs.votes" in COGS) == (importlib.util.find_spec("cogs.votes") is not None)
 
 

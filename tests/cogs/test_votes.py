@@ -241,6 +241,9 @@ async def test_the_deadline_closes_the_vote_and_shows_the_winner(
     assert embed.image.url == f"attachment://{message.attachments[0].filename}"
     assert len(message.attachments) == 1, "the split image is kept"
     assert [b["label"] for row in message.components for b in row["components"]] == [
+        "Variants",
+        "Reroll",
+        "Swap model",
         "Details",
         "Delete",
     ]
@@ -373,7 +376,7 @@ async def test_the_close_button_is_limited_and_removed_once_closed(
     simcord.assert_responded(done, ephemeral=True, contains="GPT-Image 2 wins with 1 of 1 vote.")
     assert await state(w, cid) == "closed"
     labels = [b["label"] for row in message.components for b in row["components"]]
-    assert labels == ["Details", "Delete"]
+    assert labels == ["Variants", "Reroll", "Swap model", "Details", "Delete"]
     details = await w.other.click(message, label="Details")
     simcord.assert_responded(details, ephemeral=True)
 

@@ -13,3 +13,14 @@ ALTER TABLE comparisons ADD COLUMN posted_at TEXT;
 CREATE INDEX comparisons_pending ON comparisons (created_at) WHERE delivery = 'pending';
 CREATE INDEX comparisons_by_parent ON comparisons (parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX comparisons_by_user ON comparisons (guild_id, user_id, created_at);
+
+-- Each delivered panel's image, so follow-ups (variants, reroll, swap) still work after a
+-- restart and weeks later without depending on Discord's attachment URLs, which expire.
+CREATE TABLE panel_images (
+    comparison_id TEXT    NOT NULL,
+    idx           INTEGER NOT NULL,
+    mime_type     TEXT    NOT NULL,
+    data          BLOB    NOT NULL,
+    PRIMARY KEY (comparison_id, idx),
+    FOREIGN KEY (comparison_id, idx) REFERENCES panels (comparison_id, idx) ON DELETE CASCADE
+) WITHOUT ROWID;
