@@ -143,11 +143,17 @@ def _planned(
         route = type(route)(
             route.adapter, replace(route.target, display_name=blind_name(LETTERS[index]))
         )
-    credits = (
-        0 if reused is not None else price_for(model, quality, policy.settings.price_overrides)
-    )
+    price = price_for(model, quality, policy.settings.price_overrides)
     return PlannedPanel(
-        index, model, route, credits, blind=blind, request=request, reused=reused, note=note
+        index,
+        model,
+        route,
+        0 if reused is not None else price,
+        blind=blind,
+        request=request,
+        reused=reused,
+        note=note,
+        list_price=price,
     )
 
 

@@ -70,6 +70,13 @@ class PlannedPanel:
     reused: ImageResult | None = None
     #: what tells two panels of one model apart, e.g. "variant 2"
     note: str = ""
+    #: the model's price per image here (what a reused panel would have cost; for the verdict)
+    list_price: int | None = None
+
+    @property
+    def unit_price(self) -> int:
+        """Credits per image for this model on this server, paid here or not."""
+        return self.list_price if self.list_price is not None else self.credits
 
     @property
     def letter(self) -> str:

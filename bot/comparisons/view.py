@@ -39,6 +39,8 @@ class PanelView:
     width: int | None = None
     height: int | None = None
     model_id: str = ""
+    #: the model's price per image (the verdict's cost row), even when this panel was reused
+    unit_price: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -127,7 +129,7 @@ def _verdict(
         models,
         catalog.use_case(use_case_id),
         labels=[p.letter if hidden else p.label for p in panels],
-        prices=[p.price for p in panels],
+        prices=[p.unit_price or p.price for p in panels],
         measured=[p.measured for p in panels],
         community=() if hidden else community,  # community lines name the models
         quality=quality,
@@ -154,6 +156,7 @@ def view_from_result(
             width=o.result.width if o.result else None,
             height=o.result.height if o.result else None,
             model_id=o.panel.model.id,
+            unit_price=o.panel.unit_price,
         )
         for o in outcomes
     )

@@ -163,8 +163,26 @@ def model_embed(
     return fit_embed(embed)
 
 
+def lineage_line(record: ComparisonRecord, parent: ComparisonRecord | None) -> str | None:
+    """ "reroll from comparison X" with a jump link to the parent's message, when it has one."""
+    if record.parent_id is None:
+        return None
+    text = f"{record.kind} from comparison {record.parent_id}"
+    if parent is not None and parent.channel_id and parent.message_id:
+        link = (
+            f"https://discord.com/channels/{parent.guild_id}/{parent.channel_id}/"
+            f"{parent.message_id}"
+        )
+        text = f"[{text}]({link})"
+    return text
+
+
 def details_embeds(
-    record: ComparisonRecord, catalog: Catalog, *, reveal: bool = False
+    record: ComparisonRecord,
+    catalog: Catalog,
+    *,
+    reveal: bool = False,
+    parent: ComparisonRecord | None = None,
 ) -> list[discord.Embed]:
     """Every parameter of a stored comparison, each panel's run, and the feature table.
 
@@ -189,6 +207,7 @@ def details_embeds(
         ("Use case", use_case.name if use_case else record.use_case),
         ("Aspect", record.aspect),
         ("Quality", record.quality),
+        ("Kind", lineage_line(record, parent) or record.kind),
         ("Blind", ("yes, revealed" if card.revealed else "yes") if record.blind else "no"),
         ("Demo stand-ins", "yes" if record.demo else "no"),
         ("Requested by", f"<@{record.user_id}>"),

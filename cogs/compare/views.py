@@ -63,9 +63,13 @@ class DetailsButton(ComparisonButton, template=re.escape(DETAILS_PREFIX) + COMPA
 
     async def handle(self, interaction: discord.Interaction[Any]) -> None:
         """Answer privately with the stored comparison's details."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
         record = await _stored(interaction, self.comparison_id)
-        embeds = details_embeds(record, interaction.client.catalog)
-        await interaction.response.send_message(embeds=embeds, ephemeral=True)
+        parent = None
+        if record.parent_id is not None:
+            parent = await get_comparison(interaction.client.db, record.parent_id)
+        embeds = details_embeds(record, interaction.client.catalog, parent=parent)
+        await interaction.followup.send(embeds=embeds, ephemeral=True)
 
 
 class DeleteButton(ComparisonButton, template=re.escape(DELETE_PREFIX) + COMPARISON_ID):
