@@ -5,7 +5,10 @@ The Discord layer builds a ``ReactionEvent`` from each raw reaction event and aw
 (re-exported here, so ``bot.voting.store`` is the one import the cogs need).
 
 Ratings read the active votes of open and closed comparisons alike, so a vote shows on the
-leaderboard at once. Deleted comparisons never count, and comparisons served by the offline
+leaderboard at once. Fitted boards are cached per server, use case and ranking settings, keyed
+to the server's board generation (migration 0004: triggers move it on every write a board
+reads), so a lookup refits only after something changed; only ``leaderboard`` bootstraps
+intervals, while ``standings`` and ``community_lines`` use the point estimates. Deleted comparisons never count, and comparisons served by the offline
 demo only when the caller asks (``include_demo``, for a process that runs on demo stand-ins, such
 as the playground): a demo panel is a stand-in image, not the model's work.
 """
@@ -16,9 +19,12 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Protocol
 
 from bot.db import Database
 from bot.guild_settings import DEFAULTS, GuildSettings, load_guild_settings
@@ -70,6 +76,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLOSE_BATCH = 500
+#: the bootstrap rounds behind /leaderboard's intervals
+BOOTSTRAP_ROUNDS = 200
+#: fitted boards kept per process (least recently used go first); each is a few rows
+MAX_CACHED_BOARDS = 512
 
 # The comparison a message carries, its panels' "letter:status" list and the member's vote,
 # in one statement: this is the hot path the benchmark measures.
@@ -151,6 +161,7 @@ WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_d
     AND (:use_case IS NULL OR c.use_case = :use_case)
 ORDER BY v.comparison_id, v.user_id
 """
+SQL_BOARD_GENERATION = "SELECT generation FROM board_generations WHERE guild_id = ?"
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -265,12 +276,78 @@ def _rated_comparisons(
     ]
 
 
-class VoteStore:
-    """Votes, closing and ratings for every server, over the shared database."""
+def _board_generation(conn: sqlite3.Connection, guild_id: int) -> int:
+    row = conn.execute(SQL_BOARD_GENERATION, (guild_id,)).fetchone()
+    return 0 if row is None else int(row[0])
 
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utc_now) -> None:
+
+def _rated_snapshot(
+    conn: sqlite3.Connection, guild_id: int, use_case: str | None, include_demo: bool
+) -> tuple[int, list[ComparisonVotes]]:
+    # One read snapshot: the generation is exactly the one of the comparisons read with it.
+    return _board_generation(conn, guild_id), _rated_comparisons(
+        conn, guild_id, use_case, include_demo
+    )
+
+
+class FitBoard(Protocol):
+    """What builds a board from comparisons: ``bot.voting.leaderboard.leaderboard``."""
+
+    def __call__(
+        self,
+        comparisons: Iterable[ComparisonVotes],
+        *,
+        min_votes: int,
+        blind_only: bool,
+        use_case: str | None,
+        rounds: int,
+        seed: int,
+    ) -> Leaderboard: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _BoardKey:
+    """Everything a board depends on besides the stored votes."""
+
+    guild_id: int
+    use_case: str | None
+    include_demo: bool
+    blind_only: bool
+    min_votes: int
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedBoard:
+    generation: int
+    board: Leaderboard
+    seed: int
+
+    def serves(self, rounds: int, seed: int) -> bool:
+        # Point estimates come from the full-data fit, never the resamples: any board has them.
+        return rounds == 0 or (self.board.rounds == rounds and self.seed == seed)
+
+
+class VoteStore:
+    """Votes, closing and ratings for every server, over the shared database.
+
+    ``fit`` builds a board from the stored comparisons (tests count its calls).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        fit: FitBoard = leaderboard,
+        max_cached_boards: int = MAX_CACHED_BOARDS,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._fit = fit
+        self._max_cached_boards = max_cached_boards
+        self._boards: OrderedDict[_BoardKey, _CachedBoard] = OrderedDict()
+        # One lock per server: a second lookup waits for the fit in flight and reuses it.
+        self._board_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def handle_reaction(
         self, event: ReactionEvent, settings: GuildSettings | None = None
@@ -376,22 +453,25 @@ class VoteStore:
         use_case: str | None,
         settings: GuildSettings,
         *,
-        rounds: int = 200,
+        rounds: int = BOOTSTRAP_ROUNDS,
         seed: int = 0,
         include_demo: bool = False,
     ) -> Leaderboard:
-        """The server's ratings (one use case, or overall) under its ranking settings."""
-        comparisons = await self.rated_comparisons(guild_id, use_case, include_demo=include_demo)
-        # Hundreds of milliseconds of arithmetic for a busy server: keep it off the event loop.
-        return await asyncio.to_thread(
-            leaderboard,
-            comparisons,
-            min_votes=settings.min_votes_to_rank,
-            blind_only=settings.blind_only_ranking,
-            use_case=use_case,
-            rounds=rounds,
-            seed=seed,
-        )
+        """The server's ratings with bootstrap intervals (one use case, or overall), for /leaderboard."""
+        key = _board_key(guild_id, use_case, settings, include_demo)
+        return await self._board(key, rounds=rounds, seed=seed)
+
+    async def standings(
+        self,
+        guild_id: int,
+        use_case: str | None,
+        settings: GuildSettings,
+        *,
+        include_demo: bool = False,
+    ) -> Leaderboard:
+        """The same board's point estimates, without bootstrap intervals: cheap, and cached."""
+        key = _board_key(guild_id, use_case, settings, include_demo)
+        return await self._board(key, rounds=0, seed=0)
 
     async def community_lines(
         self,
@@ -404,7 +484,56 @@ class VoteStore:
         include_demo: bool = False,
     ) -> list[str]:
         """Lines a verdict cites for the ranked models among ``model_ids``; empty below threshold."""
-        board = await self.leaderboard(guild_id, use_case, settings, include_demo=include_demo)
+        board = await self.standings(guild_id, use_case, settings, include_demo=include_demo)
         rows = [board.row(model) for model in model_ids]
         noun = use_case_name if use_case_name is not None else use_case
         return [community_line(row, noun) for row in rows if row is not None and row.ranked]
+
+    async def _board(self, key: _BoardKey, *, rounds: int, seed: int) -> Leaderboard:
+        """The cached board while the server's generation stands still, else a fresh fit."""
+        async with self._board_locks[key.guild_id]:
+            generation = await self._db.run_read(partial(_board_generation, guild_id=key.guild_id))
+            cached = self._boards.get(key)
+            if (
+                cached is not None
+                and cached.generation == generation
+                and cached.serves(rounds, seed)
+            ):
+                self._boards.move_to_end(key)
+                return cached.board
+            generation, comparisons = await self._db.run_read(
+                partial(
+                    _rated_snapshot,
+                    guild_id=key.guild_id,
+                    use_case=key.use_case,
+                    include_demo=key.include_demo,
+                )
+            )
+            # Pure-Python arithmetic (hundreds of milliseconds with a bootstrap on a busy
+            # server): off the event loop, and only when something changed.
+            board = await asyncio.to_thread(
+                self._fit,
+                comparisons,
+                min_votes=key.min_votes,
+                blind_only=key.blind_only,
+                use_case=key.use_case,
+                rounds=rounds,
+                seed=seed,
+            )
+            self._boards[key] = _CachedBoard(generation, board, seed)
+            self._boards.move_to_end(key)
+            while len(self._boards) > self._max_cached_boards:
+                self._boards.popitem(last=False)
+            return board
+
+
+def _board_key(
+    guild_id: int, use_case: str | None, settings: GuildSettings, include_demo: bool
+) -> _BoardKey:
+    return _BoardKey(
+        guild_id=guild_id,
+        use_case=use_case,
+        include_demo=include_demo,
+        blind_only=settings.blind_only_ranking,
+        min_votes=settings.min_votes_to_rank,
+    )
