@@ -5,31 +5,34 @@ The Discord layer builds a ``ReactionEvent`` from each raw reaction event and aw
 (re-exported here, so ``bot.voting.store`` is the one import the cogs need).
 
 Ratings read the active votes of open and closed comparisons alike, so a vote shows on the
-leaderboard at once. Fitted boards are cached per server, use case and ranking settings, keyed
-to the server's board generation (migration 0004: triggers move it on every write a board
-reads), so a lookup refits only after something changed; only ``leaderboard`` bootstraps
-intervals, while ``standings`` and ``community_lines`` use the point estimates. Deleted comparisons never count, and comparisons served by the offline
+leaderboard at once. Fitted boards are cached (``bot.voting.boards``) and refit only after a
+write they read; only ``leaderboard`` bootstraps intervals, while ``standings`` and
+``community_lines`` use the point ratings. Deleted comparisons never count, and comparisons served by the offline
 demo only when the caller asks (``include_demo``, for a process that runs on demo stand-ins, such
 as the playground): a demo panel is a stand-in image, not the model's work.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Protocol
 
 from bot.db import Database
 from bot.guild_settings import DEFAULTS, GuildSettings, load_guild_settings
+from bot.voting.boards import (
+    BOOTSTRAP_ROUNDS,
+    MAX_CACHED_BOARDS,
+    BoardCache,
+    BoardKey,
+    FitBoard,
+    rated_comparisons,
+)
 from bot.voting.leaderboard import Leaderboard, LeaderboardRow, community_line, leaderboard
-from bot.voting.ratings import ComparisonVotes, PanelFacts
+from bot.voting.ratings import ComparisonVotes
 from bot.voting.rules import (
     EMOJI_OPTIONS,
     OPTION_EMOJI,
@@ -52,6 +55,7 @@ from bot.voting.rules import (
 )
 
 __all__ = [
+    "BOOTSTRAP_ROUNDS",
     "EMOJI_OPTIONS",
     "OPTION_EMOJI",
     "ActiveVote",
@@ -76,10 +80,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLOSE_BATCH = 500
-#: the bootstrap rounds behind /leaderboard's intervals
-BOOTSTRAP_ROUNDS = 200
-#: fitted boards kept per process (least recently used go first); each is a few rows
-MAX_CACHED_BOARDS = 512
 
 # The comparison a message carries, its panels' "letter:status" list and the member's vote,
 # in one statement: this is the hot path the benchmark measures.
@@ -143,25 +143,6 @@ WHERE k.announced_at IS NULL AND c.state = 'closed' ORDER BY k.closed_at
 SQL_MARK_ANNOUNCED = """
 UPDATE vote_closures SET announced_at = ? WHERE comparison_id = ? AND announced_at IS NULL
 """
-# An open blind comparison counts only once it closes: until then, watching the leaderboard
-# move after a vote would give its models away.
-SQL_RATED_PANELS = """
-SELECT c.id, c.blind, p.letter, p.model_id, p.label, p.status, p.latency_s, p.credits
-FROM comparisons c JOIN panels p ON p.comparison_id = c.id
-WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
-    AND NOT (c.blind = 1 AND c.state = 'open')
-    AND (:use_case IS NULL OR c.use_case = :use_case)
-ORDER BY c.created_at, c.id, p.idx
-"""
-SQL_RATED_VOTES = """
-SELECT v.comparison_id, v.choice
-FROM comparisons c JOIN votes v ON v.comparison_id = c.id
-WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
-    AND NOT (c.blind = 1 AND c.state = 'open')
-    AND (:use_case IS NULL OR c.use_case = :use_case)
-ORDER BY v.comparison_id, v.user_id
-"""
-SQL_BOARD_GENERATION = "SELECT generation FROM board_generations WHERE guild_id = ?"
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -260,73 +241,6 @@ def _unannounced(conn: sqlite3.Connection) -> list[CloseResult]:
     return results
 
 
-def _rated_comparisons(
-    conn: sqlite3.Connection, guild_id: int, use_case: str | None, include_demo: bool
-) -> list[ComparisonVotes]:
-    params = {"guild": guild_id, "use_case": use_case, "include_demo": int(include_demo)}
-    panels: dict[str, tuple[bool, list[PanelFacts]]] = {}
-    for cid, blind, *facts in conn.execute(SQL_RATED_PANELS, params):
-        panels.setdefault(cid, (bool(blind), []))[1].append(PanelFacts(*facts))
-    choices: dict[str, list[str]] = {}
-    for cid, choice in conn.execute(SQL_RATED_VOTES, params):
-        choices.setdefault(cid, []).append(choice)
-    return [
-        ComparisonVotes(cid, blind, tuple(facts), tuple(choices.get(cid, ())))
-        for cid, (blind, facts) in panels.items()
-    ]
-
-
-def _board_generation(conn: sqlite3.Connection, guild_id: int) -> int:
-    row = conn.execute(SQL_BOARD_GENERATION, (guild_id,)).fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def _rated_snapshot(
-    conn: sqlite3.Connection, guild_id: int, use_case: str | None, include_demo: bool
-) -> tuple[int, list[ComparisonVotes]]:
-    # One read snapshot: the generation is exactly the one of the comparisons read with it.
-    return _board_generation(conn, guild_id), _rated_comparisons(
-        conn, guild_id, use_case, include_demo
-    )
-
-
-class FitBoard(Protocol):
-    """What builds a board from comparisons: ``bot.voting.leaderboard.leaderboard``."""
-
-    def __call__(
-        self,
-        comparisons: Iterable[ComparisonVotes],
-        *,
-        min_votes: int,
-        blind_only: bool,
-        use_case: str | None,
-        rounds: int,
-        seed: int,
-    ) -> Leaderboard: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _BoardKey:
-    """Everything a board depends on besides the stored votes."""
-
-    guild_id: int
-    use_case: str | None
-    include_demo: bool
-    blind_only: bool
-    min_votes: int
-
-
-@dataclass(frozen=True, slots=True)
-class _CachedBoard:
-    generation: int
-    board: Leaderboard
-    seed: int
-
-    def serves(self, rounds: int, seed: int) -> bool:
-        # Point estimates come from the full-data fit, never the resamples: any board has them.
-        return rounds == 0 or (self.board.rounds == rounds and self.seed == seed)
-
-
 class VoteStore:
     """Votes, closing and ratings for every server, over the shared database.
 
@@ -343,11 +257,7 @@ class VoteStore:
     ) -> None:
         self._db = db
         self._clock = clock
-        self._fit = fit
-        self._max_cached_boards = max_cached_boards
-        self._boards: OrderedDict[_BoardKey, _CachedBoard] = OrderedDict()
-        # One lock per server: a second lookup waits for the fit in flight and reuses it.
-        self._board_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._boards = BoardCache(db, fit=fit, max_boards=max_cached_boards)
 
     async def handle_reaction(
         self, event: ReactionEvent, settings: GuildSettings | None = None
@@ -440,7 +350,7 @@ class VoteStore:
         """The server's comparisons (one use case, or all) with their panels and counted votes."""
         return await self._db.run_read(
             partial(
-                _rated_comparisons,
+                rated_comparisons,
                 guild_id=guild_id,
                 use_case=use_case,
                 include_demo=include_demo,
@@ -458,8 +368,8 @@ class VoteStore:
         include_demo: bool = False,
     ) -> Leaderboard:
         """The server's ratings with bootstrap intervals (one use case, or overall), for /leaderboard."""
-        key = _board_key(guild_id, use_case, settings, include_demo)
-        return await self._board(key, rounds=rounds, seed=seed)
+        key = BoardKey.of(guild_id, use_case, settings, include_demo=include_demo)
+        return await self._boards.board(key, rounds=rounds, seed=seed)
 
     async def standings(
         self,
@@ -470,8 +380,8 @@ class VoteStore:
         include_demo: bool = False,
     ) -> Leaderboard:
         """The same board's point estimates, without bootstrap intervals: cheap, and cached."""
-        key = _board_key(guild_id, use_case, settings, include_demo)
-        return await self._board(key, rounds=0, seed=0)
+        key = BoardKey.of(guild_id, use_case, settings, include_demo=include_demo)
+        return await self._boards.board(key, rounds=0)
 
     async def community_lines(
         self,
@@ -488,52 +398,3 @@ class VoteStore:
         rows = [board.row(model) for model in model_ids]
         noun = use_case_name if use_case_name is not None else use_case
         return [community_line(row, noun) for row in rows if row is not None and row.ranked]
-
-    async def _board(self, key: _BoardKey, *, rounds: int, seed: int) -> Leaderboard:
-        """The cached board while the server's generation stands still, else a fresh fit."""
-        async with self._board_locks[key.guild_id]:
-            generation = await self._db.run_read(partial(_board_generation, guild_id=key.guild_id))
-            cached = self._boards.get(key)
-            if (
-                cached is not None
-                and cached.generation == generation
-                and cached.serves(rounds, seed)
-            ):
-                self._boards.move_to_end(key)
-                return cached.board
-            generation, comparisons = await self._db.run_read(
-                partial(
-                    _rated_snapshot,
-                    guild_id=key.guild_id,
-                    use_case=key.use_case,
-                    include_demo=key.include_demo,
-                )
-            )
-            # Pure-Python arithmetic (hundreds of milliseconds with a bootstrap on a busy
-            # server): off the event loop, and only when something changed.
-            board = await asyncio.to_thread(
-                self._fit,
-                comparisons,
-                min_votes=key.min_votes,
-                blind_only=key.blind_only,
-                use_case=key.use_case,
-                rounds=rounds,
-                seed=seed,
-            )
-            self._boards[key] = _CachedBoard(generation, board, seed)
-            self._boards.move_to_end(key)
-            while len(self._boards) > self._max_cached_boards:
-                self._boards.popitem(last=False)
-            return board
-
-
-def _board_key(
-    guild_id: int, use_case: str | None, settings: GuildSettings, include_demo: bool
-) -> _BoardKey:
-    return _BoardKey(
-        guild_id=guild_id,
-        use_case=use_case,
-        include_demo=include_demo,
-        blind_only=settings.blind_only_ranking,
-        min_votes=settings.min_votes_to_rank,
-    )

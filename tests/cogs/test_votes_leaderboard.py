@@ -24,7 +24,7 @@ from bot.voting.chart import (
 )
 from bot.voting.store import BOOTSTRAP_ROUNDS, VoteStore
 from cogs.votes import VotesCog
-from tests.bot.voting.test_board_cache import CountingFit
+from tests.bot.voting.test_boards import CountingFit
 from tests.cogs.conftest import World
 
 PROMPT = "A lighthouse keeper at dusk, wind in her hair, 85mm portrait"
