@@ -110,7 +110,7 @@ async def test_a_vote_a_switch_a_withdrawal_and_a_close_each_invalidate(
     assert fit.rounds == [0] * 5, "one refit per change, none for the repeated lookup"
 
 
-async def test_ignored_reactions_and_other_servers_keep_the_cache(
+async def test_ignored_reactions_other_servers_and_message_ids_keep_the_cache(
     store: VoteStore, db: Database, fit: CountingFit
 ) -> None:
     await add_comparison(db, "c1", message=1)
@@ -121,6 +121,8 @@ async def test_ignored_reactions_and_other_servers_keep_the_cache(
     await store.handle_reaction(react("🔥", message=1), SETTINGS)  # not a vote
     await store.handle_reaction(react("🇦", message=2, guild=GUILD + 1), SETTINGS)
     await add_comparison(db, "elsewhere-2", message=3, guild=GUILD + 1)
+    # Attaching a posted message to a stored comparison changes nothing a board reads.
+    await db.execute("UPDATE comparisons SET message_id = 99 WHERE id = 'c1'")
     await lines(store)
 
     assert fit.rounds == [0]
