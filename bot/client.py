@@ -12,13 +12,16 @@ import importlib.util
 import logging
 import math
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands, tasks
@@ -40,6 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: where ``setup_hook`` publishes the slash commands: "dev_guild" to the dev server when one is
+#: set (else nowhere: ``splitshot sync`` publishes globally, on purpose), "global" for a
+#: simulated Discord (the playground, tests), "none" for a bot that publishes by hand
+CommandSync = Literal["dev_guild", "global", "none"]
 #: (guild id, use case id, model ids) -> lines such as "in this server GPT-Image 2 won 14 of 22"
 CommunitySource = Callable[[int, str, Sequence[str]], Awaitable[Sequence[str]]]
 
@@ -242,6 +249,7 @@ class SplitshotBot(commands.Bot):
         resources: Resources,
         *,
         dev_guild_id: int | None = None,
+        sync_commands: CommandSync = "dev_guild",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         progress_interval: float = PROGRESS_INTERVAL,
@@ -262,6 +270,7 @@ class SplitshotBot(commands.Bot):
         )
         self.resources = resources
         self.dev_guild_id = dev_guild_id
+        self.sync_commands = sync_commands
         #: monotonic seconds for cooldowns and progress (injectable so tests can use virtual time)
         self.clock = clock
         #: how progress waits between frames (injectable like ``clock``)
@@ -372,18 +381,34 @@ class SplitshotBot(commands.Bot):
         self.delivered_comparisons.discard(task)
 
     async def setup_hook(self) -> None:
-        """Refund holds a previous run left open, load the cogs, sync the commands."""
+        """Refund holds a previous run left open, load the cogs, sync commands if asked to.
+
+        A production start never syncs globally: every start (and every shard) would rewrite
+        the global commands and spend the application's sync rate limit for nothing. Global
+        commands change with a release, through ``splitshot sync``.
+        """
         self.sweep_holds.start()
         for name in self.cog_names:
             await self.load_extension(name)
-        if self.dev_guild_id is not None:
-            guild = discord.Object(id=self.dev_guild_id)
-            self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to the dev server %d", len(synced), self.dev_guild_id)
+        if self.sync_commands == "global":
+            await self.publish_commands()
+        elif self.sync_commands == "dev_guild" and self.dev_guild_id is not None:
+            await self.publish_commands(self.dev_guild_id)
         else:
+            log.info("slash commands not synced on start (`splitshot sync` publishes them)")
+
+    async def publish_commands(self, guild_id: int | None = None) -> int:
+        """Sync the command tree to one server (global commands copied in, shown at once) or
+        globally (can take a while to appear); returns how many commands were synced."""
+        if guild_id is None:
             synced = await self.tree.sync()
             log.info("synced %d global commands (they can take a while to appear)", len(synced))
+            return len(synced)
+        guild = discord.Object(id=guild_id)
+        self.tree.copy_global_to(guild=guild)
+        synced = await self.tree.sync(guild=guild)
+        log.info("synced %d commands to the server %d", len(synced), guild_id)
+        return len(synced)
 
     @tasks.loop(minutes=HOLD_SWEEP_MINUTES)
     async def sweep_holds(self) -> None:
@@ -447,3 +472,41 @@ async def _serve(settings: Settings) -> int:
             log.error("This bot needs an intent that is not enabled in the Developer Portal.")
             return 2
     return 0
+
+
+async def publish_commands_once(settings: Settings, *, guild_id: int | None) -> int:
+    """Log in with DISCORD_TOKEN, sync the commands (globally, or to one server), log out.
+
+    What ``splitshot sync`` runs; returns how many commands were synced. The gateway is never
+    joined, and the command tree comes from the code and the catalog, so a scratch database
+    stands in for the real one (which this never creates, migrates or sweeps).
+    """
+    token = settings.discord_token
+    if not token:
+        raise SplitshotError("DISCORD_TOKEN is not set.")
+    with tempfile.TemporaryDirectory(prefix="splitshot-sync-") as scratch:
+        async with (
+            open_resources(
+                settings, for_discord=True, db_path=Path(scratch) / "commands.db"
+            ) as resources,
+            SplitshotBot(resources, sync_commands="none") as bot,
+        ):
+            try:
+                await bot.login(token)
+                return await bot.publish_commands(guild_id)
+            except discord.LoginFailure:
+                raise SplitshotError(
+                    "Discord rejected DISCORD_TOKEN: copy the bot token again from the "
+                    "Developer Portal."
+                ) from None
+            except discord.Forbidden:
+                raise SplitshotError(
+                    "Discord refused the sync: with --guild, the bot must be in that server, "
+                    "invited with the applications.commands scope."
+                ) from None
+            except discord.HTTPException as exc:
+                raise SplitshotError(
+                    f"Discord refused the sync (HTTP {exc.status}): {exc.text or 'no details'}."
+                ) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise SplitshotError(f"Could not reach Discord ({exc}).") from None

@@ -136,7 +136,8 @@ async def _serve(settings: Settings, stop_after: float | None) -> int:
         # or every "next daily claim" would read months away.
         assert opened.db is not None
         resources = replace(opened, ledger=Ledger(opened.db, clock=discord.utils.utcnow))
-        bot = SplitshotBot(resources)
+        # SimCord is the whole of this Discord, and it answers only commands that were synced.
+        bot = SplitshotBot(resources, sync_commands="global")
         # A comparison with real providers can take minutes; SimCord waits for the bot's work.
         settle = settings.model_timeout_s + 60
         env = simcord.Env(bot, check_errors=False, settle_timeout=settle)

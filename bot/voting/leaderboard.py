@@ -115,8 +115,13 @@ class Leaderboard:
     blind_votes: int
     all_bad_votes: int
     comparisons: int
-    rounds: int
+    rounds: int  # bootstrap rounds behind the intervals; 0: point estimates only
     level: float
+
+    @property
+    def has_intervals(self) -> bool:
+        """Whether the rows' intervals were bootstrapped (a point-only board has none)."""
+        return self.rounds > 0
 
     @property
     def ranked(self) -> tuple[LeaderboardRow, ...]:
@@ -266,8 +271,11 @@ def leaderboard(
 
 
 def community_line(row: LeaderboardRow, use_case_name: str | None = None) -> str:
-    """ "In this server, GPT-Image 2 won 14 of 22 portrait votes (rating 1,043 ± 38)"."""
+    """ "In this server, GPT-Image 2 won 14 of 22 portrait votes (rating 1,043)".
+
+    The point rating only: a verdict cites the server's standing from the cached fit, and the
+    intervals (a bootstrap of every vote) are computed only where /leaderboard shows them.
+    """
     kind = f"{use_case_name} votes" if use_case_name else "votes"
-    text = row.rating_text()
-    rating = "" if text is None else f" (rating {text})"
+    rating = "" if row.rating is None else f" (rating {row.rating:,.0f})"
     return f"In this server, {row.label} won {row.wins} of {row.votes} {kind}{rating}"

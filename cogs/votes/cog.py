@@ -153,10 +153,10 @@ def build_leaderboard_command(cog: VotesCog) -> app_commands.Command[Any, ..., N
 class VotesCog(commands.Cog, name=COG_NAME):
     """Reactions → votes, closing, the leaderboard and community results."""
 
-    def __init__(self, bot: SplitshotBot) -> None:
+    def __init__(self, bot: SplitshotBot, *, store: VoteStore | None = None) -> None:
         self.bot = bot
         # discord.utils.utcnow: the clock deadlines are written with (and tests can move).
-        self.store = VoteStore(bot.db, clock=discord.utils.utcnow)
+        self.store = store or VoteStore(bot.db, clock=discord.utils.utcnow)
         self.closer = VoteCloser(bot, self.store, self.community_lines)
         self.vote_group = build_vote_group(self)
         self.leaderboard_command = build_leaderboard_command(self)
@@ -319,7 +319,11 @@ class VotesCog(commands.Cog, name=COG_NAME):
     async def community_lines(
         self, guild_id: int, use_case_id: str, model_ids: Sequence[str]
     ) -> list[str]:
-        """This server's results for these models, once they pass its vote threshold."""
+        """This server's results for these models, once they pass its vote threshold.
+
+        From the cached point estimates (no bootstrap): every /compare, /versus and vote close
+        asks, and only a vote or a comparison in this server makes the next one refit.
+        """
         settings = await self.bot.guild_settings(guild_id)
         use_case = self.bot.catalog.use_cases.get(use_case_id)
         return await self.store.community_lines(

@@ -142,6 +142,8 @@ async def simcord_bot(
     # time.monotonic is looked up at each call: SimCord swaps in its virtual clock.
     bot = SplitshotBot(
         resources,
+        # SimCord refuses commands that were never synced; a real start does not sync globally.
+        sync_commands="global",
         clock=lambda: time.monotonic(),
         sleep=virtual_sleep,
         progress_interval=PROGRESS_INTERVAL,
