@@ -31,8 +31,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?
 """
 SQL_INSERT_PANEL = """
 INSERT INTO panels (comparison_id, idx, letter, model_id, label, adapter, upstream_model, status,
-    reason, latency_s, price, credits, width, height, image_bytes, image_sha256, params)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    reason, latency_s, price, credits, width, height, image_bytes, image_sha256, params, reused)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SQL_INSERT_IMAGE = """
 INSERT INTO panel_images (comparison_id, idx, mime_type, data) VALUES (?, ?, ?, ?)
@@ -198,6 +198,7 @@ def record_rows(
                 len(image) if image else None,
                 _sha(image) if image else None,
                 params,
+                int(o.panel.reused is not None),
             )
         )
     images = tuple(

@@ -36,9 +36,11 @@ MAX_CACHED_BOARDS = 512
 # An open blind comparison counts only once it closes: until then, watching the leaderboard
 # move after a vote would give its models away.
 SQL_RATED_PANELS = """
-SELECT c.id, c.blind, p.letter, p.model_id, p.label, p.status, p.latency_s, p.credits
+SELECT c.id, c.blind, p.letter, p.model_id, p.label, p.status,
+    CASE WHEN p.reused = 1 THEN NULL ELSE p.latency_s END, p.credits
 FROM comparisons c JOIN panels p ON p.comparison_id = c.id
 WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
+    AND c.delivery = 'posted' AND c.kind <> 'variants'
     AND NOT (c.blind = 1 AND c.state = 'open')
     AND (:use_case IS NULL OR c.use_case = :use_case)
 ORDER BY c.created_at, c.id, p.idx
@@ -47,6 +49,7 @@ SQL_RATED_VOTES = """
 SELECT v.comparison_id, v.choice
 FROM comparisons c JOIN votes v ON v.comparison_id = c.id
 WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
+    AND c.delivery = 'posted' AND c.kind <> 'variants'
     AND NOT (c.blind = 1 AND c.state = 'open')
     AND (:use_case IS NULL OR c.use_case = :use_case)
 ORDER BY v.comparison_id, v.user_id

@@ -14,6 +14,7 @@ import simcord
 from PIL import Image
 
 from bot.comparisons.records import get_comparison, get_comparison_by_message
+from bot.voting.store import VoteStore
 from tests.cogs.conftest import Behaviour, FakeAdapter, World
 
 PROMPT = "A lighthouse keeper at dusk, wind in her hair, 85mm portrait"
@@ -120,9 +121,10 @@ async def test_reroll_runs_one_model_and_reuses_the_others_unpaid(
     ]
     # A reroll is a match like any other: voting works on it.
     await w.other.react(result.response, "🇦")
-    assert await w.bot.db.fetchone(
-        "SELECT choice FROM votes WHERE comparison_id = ?", (child.id,)
-    ) is not None
+    assert (
+        await w.bot.db.fetchone("SELECT choice FROM votes WHERE comparison_id = ?", (child.id,))
+        is not None
+    )
 
 
 async def test_swap_model_pays_only_the_new_model(world: World, fake: FakeAdapter) -> None:
@@ -133,7 +135,9 @@ async def test_swap_model_pays_only_the_new_model(world: World, fake: FakeAdapte
     models = await w.member.select(menu, ["B"])
     menu = picker_message(models)
     names = [o["label"] for o in options_of(menu)]
-    assert "Nano Banana 2" in names and "GPT-Image 2" not in names and "Nano Banana Pro" not in names
+    assert (
+        "Nano Banana 2" in names and "GPT-Image 2" not in names and "Nano Banana Pro" not in names
+    )
     fake.calls.clear()
     result = await w.member.select(menu, ["nano-banana-2"])
     assert result.response is not None and result.response.attachments
@@ -156,7 +160,9 @@ async def test_follow_ups_are_blocked_with_a_reason_and_charge_nothing(
     assert [o["value"] for o in options_of(menu)] == ["A"], "a refused panel offers nothing"
 
     # The model was turned off on the server since.
-    await w.moderator.slash(w.channel, "config set", enabled_models="nano-banana-pro, nano-banana-2")
+    await w.moderator.slash(
+        w.channel, "config set", enabled_models="nano-banana-pro, nano-banana-2"
+    )
     result = await w.member.select(menu, ["A"])
     assert "GPT-Image 2 is turned off on this server" in w.private_answer(result)
 
@@ -309,3 +315,25 @@ async def test_a_stored_parent_has_its_panel_images(world: World) -> None:
     )
     assert sorted(r["idx"] for r in rows) == [0, 1] and all(r["n"] > 0 for r in rows)
     assert await get_comparison(w.bot.db, record.id) is not None
+
+
+async def test_variants_keep_preferences_but_carry_no_rating_votes(world: World) -> None:
+    w = world
+    parent = await compare(w)
+    menu = picker_message(await pick(w, w.member, parent.response, "Variants"))
+    variants = await w.member.select(menu, ["A"])
+    reroll_menu = picker_message(await pick(w, w.member, parent.response, "Reroll"))
+    reroll = await w.member.select(reroll_menu, ["A"])  # 60 - 30 - 16 - 8 credits
+    for message in (variants.response, reroll.response):
+        await w.other.react(message, "🇦")
+    child = await get_comparison_by_message(w.bot.db, variants.response.id)
+    assert child is not None
+    preference = await w.bot.db.fetchone(
+        "SELECT choice FROM votes WHERE comparison_id = ?", (child.id,)
+    )
+    assert preference is not None and preference["choice"] == "A", "the preference is kept"
+    store = VoteStore(w.bot.db)
+    rated = {c.comparison_id for c in await store.rated_comparisons(w.guild.id)}
+    rerolled = await get_comparison_by_message(w.bot.db, reroll.response.id)
+    assert rerolled is not None and rerolled.id in rated, "a reroll is a new match"
+    assert child.id not in rated, "variants of one model have no opponent to rate"

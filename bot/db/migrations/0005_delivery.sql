@@ -1,4 +1,4 @@
--- 0004: a comparison is recorded with its charge, before it is posted.
+-- 0005: a comparison is recorded with its charge, before it is posted.
 -- delivery: 'pending' (settled and stored, not yet shown), 'posted' (the member has it) or
 -- 'failed' (it never reached the member and its charge was given back).
 -- kind and parent_id: follow-ups (variants, reroll, swap, edit) are comparisons with a parent.
@@ -24,3 +24,14 @@ CREATE TABLE panel_images (
     PRIMARY KEY (comparison_id, idx),
     FOREIGN KEY (comparison_id, idx) REFERENCES panels (comparison_id, idx) ON DELETE CASCADE
 ) WITHOUT ROWID;
+
+-- A reroll or swap shows its parent's other panels again: marked, so their old generation
+-- times are not counted twice in the leaderboard's medians.
+ALTER TABLE panels ADD COLUMN reused INTEGER NOT NULL DEFAULT 0 CHECK (reused IN (0, 1));
+
+-- Only posted comparisons are rated: attaching the message changes what the board reads.
+CREATE TRIGGER board_on_comparison_delivery AFTER UPDATE OF delivery, kind ON comparisons
+BEGIN
+    INSERT INTO board_generations (guild_id, generation) VALUES (NEW.guild_id, 1)
+    ON CONFLICT (guild_id) DO UPDATE SET generation = generation + 1;
+END;
