@@ -333,7 +333,7 @@ async def test_variants_keep_preferences_but_carry_no_rating_votes(world: World)
     )
     assert preference is not None and preference["choice"] == "A", "the preference is kept"
     store = VoteStore(w.bot.db)
-    rated = {c.comparison_id for c in await store.rated_comparisons(w.guild.id)}
+    rated = {c.id for c in await store.rated_comparisons(w.guild.id)}
     rerolled = await get_comparison_by_message(w.bot.db, reroll.response.id)
     assert rerolled is not None and rerolled.id in rated, "a reroll is a new match"
     assert child.id not in rated, "variants of one model have no opponent to rate"
