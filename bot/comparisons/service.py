@@ -219,7 +219,9 @@ class ComparisonService:
             )
             for o in outcomes
         ]
-        return await asyncio.to_thread(compose, panels, max_bytes=max_bytes)
+        # An edit shows the image every model edited, small, under the panels.
+        original = plan.request.references[0].data if plan.kind == "edit" else None
+        return await asyncio.to_thread(compose, panels, max_bytes=max_bytes, original=original)
 
     async def produce(
         self,
