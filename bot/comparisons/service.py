@@ -22,6 +22,7 @@ from bot.catalog import ASPECT_RE, Catalog, Model, UseCase
 from bot.compose import MAX_UPLOAD_BYTES, Composite, Panel, compose
 from bot.errors import BadInput, SplitshotError
 from bot.references import MAX_REFERENCE_BYTES
+from bot.text_rules import clean_prompt, find_banned
 from bot.verdict import MeasuredCell, Verdict, build_verdict
 from providers.base import ImageRequest, ImageResult, ProviderError, Quality, ReferenceImage
 from providers.registry import Registry, Route
@@ -254,16 +255,13 @@ class ComparisonService:
     ) -> Plan:
         """Validate everything and price it; raises BadInput before anything is spent."""
         # Tidy spaces but keep line breaks: posters put each line of text on its own line.
-        lines = (" ".join(line.split()) for line in request.prompt.strip().splitlines())
-        prompt = "\n".join(lines).strip()
+        prompt = clean_prompt(request.prompt)
         if not prompt:
             raise BadInput("The prompt is empty: describe the image you want.")
         if len(prompt) > MAX_PROMPT:
             raise BadInput(f"The prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}.")
-        lowered = prompt.lower()
-        for word in banned_words:
-            if word and word.lower() in lowered:
-                raise BadInput("This server does not allow one of the words in that prompt.")
+        if find_banned(prompt, banned_words) is not None:
+            raise BadInput("This server does not allow one of the words in that prompt.")
         use_case = self.catalog.use_case(request.use_case)
         model_ids = list(request.models) or list(self.catalog.default_models)
         if len(model_ids) < MIN_MODELS or len(model_ids) > MAX_MODELS:
