@@ -76,6 +76,14 @@ def is_moderator(interaction: discord.Interaction[Any], settings: GuildSettings)
     return role_id is not None and any(role.id == role_id for role in member.roles)
 
 
+def is_server_manager(interaction: discord.Interaction[Any]) -> bool:
+    """Manage Server (or Administrator): may change who moderates and what credits are worth."""
+    if not isinstance(interaction.user, discord.Member):
+        return False
+    perms = interaction.permissions
+    return perms.administrator or perms.manage_guild
+
+
 def moderator_only() -> Callable[[T], T]:
     """App-command check: refuse members who are not moderators, saying who may."""
 

@@ -134,7 +134,10 @@ async def _serve(settings: Settings, stop_after: float | None) -> int:
         # Credits must tell time by the simulated Discord's clock (it starts on 2026-01-01),
         # or every "next daily claim" would read months away.
         assert opened.db is not None
-        resources = replace(opened, ledger=Ledger(opened.db, clock=discord.utils.utcnow))
+        resources = replace(
+            opened,
+            ledger=Ledger(opened.db, clock=discord.utils.utcnow, limits=settings.limits),
+        )
         bot = SplitshotBot(resources)
         # A comparison with real providers can take minutes; SimCord waits for the bot's work.
         settle = settings.model_timeout_s + 60

@@ -13,16 +13,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import moderator_only
-from bot.errors import BadInput
+from bot.client import is_server_manager, moderator_only
+from bot.credits.budget import limit_refusal
+from bot.errors import BadInput, SplitshotError
 from bot.guild_settings import (
     DEFAULTS,
     GuildSettings,
+    SettingChange,
     parse_setting,
     reset_guild_settings,
+    settings_history,
     update_guild_settings,
 )
-from bot.render.embed import COLOUR_INFO, fit_embed
+from bot.render.embed import COLOUR_INFO, cut, fit_embed
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
@@ -60,7 +63,37 @@ LABELS = {
     "max_running_per_member": "Comparisons running per member",
     "compare_cooldown_seconds": "Cooldown between comparisons (s)",
 }
+#: settings that decide who moderates and what credits are worth: Manage Server only, so a
+#: moderator role cannot lift its own caps or pay itself
+MANAGER_ONLY = frozenset(
+    {
+        "starter_grant",
+        "daily_allowance",
+        "daily_period_hours",
+        "max_grant",
+        "mod_daily_cap",
+        "price_overrides",
+        "moderator_role_id",
+        "audit_channel_id",
+    }
+)
+#: Discord's limit on a message's text
+MESSAGE_LIMIT = 2000
+#: how much of one value a confirmation or history line shows
+VALUE_PREVIEW = 200
+HISTORY_COUNT = 15
 RESET_CHOICES = [app_commands.Choice(name=label, value=name) for name, label in LABELS.items()][:25]
+
+
+class NeedsManageServer(SplitshotError):
+    """A moderator without Manage Server tried to change who moderates or what credits are worth."""
+
+    def __init__(self, names: list[str]) -> None:
+        shown = ", ".join(LABELS.get(name, name) for name in sorted(names))
+        super().__init__(
+            f"Only members with the Manage Server permission can change: {shown}. "
+            "Moderators can change the other settings."
+        )
 
 
 def _bounded(name: str) -> Any:
@@ -169,6 +202,45 @@ def setting_value(option: str, value: object, catalog: Catalog) -> object:
     if isinstance(value, discord.Role | discord.abc.GuildChannel):
         return value.id
     return value
+
+
+def check_moderator_role(role: discord.Role) -> None:
+    """Refuse roles that would make moderators of everyone, or of a bot or integration."""
+    if role.is_default():
+        raise BadInput("@everyone can't be the moderator role: that would make every member one.")
+    if role.managed:
+        raise BadInput(
+            f"{role.name} is managed by a bot or an integration, so it can't be the moderator "
+            "role; pick a role that you assign."
+        )
+
+
+def change_line(name: str, old: object, new: object, catalog: Catalog) -> str:
+    """ "**Starter grant:** 60 → 100", each value cut to a readable preview."""
+    before = cut(describe(name, old, catalog), VALUE_PREVIEW)
+    after = cut(describe(name, new, catalog), VALUE_PREVIEW)
+    return f"**{LABELS.get(name, name)}:** {before} → {after}"
+
+
+def fit_message(lines: list[str], limit: int = MESSAGE_LIMIT) -> str:
+    """Join lines into one message within Discord's limit, dropping whole lines at the end."""
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    for line in lines:
+        if len("\n".join([*kept, line])) > limit - 2:
+            break
+        kept.append(line)
+    return cut("\n".join(kept), limit - 2) + "\n…"
+
+
+def history_line(change: SettingChange, catalog: Catalog) -> str:
+    """One settings change: when, who, what from → to."""
+    when = discord.utils.format_dt(change.created_at, "R")
+    who = f"<@{change.actor_id}>" if change.actor_id is not None else "the operator"
+    verb = "reset" if change.action == "reset" else "set"
+    return f"{when} {who} {verb} {change_line(change.setting, change.old, change.new, catalog)}"
 
 
 def settings_embed(
@@ -315,26 +387,40 @@ class ConfigCog(
         given = {name: value for name, value in options.items() if value is not None}
         if not given:
             raise BadInput("Pick at least one setting to change.")
+        if moderator_role is not None:
+            check_moderator_role(moderator_role)
         catalog = self.bot.catalog
         changes = {
             OPTION_SETTING.get(option, option): setting_value(option, value, catalog)
             for option, value in given.items()
         }
-        async with self._locks[interaction.guild_id]:
-            before = await self.bot.guild_settings(interaction.guild_id)
-            after = await update_guild_settings(self.bot.db, interaction.guild_id, **changes)
+        self._check_allowed(interaction, list(changes))
+        limits = self.bot.settings.limits
+        for name, value in changes.items():
+            refusal = limit_refusal(name, value, limits, catalog)
+            if refusal is not None:
+                raise BadInput(refusal)
+        guild_id = interaction.guild_id
+        async with self._locks[guild_id]:
+            before = await self.bot.guild_settings(guild_id)
+            after = await update_guild_settings(
+                self.bot.db, guild_id, actor_id=interaction.user.id, **changes
+            )
         lines = [
-            f"**{LABELS.get(name, name)}:** {describe(name, getattr(before, name), catalog)} → "
-            f"{describe(name, getattr(after, name), catalog)}"
+            change_line(name, getattr(before, name), getattr(after, name), catalog)
             for name in changes
         ]
+        warnings = []
         if audit_channel is not None and interaction.guild is not None:
             me = interaction.guild.me
             if me is not None and not audit_channel.permissions_for(me).send_messages:
-                lines.append(
+                warnings.append(
                     f"⚠️ I can't send messages in {audit_channel.mention} yet; grant me that permission."
                 )
-        await interaction.response.send_message("Saved.\n" + "\n".join(lines), ephemeral=True)
+        # Saved: from here on nothing may raise, or the moderator would read "something went
+        # wrong" about a change that was made.
+        await self._confirm(interaction, fit_message(["Saved.", *warnings, *lines]))
+        await self._audit(interaction, before, after, lines, "Settings changed")
 
     @app_commands.command(name="reset", description="Put one setting back to its default")
     @app_commands.describe(setting="The setting to reset")
@@ -342,12 +428,89 @@ class ConfigCog(
     @moderator_only()
     async def reset(self, interaction: discord.Interaction[SplitshotBot], setting: str) -> None:
         assert interaction.guild_id is not None
+        self._check_allowed(interaction, [setting])
         async with self._locks[interaction.guild_id]:
-            after = await reset_guild_settings(self.bot.db, interaction.guild_id, setting)
-        value = describe(setting, getattr(after, setting), self.bot.catalog)
-        await interaction.response.send_message(
-            f"**{LABELS.get(setting, setting)}** is back to its default: {value}.", ephemeral=True
+            before = await self.bot.guild_settings(interaction.guild_id)
+            after = await reset_guild_settings(
+                self.bot.db, interaction.guild_id, setting, actor_id=interaction.user.id
+            )
+        catalog = self.bot.catalog
+        value = cut(describe(setting, getattr(after, setting), catalog), VALUE_PREVIEW)
+        await self._confirm(
+            interaction, f"**{LABELS.get(setting, setting)}** is back to its default: {value}."
         )
+        line = change_line(setting, getattr(before, setting), getattr(after, setting), catalog)
+        await self._audit(interaction, before, after, [line], "Setting reset")
+
+    @app_commands.command(name="history", description="Who changed which setting, and when")
+    @moderator_only()
+    async def history(self, interaction: discord.Interaction[SplitshotBot]) -> None:
+        assert interaction.guild_id is not None
+        changes = await settings_history(self.bot.db, interaction.guild_id, HISTORY_COUNT)
+        lines = [history_line(change, self.bot.catalog) for change in changes]
+        embed = discord.Embed(
+            title="Settings history · newest first",
+            description="\n".join(lines) or "No setting has been changed yet.",
+            colour=COLOUR_INFO,
+        )
+        embed.set_footer(text=f"The last {HISTORY_COUNT} changes; the history is append-only.")
+        await interaction.response.send_message(
+            embed=fit_embed(embed), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _check_allowed(
+        self, interaction: discord.Interaction[SplitshotBot], names: list[str]
+    ) -> None:
+        """Moderators by role may change the rest; these need Manage Server."""
+        restricted = [name for name in names if name in MANAGER_ONLY]
+        if restricted and not is_server_manager(interaction):
+            raise NeedsManageServer(restricted)
+
+    async def _confirm(self, interaction: discord.Interaction[SplitshotBot], text: str) -> None:
+        try:
+            await interaction.response.send_message(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+        except discord.HTTPException:
+            log.warning("could not confirm a saved settings change", exc_info=True)
+
+    async def _audit(
+        self,
+        interaction: discord.Interaction[SplitshotBot],
+        before: GuildSettings,
+        after: GuildSettings,
+        lines: list[str],
+        title: str,
+    ) -> None:
+        """Post the change to the audit channel; a moved or cleared one hears it too."""
+        channel_ids = [after.audit_channel_id, before.audit_channel_id]
+        targets = list(dict.fromkeys(cid for cid in channel_ids if cid is not None))
+        if not targets:
+            return
+        embed = discord.Embed(
+            title=title,
+            description=fit_message([*lines, f"By {interaction.user.mention}."], 4000),
+            colour=COLOUR_INFO,
+        )
+        for channel_id in targets:
+            channel = self.bot.get_channel(channel_id)
+            try:
+                if not isinstance(channel, discord.abc.Messageable):
+                    log.warning(
+                        "audit channel %s of guild %s is gone", channel_id, interaction.guild_id
+                    )
+                    continue
+                await channel.send(
+                    embed=fit_embed(embed), allowed_mentions=discord.AllowedMentions.none()
+                )
+            except Exception:
+                log.warning(
+                    "settings audit post to %s in guild %s failed",
+                    channel_id,
+                    interaction.guild_id,
+                    exc_info=True,
+                )
 
 
 async def setup(bot: SplitshotBot) -> None:

@@ -28,6 +28,7 @@ from providers.base import ImageRequest, ImageResult, ProviderError, Quality, Re
 from providers.registry import Registry, Route
 
 if TYPE_CHECKING:
+    from bot.credits.budget import Budget
     from bot.credits.ledger import Hold, Ledger, LineItem, Settlement
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,8 @@ class ComparisonService:
     registry: Registry
     model_timeout_s: float = 240.0
     allow_demo: bool = True
+    #: the operator's provider budget, checked before a paying comparison reserves anything
+    budget: Budget | None = None
     _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     # ----------------------------------------------------------------- plan
@@ -503,10 +506,18 @@ class ComparisonService:
         interaction, so a member without credits still gets a private answer).
         """
         hold: Hold | None = None
+        budget = self.budget if payer is not None else None
+        if budget is not None and payer is not None:
+            await budget.admit(payer.guild_id, plan)
         if payer is not None:
-            hold = await payer.ledger.reserve(
-                payer.guild_id, payer.user_id, plan.line_items(), comparison_id=plan.id
-            )
+            try:
+                hold = await payer.ledger.reserve(
+                    payer.guild_id, payer.user_id, plan.line_items(), comparison_id=plan.id
+                )
+            except BaseException:
+                if budget is not None:
+                    await budget.finish(plan.id)
+                raise
         try:
             if on_reserved is not None:
                 await on_reserved()
@@ -524,7 +535,11 @@ class ComparisonService:
             if hold is not None and payer is not None:
                 # Shielded so a cancellation cannot interrupt the refund itself.
                 await asyncio.shield(_release(payer.ledger, hold.id, _release_reason(exc)))
+            if budget is not None:
+                await budget.finish(plan.id)
             raise
+        if budget is not None:
+            await budget.finish(plan.id, [o.panel.model.id for o in result.outcomes if o.ok])
         settlement = None
         if hold is not None and payer is not None:
             delivered = [o.panel.model.id for o in result.outcomes if o.ok]

@@ -18,9 +18,12 @@ from bot.credits.rules import (
     DailyAlreadyClaimed,
     DailyDisabled,
     LedgerError,
+    NothingToRevoke,
+    OperatorLimits,
     OverGrantLimit,
     OverModeratorDailyCap,
     RevokeBeyondBalance,
+    SelfGrant,
 )
 from bot.guild_settings import load_guild_settings
 
@@ -186,20 +189,29 @@ def grant(
     reason: str,
     actor_id: int,
     now: datetime,
+    limits: OperatorLimits | None = None,
 ) -> int | LedgerError:
-    """Credit a validated amount within the per-grant maximum and the moderator's 24 h cap."""
+    """Credit a validated amount within the per-grant maximum and the moderator's 24 h cap.
+
+    Both caps are the server's within the operator's ``limits``; nobody grants to themselves.
+    """
+    if actor_id == user_id:
+        return SelfGrant()
+    limits = limits or OperatorLimits.unlimited()
     stamp = iso(now)
     ensure_account(conn, guild_id, user_id, stamp)
     settings = load_guild_settings(conn, guild_id)
-    if amount > settings.max_grant:
-        return OverGrantLimit(amount, settings.max_grant)
-    if settings.mod_daily_cap:
+    max_grant = limits.grant_cap(settings.max_grant)
+    if amount > max_grant:
+        return OverGrantLimit(amount, max_grant)
+    cap = limits.moderator_cap(settings.mod_daily_cap)
+    if cap:
         # Read-then-check is safe here: BEGIN IMMEDIATE holds the write lock, so no other
         # grant can land between this sum and the insert below.
         window_start = iso(now - MODERATOR_CAP_WINDOW)
         used = conn.execute(SQL_GRANTED_SINCE, (guild_id, actor_id, window_start)).fetchone()[0]
-        if used + amount > settings.mod_daily_cap:
-            return OverModeratorDailyCap(amount, settings.mod_daily_cap, used)
+        if used + amount > cap:
+            return OverModeratorDailyCap(amount, cap, used)
     refused = _credit(conn, guild_id, user_id, amount)
     if refused is not None:
         return refused
@@ -215,10 +227,14 @@ def revoke(
     reason: str,
     actor_id: int,
     now: datetime,
+    limits: OperatorLimits | None = None,
 ) -> int | LedgerError:
     """Debit a validated amount, refusing (and saying how much is there) beyond the balance."""
     stamp = iso(now)
-    ensure_account(conn, guild_id, user_id, stamp)
+    # No first touch here: opening the account would pay its starter grant, and a revoke must
+    # never raise a balance.
+    if conn.execute(SQL_BALANCE, (guild_id, user_id)).fetchone() is None:
+        return NothingToRevoke(amount)
     params = {"guild_id": guild_id, "user_id": user_id, "amount": amount}
     if conn.execute(SQL_DEBIT, params).rowcount != 1:
         return RevokeBeyondBalance(balance_of(conn, guild_id, user_id), amount)

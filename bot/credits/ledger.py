@@ -37,10 +37,13 @@ from bot.credits.rules import (
     InvalidAmount,
     LedgerError,
     MissingReason,
+    NothingToRevoke,
+    OperatorLimits,
     OverGrantLimit,
     OverModeratorDailyCap,
     ReasonTooLong,
     RevokeBeyondBalance,
+    SelfGrant,
     parse_amount,
     validate_amount,
     validate_reason,
@@ -72,11 +75,14 @@ __all__ = [
     "LedgerError",
     "LineItem",
     "MissingReason",
+    "NothingToRevoke",
+    "OperatorLimits",
     "OverGrantLimit",
     "OverModeratorDailyCap",
     "ReasonTooLong",
     "Refund",
     "RevokeBeyondBalance",
+    "SelfGrant",
     "Settlement",
     "parse_amount",
     "utc_now",
@@ -193,9 +199,17 @@ def _history_page(
 class Ledger:
     """Credits for one database; every method is safe to call from many tasks at once."""
 
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        limits: OperatorLimits | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        #: the operator's ceilings on grants (none unless given)
+        self.limits = limits or OperatorLimits.unlimited()
         self._background: set[asyncio.Future[Any]] = set()
 
     def _now(self) -> datetime:
@@ -367,6 +381,7 @@ class Ledger:
                 reason=reason,
                 actor_id=actor_id,
                 now=now,
+                limits=self.limits,
             )
         )
         log.info(

@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.client import aspect_choices, model_choices, use_case_choices
 from bot.comparisons.service import MAX_PROMPT, CompareRequest, user_hash
+from bot.credits.budget import floored_prices
 from bot.errors import BadInput, SplitshotError
 from bot.references import MAX_REFERENCE_BYTES, reference_image
 from cogs.compare.run import ComparisonRun
@@ -203,7 +204,10 @@ class CompareCog(commands.Cog):
             plan = self.bot.service.plan(
                 request,
                 enabled_models=settings.enabled_models,
-                price_overrides=settings.price_overrides,
+                # Saved before the operator's floor existed or rose: never below it.
+                price_overrides=floored_prices(
+                    settings.price_overrides, catalog, self.bot.settings.limits
+                ),
                 banned_words=settings.banned_words,
                 allow_demo=settings.demo_mode,
             )
