@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -94,8 +94,37 @@ def welcome_text(resources: Resources) -> str:
     return "\n".join(lines)
 
 
+REAL_MONEY_FLAG = "SPLITSHOT_PLAYGROUND_REAL"
+
+
+def playground_settings(settings: Settings, *, say: Callable[[str], None]) -> Settings:
+    """The settings the playground runs on: provider keys only with SPLITSHOT_PLAYGROUND_REAL=1.
+
+    `make run` without a token lands here, often by accident on a machine whose shell has
+    real keys; without the flag the models are the offline stand-ins, and either way it says
+    so loudly.
+    """
+    keyed = settings.keyed_adapters()
+    if not keyed:
+        return settings
+    bar = "!" * 78
+    if settings.playground_real:
+        say(
+            f"{bar}\nThe playground is using REAL provider keys ({', '.join(keyed)}): every "
+            f"comparison here spends real money.\n{bar}"
+        )
+        return settings
+    say(
+        f"{bar}\nProvider keys are set ({', '.join(keyed)}), but the playground does not spend "
+        f"real money unless {REAL_MONEY_FLAG}=1: using the offline demo stand-ins instead.\n{bar}"
+    )
+    keyless = replace(settings.providers, openai_api_key=None, gemini_api_key=None, fal_key=None)
+    return replace(settings, providers=keyless, demo_mode=True)
+
+
 def run_playground(settings: Settings, *, stop_after: float | None = None) -> int:
     """Serve the playground until Ctrl+C, SIGTERM, the page's End button, or ``stop_after``."""
+    settings = playground_settings(settings, say=lambda text: print(text, file=sys.stderr))
     try:
         return asyncio.run(_serve(settings, stop_after))
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -197,6 +197,7 @@ class ComparisonRun:
         )
         self._progress_message_id: int | None = None
         self._posted: Posted | None = None
+        self._balance_after: int | None = None
         assert interaction.guild_id is not None
         self.guild_id = interaction.guild_id
         self.user_id = interaction.user.id
@@ -347,13 +348,33 @@ class ComparisonRun:
                 exc_info=True,
             )
 
-    async def _balance_line(self, refunded: int) -> str:
-        balance = await self.bot.ledger.balance(self.guild_id, self.user_id)
-        return f"Nothing was charged: all {refunded} credits are back · balance {balance}."
+    async def _tell_privately(self, text: str) -> None:
+        """A line only the member sees (their balance); best effort, never raises."""
+        if self._expired():
+            return
+        try:
+            await self.interaction.followup.send(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+        except Exception:
+            log.warning("could not tell user %s their balance", self.user_id, exc_info=True)
+
+    async def _tell_balance(self) -> None:
+        try:
+            balance = await self.bot.ledger.balance(self.guild_id, self.user_id)
+        except Exception:
+            log.warning("could not read the balance of user %s", self.user_id, exc_info=True)
+            return
+        await self._tell_privately(f"Your balance is {balance} credits.")
 
     async def _notify_refund(self, headline: str) -> None:
-        lines = [f"{headline}.", await self._balance_line(self.plan.total), "Please try again."]
+        lines = [
+            f"{headline}.",
+            f"Nothing was charged: all {self.plan.total} credits are back.",
+            "Please try again.",
+        ]
         await self._show(notice_embed("No result this time", lines))
+        await self._tell_balance()
 
     async def _nothing_delivered(self, exc: AllModelsFailed) -> None:
         lines = []
@@ -361,8 +382,9 @@ class ComparisonRun:
             name = f"Model {outcome.panel.letter}" if self.plan.blind else outcome.panel.label
             verb = "🚫 declined this prompt" if outcome.status == "refused" else "⚠️ failed"
             lines.append(f"**{name}** {verb} ({outcome.reason}).")
-        lines.append(await self._balance_line(self.plan.total))
+        lines.append(f"Nothing was charged: all {self.plan.total} credits are back.")
         await self._show(notice_embed("No model produced an image", lines, colour=COLOUR_FAILED))
+        await self._tell_balance()
 
     # ---------------------------------------------------------------- delivery
     async def _deliver(self, result: ComparisonResult, balance_after: int | None) -> Posted:
@@ -375,10 +397,12 @@ class ComparisonRun:
         posted_at = discord.utils.utcnow()
         deadline = vote_deadline(self.settings, posted_at)
         filename = attachment_name(self.plan.id, result.composite.extension)
+        # The balance is the member's business: the public card shows the cost only, and the
+        # balance follows privately.
+        self._balance_after = balance_after
         card = card_from_result(
             result,
             self.bot.catalog,
-            balance_after=balance_after,
             vote_deadline=deadline,
             image_url=attachment_url(filename),
         )
@@ -404,6 +428,16 @@ class ComparisonRun:
             # Raising would reach the error boundary, which would replace the result with an
             # error message.
             log.exception("could not add vote reactions to comparison %s", self.plan.id)
+        result = posted.result
+        await self._tell_privately(
+            f"Charged {result.charged} credits"
+            + (f", refunded {result.refunded}" if result.refunded else "")
+            + (
+                f" · your balance is {self._balance_after}."
+                if self._balance_after is not None
+                else "."
+            )
+        )
 
     async def _record(self, posted: Posted) -> None:
         message = posted.message
