@@ -64,6 +64,16 @@ class NotModerator(app_commands.CheckFailure):
         super().__init__(f"Only moderators — {who} — can do that.")
 
 
+class NeedsManageServer(SplitshotError):
+    """A moderator without Manage Server tried to change who moderates or what credits are worth."""
+
+    def __init__(self, settings: Sequence[str]) -> None:
+        super().__init__(
+            f"Only members with the Manage Server permission can change: {', '.join(settings)}. "
+            "Moderators can change the other settings."
+        )
+
+
 def is_moderator(interaction: discord.Interaction[Any], settings: GuildSettings) -> bool:
     """Manage Server (or Administrator) in this server, or the configured moderator role."""
     member = interaction.user

@@ -13,9 +13,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import is_server_manager, moderator_only
+from bot.client import NeedsManageServer, is_server_manager, moderator_only
 from bot.credits.budget import limit_refusal
-from bot.errors import BadInput, SplitshotError
+from bot.errors import BadInput
 from bot.guild_settings import (
     DEFAULTS,
     GuildSettings,
@@ -25,7 +25,7 @@ from bot.guild_settings import (
     settings_history,
     update_guild_settings,
 )
-from bot.render.embed import COLOUR_INFO, cut, fit_embed
+from bot.render.embed import COLOUR_INFO, cut, escaped, fit_embed
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
@@ -83,17 +83,6 @@ MESSAGE_LIMIT = 2000
 VALUE_PREVIEW = 200
 HISTORY_COUNT = 15
 RESET_CHOICES = [app_commands.Choice(name=label, value=name) for name, label in LABELS.items()][:25]
-
-
-class NeedsManageServer(SplitshotError):
-    """A moderator without Manage Server tried to change who moderates or what credits are worth."""
-
-    def __init__(self, names: list[str]) -> None:
-        shown = ", ".join(LABELS.get(name, name) for name in sorted(names))
-        super().__init__(
-            f"Only members with the Manage Server permission can change: {shown}. "
-            "Moderators can change the other settings."
-        )
 
 
 def _bounded(name: str) -> Any:
@@ -176,7 +165,7 @@ def describe(
     if isinstance(value, tuple):
         if name == "enabled_models":
             return ", ".join(catalog.models[m].name for m in value if m in catalog.models) or "all"
-        return ", ".join(f"||{word}||" for word in value) or "none"
+        return ", ".join(f"||{escaped(word)}||" for word in value) or "none"
     if isinstance(value, Mapping):
         return ", ".join(f"{model} = {n}" for model, n in value.items()) or "none"
     if isinstance(value, bool):
@@ -465,7 +454,7 @@ class ConfigCog(
         """Moderators by role may change the rest; these need Manage Server."""
         restricted = [name for name in names if name in MANAGER_ONLY]
         if restricted and not is_server_manager(interaction):
-            raise NeedsManageServer(restricted)
+            raise NeedsManageServer([LABELS.get(name, name) for name in sorted(restricted)])
 
     async def _confirm(self, interaction: discord.Interaction[SplitshotBot], text: str) -> None:
         try:

@@ -39,6 +39,7 @@ from bot.render.embed import (
     attachment_name,
     attachment_url,
     card_from_result,
+    escaped,
     notice_embed,
     progress_embed,
     result_embed,
@@ -381,7 +382,7 @@ class ComparisonRun:
         for outcome in exc.outcomes:
             name = f"Model {outcome.panel.letter}" if self.plan.blind else outcome.panel.label
             verb = "🚫 declined this prompt" if outcome.status == "refused" else "⚠️ failed"
-            lines.append(f"**{name}** {verb} ({outcome.reason}).")
+            lines.append(f"**{name}** {verb} ({escaped(outcome.reason)}).")
         lines.append(f"Nothing was charged: all {self.plan.total} credits are back.")
         await self._show(notice_embed("No model produced an image", lines, colour=COLOUR_FAILED))
         await self._tell_balance()
