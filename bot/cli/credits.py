@@ -45,7 +45,7 @@ def _runner(handler: Handler, *, read_only: bool = False) -> Callable[[argparse.
     def run(args: argparse.Namespace) -> int:
         path = Path(args.db)
         # Never create a fresh, empty ledger because of a typo in --db.
-        if not path.is_file():
+        if not path.exists():
             return _fail(
                 f"no database at {path} (check --db; the bot creates it on start)", EXIT_USAGE
             )

@@ -21,6 +21,7 @@ from bot.db.migrate import (
     MigrationError,
     apply_migrations,
     bundled_migrations,
+    check_schema,
     discover,
 )
 from bot.errors import SplitshotError
@@ -77,6 +78,7 @@ SQL_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT L
 
 def _check_version(conn: sqlite3.Connection, latest: int) -> int:
     """For a read-only open: the schema must be exactly the one this program writes."""
+    check_schema(conn, latest)
     current = int(conn.execute(SQL_USER_VERSION).fetchone()[0])
     if current == 0 and conn.execute(SQL_TABLES).fetchone() is None:
         raise MigrationError("it is empty (the bot creates the schema on start)")
@@ -175,7 +177,15 @@ class Database:
         found = discover(migrations if migrations is not None else bundled_migrations())
         try:
             target = await asyncio.to_thread(_target, file, read_only=read_only)
-            return await cls._open(file, target, busy_timeout, synchronous, found, read_only)
+            try:
+                return await cls._open(file, target, busy_timeout, synchronous, found, read_only)
+            except sqlite3.OperationalError:
+                if not read_only:
+                    raise
+                # A WAL database in a folder this process cannot write: SQLite cannot make the
+                # shared-memory file a reader needs, so read the file as it is on disk.
+                immutable = f"{target}&immutable=1"
+                return await cls._open(file, immutable, busy_timeout, synchronous, found, True)
         except DatabaseUnavailable:
             raise
         except (sqlite3.Error, MigrationError, OSError) as error:
@@ -203,6 +213,8 @@ class Database:
                 await db._on_thread(_read_only_setup)
                 db.schema_version = await db._on_thread(partial(_check_version, latest=latest))
             else:
+                latest = found[-1].version if found else 0
+                await db._on_thread(partial(check_schema, latest=latest))
                 mode = await db._on_thread(
                     partial(
                         _configure,

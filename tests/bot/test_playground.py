@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from bot.catalog import load_catalog
+from bot.settings import Settings
 
 READY = re.compile(r"^Playground ready: (http://127\.0\.0\.1:(\d+)/#\S+)$")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -194,3 +195,22 @@ def test_a_busy_port_is_explained(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"Cannot serve the playground on port {port}" in done.stderr
     assert "SPLITSHOT_PLAYGROUND_PORT=0" in done.stderr
+
+
+def test_the_playground_spends_real_money_only_when_told_to() -> None:
+    from bot.playground import playground_settings
+
+    keyed = Settings.from_env({"OPENAI_API_KEY": "sk-real", "FAL_KEY": "fal-real"})
+    said: list[str] = []
+    safe = playground_settings(keyed, say=said.append)
+    assert safe.keyed_adapters() == () and safe.demo_mode is True
+    assert "SPLITSHOT_PLAYGROUND_REAL=1" in said[0] and "openai, fal" in said[0]
+
+    real = Settings.from_env({"OPENAI_API_KEY": "sk-real", "SPLITSHOT_PLAYGROUND_REAL": "1"})
+    said.clear()
+    assert playground_settings(real, say=said.append) is real
+    assert "REAL provider keys" in said[0] and "real money" in said[0]
+
+    said.clear()
+    keyless = Settings.from_env({})
+    assert playground_settings(keyless, say=said.append) is keyless and said == []
