@@ -122,12 +122,23 @@ def _credit(
     return BalanceLimit(balance_of(conn, guild_id, user_id), amount)
 
 
-def ensure_account(conn: sqlite3.Connection, guild_id: int, user_id: int, now: str) -> int:
-    """Create the account on first touch with its starter grant (exactly once); return balance."""
+def ensure_account(
+    conn: sqlite3.Connection,
+    guild_id: int,
+    user_id: int,
+    now: str,
+    limits: OperatorLimits | None = None,
+) -> int:
+    """Create the account on first touch with its starter grant (exactly once); return balance.
+
+    The starter grant is the server's within the operator's ceiling, so a value saved before
+    the ceiling existed cannot mint more.
+    """
     # INSERT OR IGNORE under the write lock: of two racing first touches only one inserts,
     # and only the one that inserted pays the starter grant.
     if conn.execute(SQL_CREATE_ACCOUNT, (guild_id, user_id, now)).rowcount == 1:
-        starter = load_guild_settings(conn, guild_id).starter_grant
+        limits = limits or OperatorLimits.unlimited()
+        starter = limits.starter_grant(load_guild_settings(conn, guild_id).starter_grant)
         if starter > 0:
             conn.execute(
                 SQL_ADD_UNCAPPED, {"guild_id": guild_id, "user_id": user_id, "amount": starter}
@@ -154,13 +165,19 @@ WHERE guild_id = ? AND actor_id = ? AND kind = 'grant' AND created_at > ?
 
 
 def claim_daily(
-    conn: sqlite3.Connection, guild_id: int, user_id: int, now: datetime
+    conn: sqlite3.Connection,
+    guild_id: int,
+    user_id: int,
+    now: datetime,
+    limits: OperatorLimits | None = None,
 ) -> DailyClaim | LedgerError:
-    """Credit the daily allowance if the period since the last claim has passed."""
+    """Credit the daily allowance (within the operator's ceiling) once the period has passed."""
+    limits = limits or OperatorLimits.unlimited()
     stamp = iso(now)
-    ensure_account(conn, guild_id, user_id, stamp)
+    ensure_account(conn, guild_id, user_id, stamp, limits)
     settings = load_guild_settings(conn, guild_id)
-    amount, period = settings.daily_allowance, timedelta(hours=settings.daily_period_hours)
+    amount = limits.daily_allowance(settings.daily_allowance)
+    period = timedelta(hours=settings.daily_period_hours)
     if amount == 0:
         return DailyDisabled()
     cutoff = iso(now - period)
@@ -199,7 +216,7 @@ def grant(
         return SelfGrant()
     limits = limits or OperatorLimits.unlimited()
     stamp = iso(now)
-    ensure_account(conn, guild_id, user_id, stamp)
+    ensure_account(conn, guild_id, user_id, stamp, limits)
     settings = load_guild_settings(conn, guild_id)
     max_grant = limits.grant_cap(settings.max_grant)
     if amount > max_grant:

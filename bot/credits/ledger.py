@@ -230,7 +230,7 @@ class Ledger:
         guild_id, user_id = _check_id("guild_id", guild_id), _check_id("user_id", user_id)
         now = iso(self._now())
         return await self._write(
-            lambda conn: ledger_accounts.ensure_account(conn, guild_id, user_id, now)
+            lambda conn: ledger_accounts.ensure_account(conn, guild_id, user_id, now, self.limits)
         )
 
     async def balance(self, guild_id: int, user_id: int) -> int:
@@ -257,6 +257,7 @@ class Ledger:
                     items=checked,
                     comparison_id=comparison_id,
                     now=now,
+                    limits=self.limits,
                 )
             )
         )
@@ -338,7 +339,13 @@ class Ledger:
         guild_id, user_id = _check_id("guild_id", guild_id), _check_id("user_id", user_id)
         now = self._now()
         return await self._write(
-            partial(ledger_accounts.claim_daily, guild_id=guild_id, user_id=user_id, now=now)
+            partial(
+                ledger_accounts.claim_daily,
+                guild_id=guild_id,
+                user_id=user_id,
+                now=now,
+                limits=self.limits,
+            )
         )
 
     async def grant(

@@ -49,7 +49,26 @@ class OperatorLimits:
     @classmethod
     def unlimited(cls) -> OperatorLimits:
         """No ceilings at all (tests and tools that act as the operator)."""
-        return cls(None, None, None, None, None, None, 0, None)
+        return cls(
+            max_grant=None,
+            mod_daily_cap=None,
+            max_starter_grant=None,
+            max_daily_allowance=None,
+            guild_daily_budget=None,
+            global_daily_budget=None,
+            price_floor_percent=0,
+            max_running=None,
+        )
+
+    def starter_grant(self, server_value: int) -> int:
+        """The starter grant paid: the server's, within the operator's ceiling."""
+        ceiling = self.max_starter_grant
+        return server_value if ceiling is None else min(server_value, ceiling)
+
+    def daily_allowance(self, server_value: int) -> int:
+        """The daily allowance paid: the server's, within the operator's ceiling."""
+        ceiling = self.max_daily_allowance
+        return server_value if ceiling is None else min(server_value, ceiling)
 
     def grant_cap(self, server_cap: int) -> int:
         """The largest single grant: the server's, within the operator's."""

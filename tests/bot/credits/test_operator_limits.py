@@ -111,3 +111,17 @@ def test_limit_refusal_names_the_ceiling_and_the_price_floor() -> None:
         "nano-banana-pro": 22,
         "gpt-image-2": 30,
     }
+
+
+async def test_starter_grant_and_allowance_saved_above_the_ceiling_pay_the_ceiling(
+    db: Database,
+) -> None:
+    # Saved before the operator set a ceiling (the settings layer itself allows it).
+    await update_guild_settings(db, 1, starter_grant=1_000_000_000, daily_allowance=1_000_000)
+    ledger = Ledger(db, clock=FakeClock(), limits=OperatorLimits(max_starter_grant=100))
+    assert await ledger.ensure_account(1, 2) == 100
+    limits = OperatorLimits(max_starter_grant=100, max_daily_allowance=25)
+    ledger = Ledger(db, clock=FakeClock(), limits=limits)
+    claim = await ledger.claim_daily(1, 3)
+    assert (claim.amount, claim.balance) == (25, 125)
+    assert await ledger.audit() == []
