@@ -47,12 +47,14 @@ class DatabaseUnavailable(SplitshotError):
         super().__init__(f"cannot use {path} as the Splitshot database: {reason}.")
 
 
+_CANNOT_OPEN = "it cannot be opened (a directory, a missing folder, or no permission)"
+_READ_ONLY = "it is read-only"
 _REASONS = (
     ("not a database", "it is not a SQLite database (corrupt, or another kind of file)"),
     ("malformed", "the file is corrupt"),
-    ("unable to open", "it cannot be opened (a directory, a missing folder, or no permission)"),
-    ("readonly", "it is read-only"),
-    ("read-only", "it is read-only"),
+    ("unable to open", _CANNOT_OPEN),
+    ("readonly", _READ_ONLY),
+    ("read-only", _READ_ONLY),
     ("disk is full", "the disk is full"),
     ("disk i/o error", "the disk reported an I/O error"),
     ("locked", "another program holds it locked"),
@@ -179,8 +181,8 @@ class Database:
             target = await asyncio.to_thread(_target, file, read_only=read_only)
             try:
                 return await cls._open(file, target, busy_timeout, synchronous, found, read_only)
-            except sqlite3.OperationalError:
-                if not read_only:
+            except sqlite3.OperationalError as error:
+                if not read_only or explain(error) not in (_CANNOT_OPEN, _READ_ONLY):
                     raise
                 # A WAL database in a folder this process cannot write: SQLite cannot make the
                 # shared-memory file a reader needs, so read the file as it is on disk.
