@@ -21,6 +21,7 @@ import discord
 
 from bot.client import SplitshotBot
 from bot.credits.ledger import Ledger
+from bot.db.connection import DatabaseUnavailable, explain
 from bot.guild_settings import update_guild_settings
 from bot.resources import Resources, open_resources
 from bot.settings import Settings
@@ -158,7 +159,10 @@ async def _serve(settings: Settings, stop_after: float | None) -> int:
         db_path.with_name(db_path.name + "-wal"),
         db_path.with_name(db_path.name + "-shm"),
     ):
-        leftover.unlink(missing_ok=True)
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(db_path, explain(exc)) from None
     async with open_resources(settings, for_discord=False, db_path=db_path) as opened:
         # Credits must tell time by the simulated Discord's clock (it starts on 2026-01-01),
         # or every "next daily claim" would read months away.
