@@ -424,7 +424,8 @@ async def test_a_blind_result_hides_prices_dots_and_sizes_until_voting_closes(
     assert field(params, "Charged") == "30 credits"
     for letter in "AB":
         panel = field(params, f"{'🇦' if letter == 'A' else '🇧'} Model {letter}")
-        assert "Status: delivered" in panel and "Time: 0.00 s" in panel
+        # The fake answers at once; a loaded machine still lets a few milliseconds pass.
+        assert "Status: delivered" in panel and re.search(r"Time: 0\.0\d s", panel), panel
 
     await w.member.slash(w.channel, "vote close")
 
