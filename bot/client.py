@@ -82,6 +82,16 @@ class NotModerator(app_commands.CheckFailure):
         super().__init__(f"Only moderators — {who} — can do that.")
 
 
+class NeedsManageServer(SplitshotError):
+    """A moderator without Manage Server tried to change who moderates or what credits are worth."""
+
+    def __init__(self, settings: Sequence[str]) -> None:
+        super().__init__(
+            f"Only members with the Manage Server permission can change: {', '.join(settings)}. "
+            "Moderators can change the other settings."
+        )
+
+
 def is_moderator(interaction: discord.Interaction[Any], settings: GuildSettings) -> bool:
     """Manage Server (or Administrator) in this server, or the configured moderator role."""
     member = interaction.user
@@ -92,6 +102,14 @@ def is_moderator(interaction: discord.Interaction[Any], settings: GuildSettings)
         return True
     role_id = settings.moderator_role_id
     return role_id is not None and any(role.id == role_id for role in member.roles)
+
+
+def is_server_manager(interaction: discord.Interaction[Any]) -> bool:
+    """Manage Server (or Administrator): may change who moderates and what credits are worth."""
+    if not isinstance(interaction.user, discord.Member):
+        return False
+    perms = interaction.permissions
+    return perms.administrator or perms.manage_guild
 
 
 def moderator_only() -> Callable[[T], T]:

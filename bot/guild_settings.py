@@ -228,10 +228,52 @@ async def get_guild_settings(db: Database, guild_id: int) -> GuildSettings:
     return await db.run_read(lambda conn: load_guild_settings(conn, guild_id))
 
 
+SQL_INSERT_HISTORY = """
+INSERT INTO settings_history (guild_id, actor_id, action, setting, old_value, new_value, created_at)
+VALUES (:guild_id, :actor_id, :action, :setting, :old, :new, :now)
+"""
+SQL_HISTORY = """
+SELECT id, actor_id, action, setting, old_value, new_value, created_at
+FROM settings_history WHERE guild_id = ? ORDER BY id DESC LIMIT ?
+"""
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One row of a server's settings history: who changed what, when, from what to what."""
+
+    id: int
+    actor_id: int | None
+    action: str  # "set" or "reset"
+    setting: str
+    old: object  # the setting's value before (its default when it had not been changed)
+    new: object
+    created_at: datetime
+
+
+def _value_of(name: str, stored: str | None) -> object:
+    """A history value back in its field's form (the default when none was stored)."""
+    if stored is None:
+        return getattr(DEFAULTS, name, None)
+    try:
+        raw = json.loads(stored)
+    except json.JSONDecodeError:
+        return stored
+    try:
+        return validate_setting(name, raw)
+    except SettingsError:  # a setting removed or re-bounded since: show what was stored
+        return raw
+
+
 def _write(
-    conn: sqlite3.Connection, guild_id: int, changes: dict[str, object], reset: tuple[str, ...]
+    conn: sqlite3.Connection,
+    guild_id: int,
+    changes: dict[str, object],
+    reset: tuple[str, ...],
+    actor_id: int | None = None,
 ) -> GuildSettings:
     stored = _stored_changes(conn, guild_id)
+    before = dict(stored)
     stored.update({name: _to_json(value) for name, value in changes.items()})
     for name in reset:
         stored.pop(name, None)
@@ -239,20 +281,66 @@ def _write(
     conn.execute(
         SQL_UPSERT_SETTINGS, {"guild_id": guild_id, "data": json.dumps(stored), "now": now}
     )
+    # Same transaction as the change: a setting never changes without its history row.
+    for action, names in (("set", tuple(changes)), ("reset", reset)):
+        for name in names:
+            old = json.dumps(before[name]) if name in before else None
+            new = json.dumps(stored[name]) if name in stored else None
+            conn.execute(
+                SQL_INSERT_HISTORY,
+                {
+                    "guild_id": guild_id,
+                    "actor_id": actor_id,
+                    "action": action,
+                    "setting": name,
+                    "old": old,
+                    "new": new,
+                    "now": now,
+                },
+            )
     return _from_stored(guild_id, json.dumps(stored))
 
 
-async def update_guild_settings(db: Database, guild_id: int, **changes: object) -> GuildSettings:
-    """Validate and save the given settings for a guild; return the guild's new settings."""
+async def update_guild_settings(
+    db: Database, guild_id: int, *, actor_id: int | None = None, **changes: object
+) -> GuildSettings:
+    """Validate and save the given settings for a guild; return the guild's new settings.
+
+    Every change is also appended to the server's settings history, as done by ``actor_id``.
+    """
     checked = {name: validate_setting(name, value) for name, value in changes.items()}
-    settings = await db.run_in_transaction(lambda conn: _write(conn, guild_id, checked, ()))
-    log.info("guild %d changed settings: %s", guild_id, ", ".join(sorted(checked)))
+    settings = await db.run_in_transaction(
+        lambda conn: _write(conn, guild_id, checked, (), actor_id)
+    )
+    log.info("guild %d: %s changed settings: %s", guild_id, actor_id, ", ".join(sorted(checked)))
     return settings
 
 
-async def reset_guild_settings(db: Database, guild_id: int, *names: str) -> GuildSettings:
-    """Return the named settings of a guild to their defaults."""
+async def reset_guild_settings(
+    db: Database, guild_id: int, *names: str, actor_id: int | None = None
+) -> GuildSettings:
+    """Return the named settings of a guild to their defaults (recorded in its history)."""
     for name in names:
         if name not in _KINDS:
             validate_setting(name, None)  # raises the "no such setting" sentence
-    return await db.run_in_transaction(lambda conn: _write(conn, guild_id, {}, names))
+    return await db.run_in_transaction(lambda conn: _write(conn, guild_id, {}, names, actor_id))
+
+
+def _history(conn: sqlite3.Connection, guild_id: int, limit: int) -> list[SettingChange]:
+    return [
+        SettingChange(
+            row["id"],
+            row["actor_id"],
+            row["action"],
+            row["setting"],
+            _value_of(row["setting"], row["old_value"]),
+            _value_of(row["setting"], row["new_value"]),
+            datetime.fromisoformat(row["created_at"]),
+        )
+        for row in conn.execute(SQL_HISTORY, (guild_id, limit))
+    ]
+
+
+async def settings_history(db: Database, guild_id: int, limit: int = 20) -> list[SettingChange]:
+    """The server's most recent settings changes, newest first."""
+    return await db.run_read(lambda conn: _history(conn, guild_id, limit))

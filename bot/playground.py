@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +21,7 @@ import discord
 
 from bot.client import SplitshotBot
 from bot.credits.ledger import Ledger
+from bot.db.connection import DatabaseUnavailable, explain
 from bot.guild_settings import update_guild_settings
 from bot.resources import Resources, open_resources
 from bot.settings import Settings
@@ -95,8 +96,37 @@ def welcome_text(resources: Resources) -> str:
     return "\n".join(lines)
 
 
+REAL_MONEY_FLAG = "SPLITSHOT_PLAYGROUND_REAL"
+
+
+def playground_settings(settings: Settings, *, say: Callable[[str], None]) -> Settings:
+    """The settings the playground runs on: provider keys only with SPLITSHOT_PLAYGROUND_REAL=1.
+
+    `make run` without a token lands here, often by accident on a machine whose shell has
+    real keys; without the flag the models are the offline stand-ins, and either way it says
+    so loudly.
+    """
+    keyed = settings.keyed_adapters()
+    if not keyed:
+        return settings
+    bar = "!" * 78
+    if settings.playground_real:
+        say(
+            f"{bar}\nThe playground is using REAL provider keys ({', '.join(keyed)}): every "
+            f"comparison here spends real money.\n{bar}"
+        )
+        return settings
+    say(
+        f"{bar}\nProvider keys are set ({', '.join(keyed)}), but the playground does not spend "
+        f"real money unless {REAL_MONEY_FLAG}=1: using the offline demo stand-ins instead.\n{bar}"
+    )
+    keyless = replace(settings.providers, openai_api_key=None, gemini_api_key=None, fal_key=None)
+    return replace(settings, providers=keyless, demo_mode=True)
+
+
 def run_playground(settings: Settings, *, stop_after: float | None = None) -> int:
     """Serve the playground until Ctrl+C, SIGTERM, the page's End button, or ``stop_after``."""
+    settings = playground_settings(settings, say=lambda text: print(text, file=sys.stderr))
     try:
         return asyncio.run(_serve(settings, stop_after))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -130,12 +160,18 @@ async def _serve(settings: Settings, stop_after: float | None) -> int:
         db_path.with_name(db_path.name + "-wal"),
         db_path.with_name(db_path.name + "-shm"),
     ):
-        leftover.unlink(missing_ok=True)
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(db_path, explain(exc)) from None
     async with open_resources(settings, for_discord=False, db_path=db_path) as opened:
         # Credits must tell time by the simulated Discord's clock (it starts on 2026-01-01),
         # or every "next daily claim" would read months away.
         assert opened.db is not None
-        resources = replace(opened, ledger=Ledger(opened.db, clock=discord.utils.utcnow))
+        resources = replace(
+            opened,
+            ledger=Ledger(opened.db, clock=discord.utils.utcnow, limits=settings.limits),
+        )
         # SimCord is the whole of this Discord, and it answers only commands that were synced.
         bot = SplitshotBot(resources, sync_commands="global")
         # A comparison with real providers can take minutes; SimCord waits for the bot's work.

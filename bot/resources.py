@@ -63,12 +63,14 @@ async def open_resources(
         db = ledger = None
         if with_db:
             from bot.comparisons.job import recover_undelivered
+            from bot.credits.budget import Budget
             from bot.credits.ledger import Ledger
             from bot.db import Database
 
             db = await Database.open(db_path or settings.db_path)
             stack.push_async_callback(db.close)
-            ledger = Ledger(db)
+            ledger = Ledger(db, limits=settings.limits)
+            service.budget = Budget(db, settings.limits)
             # A crash between reserve and settle must lose nothing: refund what was left open.
             recovered = await ledger.recover_stale_holds(
                 timedelta(minutes=settings.stale_hold_minutes)

@@ -14,7 +14,7 @@ from bot.client import moderator_only
 from bot.credits.ledger import MAX_AMOUNT, HistoryPage, LedgerEntry
 from bot.credits.rules import MAX_REASON_LENGTH
 from bot.errors import SplitshotError
-from bot.render.embed import COLOUR_INFO, fit_embed
+from bot.render.embed import COLOUR_INFO, escaped, fit_embed
 
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
@@ -53,7 +53,7 @@ def credits_text(amount: int) -> str:
 def entry_line(entry: LedgerEntry) -> str:
     """One ledger row, e.g. "`  -30` comparison — GPT-Image 2 8 + … · 2 hours ago · balance 30"."""
     label = KIND_LABELS.get(entry.kind, entry.kind)
-    reason = f" — {entry.reason}" if entry.reason and entry.reason != label else ""
+    reason = f" — {escaped(entry.reason)}" if entry.reason and entry.reason != label else ""
     when = discord.utils.format_dt(entry.created_at, "R")
     return f"`{entry.delta:>+7,}` {label}{reason} · {when} · balance {entry.balance_after:,}"
 
@@ -225,7 +225,10 @@ class CreditsCog(
         balance = await self.bot.ledger.grant(
             interaction.guild_id, member.id, amount, reason, actor_id=interaction.user.id
         )
-        text = f"Granted **{credits_text(amount)}** to {member.mention} ({reason}); their balance is {balance:,}."
+        text = (
+            f"Granted **{credits_text(amount)}** to {member.mention} ({escaped(reason)}); "
+            f"their balance is {balance:,}."
+        )
         await self._answer_and_audit(interaction, text, "Credits granted", discord.Colour.green())
 
     @app_commands.command(name="revoke", description="Moderators: take credits from a member")
@@ -246,7 +249,10 @@ class CreditsCog(
         balance = await self.bot.ledger.revoke(
             interaction.guild_id, member.id, amount, reason, actor_id=interaction.user.id
         )
-        text = f"Revoked **{credits_text(amount)}** from {member.mention} ({reason}); their balance is {balance:,}."
+        text = (
+            f"Revoked **{credits_text(amount)}** from {member.mention} ({escaped(reason)}); "
+            f"their balance is {balance:,}."
+        )
         await self._answer_and_audit(interaction, text, "Credits revoked", discord.Colour.orange())
 
     async def _answer_and_audit(

@@ -6,9 +6,11 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from bot.render.terminal import terminal_safe
 from bot.settings import Settings
 from providers import fal, gemini, openai_images
 from providers._errors import scrub
@@ -79,10 +81,20 @@ async def doctor(
             except httpx.HTTPError as exc:
                 ok, line = False, f"could not reach {base} ({type(exc).__name__})"
             failed += not ok
-            out(f"  {name:<7} {'ok' if ok else 'FAILED'}: {scrub(line, (key,))}")
+            line = line.replace(base.rstrip("/"), shown_url(base.rstrip("/")))
+            out(f"  {name:<7} {'ok' if ok else 'FAILED'}: {terminal_safe(scrub(line, (key,)))}")
     if not any(check[1] for check in checks):
         out("No provider keys are set: only the offline demo provider can answer.")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def shown_url(url: str) -> str:
+    """A base URL as it may be printed: never the ``user:password@`` some gateways put in it."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def _explain(error: ProviderError | None, response: httpx.Response) -> str:

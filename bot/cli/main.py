@@ -1,6 +1,7 @@
 """The command line: the same engine as the bot, no Discord.
 
-Exit codes: 0 success, 1 every model failed, 2 bad input (one readable line on stderr).
+Exit codes: 0 success, 1 every model failed, 2 bad input or an unusable database (one readable
+line on stderr).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import sqlite3
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -16,19 +18,22 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.catalog import Catalog, load_catalog
+from bot.cli.credits import discord_id
 from bot.comparisons.events import Event, PanelChanged
 from bot.comparisons.job import ComparisonJob, Requester
 from bot.comparisons.plan import CompareRequest, Plan, State
 from bot.comparisons.policy import Policy
 from bot.comparisons.service import AllModelsFailed, ComparisonResult
+from bot.db.connection import explain
 from bot.errors import BadInput, SplitshotError
 from bot.guild_settings import GuildSettings, get_guild_settings
-from bot.references import reference_image
+from bot.references import MAX_REFERENCE_BYTES, reference_image
 from bot.render.terminal import (
     demo_banner,
     render_models,
     render_use_cases,
     render_verdict,
+    terminal_safe,
 )
 from bot.resources import Resources, open_resources
 from bot.settings import Settings
@@ -74,8 +79,10 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, help="where to write the split image")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     compare.add_argument("--db", type=Path, help="charge an account in this credits database")
-    compare.add_argument("--guild", type=int, default=0, help="account's server id (with --db)")
-    compare.add_argument("--user", type=int, default=0, help="account's user id (with --db)")
+    compare.add_argument(
+        "--guild", type=discord_id, default=0, help="account's server id (with --db)"
+    )
+    compare.add_argument("--user", type=discord_id, default=0, help="account's user id (with --db)")
     compare.set_defaults(func=_compare)
 
     versus = sub.add_parser("versus", help="the comparison page for 2-4 models (free)")
@@ -113,7 +120,11 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
         args.settings = settings
         return int(args.func(args))
     except SplitshotError as exc:
-        print(f"splitshot: {exc}", file=sys.stderr)
+        print(f"splitshot: {terminal_safe(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except sqlite3.Error as exc:
+        # The database failed after it opened (disk full, locked, made read-only meanwhile).
+        print(f"splitshot: the database failed: {explain(exc)}.", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -156,7 +167,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _read_reference(path: Path) -> ReferenceImage:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            # One byte past the limit is enough to refuse it; /dev/zero never ends.
+            data = file.read(MAX_REFERENCE_BYTES + 1)
     except OSError as exc:
         raise BadInput(f"Cannot read the reference file {path}: {exc.strerror or exc}.") from None
     return reference_image(data, path.name)
@@ -205,6 +218,7 @@ async def _compare_async(args: argparse.Namespace) -> int:
             resources.registry,
             allow_demo=resources.service.allow_demo,
             settings=server,
+            limits=settings.limits,
         )
         blind = policy.blind(True if args.blind else None)
         plan = policy.plan(dataclasses.replace(request, blind=blind))
@@ -244,19 +258,20 @@ async def _compare_async(args: argparse.Namespace) -> int:
             progress.finish()
             if args.json:
                 print(json.dumps(_failed_json(plan, exc), ensure_ascii=False, indent=2))
-            print(f"splitshot: {exc}", file=err)
+            print(f"splitshot: {terminal_safe(str(exc))}", file=err)
             return EXIT_FAILED
         progress.finish()
         path = (
             out_path if out_path.suffix else out_path.with_suffix("." + result.composite.extension)
         )
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(path.write_bytes, result.composite.data)
+            await asyncio.to_thread(_write_image, path, result.composite.data)
         except OSError as exc:
+            # The image never reached the member: what the job kept is given back.
             await job.undelivered(f"the image could not be written to {path}")
             raise BadInput(
-                f"Cannot write the image to {path}: {exc.strerror or exc}; nothing was charged."
+                f"Cannot write the split image to {path}: {exc.strerror or exc}; "
+                "nothing was charged."
             ) from None
         await job.delivered()
         balance_after = job.balance_after
@@ -279,10 +294,15 @@ async def _compare_async(args: argparse.Namespace) -> int:
         print(f"{line} · balance {balance_after}")
     for o in result.outcomes:
         if not o.ok:
-            print(f"  {o.refund_reason()}.")
+            print(f"  {terminal_safe(o.refund_reason())}.")
     print()
     print(render_verdict(result.verdict))
     return EXIT_OK
+
+
+def _write_image(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 class _Progress:
@@ -305,7 +325,7 @@ class _Progress:
             self._redraw()
         elif event.state is not State.QUEUED:
             label = self.plan.panels[event.index].label
-            extra = f" — {event.reason}" if event.reason else ""
+            extra = f" — {terminal_safe(event.reason)}" if event.reason else ""
             print(
                 f"  {label}: {event.state.value} ({event.elapsed:.1f} s){extra}", file=self.stream
             )

@@ -143,7 +143,7 @@ def _planned(
         route = type(route)(
             route.adapter, replace(route.target, display_name=blind_name(LETTERS[index]))
         )
-    price = price_for(model, quality, policy.settings.price_overrides)
+    price = price_for(model, quality, policy.price_overrides)
     return PlannedPanel(
         index,
         model,

@@ -106,12 +106,21 @@ class ComparisonJob:
         if self.ledger is None or self.requester is None:
             await self.events.publish(Reserved(self.plan, self.plan.total, None))
             return None
-        self.hold = await self.ledger.reserve(
-            self.requester.guild_id,
-            self.requester.user_id,
-            self.plan.line_items(),
-            comparison_id=self.plan.id,
-        )
+        budget = self.service.budget
+        if budget is not None:
+            # The operator's budgets come first: over them, nothing is reserved at all.
+            await budget.admit(self.requester.guild_id, self.plan)
+        try:
+            self.hold = await self.ledger.reserve(
+                self.requester.guild_id,
+                self.requester.user_id,
+                self.plan.line_items(),
+                comparison_id=self.plan.id,
+            )
+        except BaseException:
+            if budget is not None:
+                await budget.finish(self.plan.id)
+            raise
         await self.events.publish(Reserved(self.plan, self.hold.amount, self.hold.balance_after))
         return self.hold
 
@@ -153,6 +162,8 @@ class ComparisonJob:
             lines.cancel()
             if self.settlement is None and self.hold is not None:
                 await asyncio.shield(self._release(_release_reason(exc)))
+                if self.service.budget is not None:
+                    await self.service.budget.finish(self.plan.id)
             await self.events.publish(
                 Failed(
                     self.plan,
@@ -204,6 +215,9 @@ class ComparisonJob:
         delivered = [o.panel.key for o in charged if o.ok]
         reasons = {o.panel.key: o.refund_reason() for o in charged if not o.ok}
         self.settlement = await self.ledger.settle(self.hold.id, delivered, reasons, also=write)
+        if self.service.budget is not None:
+            # The providers were paid for what they delivered, shown or not.
+            await self.service.budget.finish(self.plan.id, delivered)
         self.recorded = write is not None
         if self.settlement.already_closed:
             # Only the stale-hold sweep closes a hold behind our back: its age limit is

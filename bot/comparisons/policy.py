@@ -16,9 +16,12 @@ from dataclasses import dataclass, field, replace
 
 from bot.catalog import ASPECT_RE, Catalog, Model
 from bot.comparisons.plan import LETTERS, CompareRequest, Plan, PlannedPanel, blind_name
+from bot.credits.budget import floored_prices
+from bot.credits.rules import OperatorLimits
 from bot.errors import BadInput
 from bot.guild_settings import DEFAULTS, GuildSettings
 from bot.references import MAX_REFERENCE_BYTES
+from bot.text_rules import clean_prompt, find_banned
 from providers.base import ImageRequest, Quality
 from providers.registry import Registry, Route
 
@@ -26,23 +29,18 @@ MIN_MODELS, MAX_MODELS = 2, 4
 MAX_PROMPT = 4000
 
 
-def clean_prompt(text: str) -> str:
-    """Tidy spaces but keep line breaks: posters put each line of text on its own line."""
-    lines = (" ".join(line.split()) for line in text.strip().splitlines())
-    return "\n".join(lines).strip()
-
-
 def check_prompt(prompt: str, banned_words: Collection[str] = ()) -> str:
     """The prompt as it will be sent, or BadInput saying what is wrong with it."""
+    # Invisible characters go, spaces are tidied, line breaks stay (posters put each line of
+    # text on its own line); a prompt of nothing but invisible characters is empty.
     prompt = clean_prompt(prompt)
     if not prompt:
         raise BadInput("The prompt is empty: describe the image you want.")
     if len(prompt) > MAX_PROMPT:
         raise BadInput(f"The prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}.")
-    lowered = prompt.lower()
-    for word in banned_words:
-        if word and word.lower() in lowered:
-            raise BadInput("This server does not allow one of the words in that prompt.")
+    # Matched after folding look-alikes, separators and invisible characters.
+    if find_banned(prompt, banned_words) is not None:
+        raise BadInput("This server does not allow one of the words in that prompt.")
     return prompt
 
 
@@ -76,6 +74,8 @@ class Policy:
     registry: Registry
     allow_demo: bool = True
     settings: GuildSettings = field(default=DEFAULTS)
+    #: the operator's ceilings and price floor (none when not given)
+    limits: OperatorLimits | None = None
 
     @classmethod
     def for_server(
@@ -85,11 +85,20 @@ class Policy:
         *,
         allow_demo: bool,
         settings: GuildSettings | None,
+        limits: OperatorLimits | None = None,
     ) -> Policy:
         """The policy for a server's settings; a server's demo switch overrides the process's."""
         settings = settings or DEFAULTS
         demo = allow_demo if settings.demo_mode is None else settings.demo_mode
-        return cls(catalog, registry, demo, settings)
+        return cls(catalog, registry, demo, settings, limits)
+
+    @property
+    def price_overrides(self) -> Mapping[str, int]:
+        """The server's prices, none below the operator's floor (older saves included)."""
+        overrides = self.settings.price_overrides
+        if self.limits is None or not overrides:
+            return overrides
+        return floored_prices(overrides, self.catalog, self.limits)
 
     # ------------------------------------------------------------ defaults
     @property
@@ -168,7 +177,7 @@ class Policy:
         panels = []
         for index, model in enumerate(models):
             route = self._route(model, blind=request.blind, index=index)
-            price = price_for(model, request.quality, self.settings.price_overrides)
+            price = price_for(model, request.quality, self.price_overrides)
             panels.append(PlannedPanel(index, model, route, price, blind=request.blind))
         image_request = ImageRequest(
             prompt=prompt,

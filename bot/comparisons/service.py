@@ -25,6 +25,7 @@ from providers.registry import Registry
 
 if TYPE_CHECKING:
     from bot.comparisons.view import ComparisonView
+    from bot.credits.budget import Budget
     from bot.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class ComparisonService:
     registry: Registry
     model_timeout_s: float = 240.0
     allow_demo: bool = True
+    #: the operator's provider budget, checked before a paying comparison reserves anything
+    budget: Budget | None = None
     _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     # ------------------------------------------------------------------ run

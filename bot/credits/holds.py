@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.credits.accounts import SQL_ADD_UNCAPPED, SQL_DEBIT, balance_of, ensure_account, ledger_row
-from bot.credits.rules import HoldNotFound, InsufficientCredits, LedgerError, price_text
+from bot.credits.rules import (
+    HoldNotFound,
+    InsufficientCredits,
+    LedgerError,
+    OperatorLimits,
+    price_text,
+)
 
 RECOVERY_REASON = "refunded after restart"
 DEFAULT_REFUND_REASON = "did not deliver"
@@ -113,6 +119,7 @@ def reserve(
     items: tuple[LineItem, ...],
     comparison_id: str,
     now: str,
+    limits: OperatorLimits | None = None,
 ) -> Hold | LedgerError:
     """Debit a comparison's price and open its hold, or return InsufficientCredits."""
     amount = sum(item.credits for item in items)
@@ -120,7 +127,7 @@ def reserve(
     # Debit first: the account nearly always exists, so only a debit that finds no row (or a
     # free comparison) pays for the first-touch check, and then tries once more.
     if amount == 0 or conn.execute(SQL_DEBIT, debit).rowcount != 1:
-        ensure_account(conn, guild_id, user_id, now)
+        ensure_account(conn, guild_id, user_id, now, limits)
         if amount and conn.execute(SQL_DEBIT, debit).rowcount != 1:
             return InsufficientCredits(balance_of(conn, guild_id, user_id), amount, items)
     hold_id = conn.execute(

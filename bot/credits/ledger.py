@@ -37,10 +37,13 @@ from bot.credits.rules import (
     InvalidAmount,
     LedgerError,
     MissingReason,
+    NothingToRevoke,
+    OperatorLimits,
     OverGrantLimit,
     OverModeratorDailyCap,
     ReasonTooLong,
     RevokeBeyondBalance,
+    SelfGrant,
     parse_amount,
     validate_amount,
     validate_reason,
@@ -72,11 +75,14 @@ __all__ = [
     "LedgerError",
     "LineItem",
     "MissingReason",
+    "NothingToRevoke",
+    "OperatorLimits",
     "OverGrantLimit",
     "OverModeratorDailyCap",
     "ReasonTooLong",
     "Refund",
     "RevokeBeyondBalance",
+    "SelfGrant",
     "Settlement",
     "parse_amount",
     "utc_now",
@@ -193,9 +199,17 @@ def _history_page(
 class Ledger:
     """Credits for one database; every method is safe to call from many tasks at once."""
 
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        limits: OperatorLimits | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        #: the operator's ceilings on grants (none unless given)
+        self.limits = limits or OperatorLimits.unlimited()
         self._background: set[asyncio.Future[Any]] = set()
 
     def _now(self) -> datetime:
@@ -216,7 +230,7 @@ class Ledger:
         guild_id, user_id = _check_id("guild_id", guild_id), _check_id("user_id", user_id)
         now = iso(self._now())
         return await self._write(
-            lambda conn: ledger_accounts.ensure_account(conn, guild_id, user_id, now)
+            lambda conn: ledger_accounts.ensure_account(conn, guild_id, user_id, now, self.limits)
         )
 
     async def balance(self, guild_id: int, user_id: int) -> int:
@@ -243,6 +257,7 @@ class Ledger:
                     items=checked,
                     comparison_id=comparison_id,
                     now=now,
+                    limits=self.limits,
                 )
             )
         )
@@ -361,7 +376,13 @@ class Ledger:
         guild_id, user_id = _check_id("guild_id", guild_id), _check_id("user_id", user_id)
         now = self._now()
         return await self._write(
-            partial(ledger_accounts.claim_daily, guild_id=guild_id, user_id=user_id, now=now)
+            partial(
+                ledger_accounts.claim_daily,
+                guild_id=guild_id,
+                user_id=user_id,
+                now=now,
+                limits=self.limits,
+            )
         )
 
     async def grant(
@@ -404,6 +425,7 @@ class Ledger:
                 reason=reason,
                 actor_id=actor_id,
                 now=now,
+                limits=self.limits,
             )
         )
         log.info(

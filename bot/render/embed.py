@@ -53,6 +53,12 @@ _STATE_ICONS = {
 
 
 # --------------------------------------------------------------------------- limits
+def escaped(text: str | None) -> str:
+    """Text written by members or providers, shown literally: no masked links, spoilers, bold
+    or headings of theirs inside the bot's own messages."""
+    return discord.utils.escape_markdown(text or "")
+
+
 def cut(text: str | None, limit: int) -> str:
     """``text`` shortened to ``limit`` characters, ending in an ellipsis when it was cut."""
     text = text or ""
@@ -208,7 +214,7 @@ def _title(names: Sequence[str], use_case: str, *, hidden: bool, demo: bool) -> 
 
 
 def _prompt_quote(prompt: str) -> str:
-    return "> " + cut(" ".join(prompt.split()), PROMPT_PREVIEW)
+    return "> " + escaped(cut(" ".join(prompt.split()), PROMPT_PREVIEW))
 
 
 def _panel_line(card: ComparisonView, panel: PanelView) -> str:
@@ -216,7 +222,7 @@ def _panel_line(card: ComparisonView, panel: PanelView) -> str:
     if panel.ok:
         return head
     icon, verb = ("🚫", "declined this prompt") if panel.status == "refused" else ("⚠️", "failed")
-    why = f" ({panel.reason})" if panel.reason else ""
+    why = f" ({escaped(panel.reason)})" if panel.reason else ""
     if card.hidden:  # a panel's own price points at its model; the Cost field has the total
         return f"{head} — {icon} {verb}{why}; refunded"
     return f"{head} — {icon} {verb}{why}; {panel.price} credits refunded"
@@ -339,9 +345,9 @@ class ProgressLine:
         elif self.state == "done":
             tail = f"done in {secs:.1f} s"
         elif self.state == "refused":
-            tail = "declined" + (f" ({self.reason})" if self.reason else "")
+            tail = "declined" + (f" ({escaped(self.reason)})" if self.reason else "")
         elif self.state == "failed":
-            tail = "failed" + (f" ({self.reason})" if self.reason else "")
+            tail = "failed" + (f" ({escaped(self.reason)})" if self.reason else "")
         else:
             tail = self.state
         return f"{icon} **{self.label}** — {tail}"

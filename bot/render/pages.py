@@ -18,6 +18,7 @@ from bot.render.embed import (
     FIELD_VALUE_LIMIT,
     code_block,
     cut,
+    escaped,
     field_chunks,
     fit_embed,
     fit_embeds,
@@ -193,7 +194,7 @@ def details_embeds(
     use_case = catalog.use_cases.get(record.use_case)
     params = discord.Embed(title=f"Details · comparison {record.id}", colour=COLOUR_INFO)
     params.add_field(
-        name="Prompt", value=cut(record.prompt, FIELD_VALUE_LIMIT) or BLANK, inline=False
+        name="Prompt", value=cut(escaped(record.prompt), FIELD_VALUE_LIMIT) or BLANK, inline=False
     )
     if record.state == "deleted":
         votes = "deleted"
@@ -224,7 +225,7 @@ def details_embeds(
         status = {"ok": "delivered", "refused": "declined", "failed": "failed"}.get(
             panel.status, panel.status
         )
-        status_line = f"Status: {status}" + (f" — {panel.reason}" if panel.reason else "")
+        status_line = f"Status: {status}" + (f" — {escaped(panel.reason)}" if panel.reason else "")
         time_line = f"Time: {panel.seconds:.2f} s" if panel.seconds is not None else None
         if card.hidden:
             lines = ["Model, adapter, resolution and price hidden until voting closes"]

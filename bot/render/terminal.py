@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 import unicodedata
 from collections.abc import Sequence
@@ -13,6 +14,19 @@ DEMO_BANNER = (
     "DEMO MODE — {names} {verb} drawn by the offline demo provider, not by the real "
     "model{plural}. Set provider keys (see README) for real images."
 )
+
+
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \\) and two-character escapes.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def terminal_safe(text: str) -> str:
+    """Text from outside (providers, members) with escape sequences and control characters
+    removed, so it cannot move the cursor, retitle the window or hide lines on a terminal."""
+    text = _ESCAPE.sub("", text)
+    return "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
 
 
 def width_of(text: str) -> int:

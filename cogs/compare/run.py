@@ -31,6 +31,7 @@ from bot.render.embed import (
     ProgressLine,
     attachment_name,
     attachment_url,
+    escaped,
     notice_embed,
     progress_embed,
     result_embed,
@@ -323,21 +324,42 @@ class DiscordPresenter:
                 exc_info=True,
             )
 
-    async def _balance_line(self, refunded: int) -> str:
-        balance = await self.bot.ledger.balance(self.guild_id, self.user_id)
-        return f"Nothing was charged: all {refunded} credits are back · balance {balance}."
+    async def _tell_privately(self, text: str) -> None:
+        """A line only the member sees (their balance); best effort, never raises."""
+        if self._expired():
+            return
+        try:
+            await self.interaction.followup.send(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+        except Exception:
+            log.warning("could not tell user %s their balance", self.user_id, exc_info=True)
+
+    async def _tell_balance(self) -> None:
+        try:
+            balance = await self.bot.ledger.balance(self.guild_id, self.user_id)
+        except Exception:
+            log.warning("could not read the balance of user %s", self.user_id, exc_info=True)
+            return
+        await self._tell_privately(f"Your balance is {balance} credits.")
 
     async def _notify_refund(self, headline: str) -> None:
-        lines = [f"{headline}.", await self._balance_line(self.plan.total), "Please try again."]
+        lines = [
+            f"{headline}.",
+            f"Nothing was charged: all {self.plan.total} credits are back.",
+            "Please try again.",
+        ]
         await self._show(notice_embed("No result this time", lines))
+        await self._tell_balance()
 
     async def _nothing_delivered(self, exc: AllModelsFailed) -> None:
         lines = []
         for outcome in exc.outcomes:
             verb = "🚫 declined this prompt" if outcome.status == "refused" else "⚠️ failed"
-            lines.append(f"**{outcome.panel.public_label}** {verb} ({outcome.reason}).")
-        lines.append(await self._balance_line(self.plan.total))
+            lines.append(f"**{outcome.panel.public_label}** {verb} ({escaped(outcome.reason)}).")
+        lines.append(f"Nothing was charged: all {self.plan.total} credits are back.")
         await self._show(notice_embed("No model produced an image", lines, colour=COLOUR_FAILED))
+        await self._tell_balance()
 
     # ---------------------------------------------------------------- delivery
     async def _deliver(self, result: ComparisonResult) -> None:
@@ -345,8 +367,9 @@ class DiscordPresenter:
         posted_at = discord.utils.utcnow()
         deadline = vote_deadline(self.settings, posted_at)
         filename = attachment_name(self.plan.id, result.composite.extension)
+        # The balance is the member's business: the public card shows the cost only, and the
+        # balance follows privately.
         view = result.view.with_delivery(
-            balance_after=self.job.balance_after,
             vote_deadline=deadline,
             image_url=attachment_url(filename),
         )
@@ -379,6 +402,12 @@ class DiscordPresenter:
             await self._add_reactions(message, result)
         except Exception:
             log.exception("could not add vote reactions to comparison %s", self.plan.id)
+        balance = self.job.balance_after
+        await self._tell_privately(
+            f"Charged {result.charged} credits"
+            + (f", refunded {result.refunded}" if result.refunded else "")
+            + (f" · your balance is {balance}." if balance is not None else ".")
+        )
 
     async def _add_reactions(self, message: discord.Message, result: ComparisonResult) -> None:
         failed = [o.panel.letter for o in result.outcomes if not o.ok]

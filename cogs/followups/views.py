@@ -110,7 +110,7 @@ def panel_options(
         model = policy.catalog.model(panel.model_id)
         price = 0
         if verb != "Swap":
-            price = copies * price_for(model, parent.quality, policy.settings.price_overrides)
+            price = copies * price_for(model, parent.quality, policy.price_overrides)
         label = f"{verb} {parent.shown(panel)}"
         description = "pick the model next" if verb == "Swap" else f"{price} credits"
         if parent.hidden and verb != "Swap":
@@ -219,9 +219,7 @@ class SwapButton(FollowUpButton, template=re.escape(SWAP_PREFIX) + COMPARISON_ID
             discord.SelectOption(
                 label=model.name[:100],
                 value=model.id,
-                description=(
-                    f"{price_for(model, parent.quality, policy.settings.price_overrides)} credits"
-                ),
+                description=(f"{price_for(model, parent.quality, policy.price_overrides)} credits"),
             )
             for model in policy.catalog.models.values()
             if model.id not in present

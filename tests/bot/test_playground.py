@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from bot.catalog import load_catalog
+from bot.settings import Settings
 
 READY = re.compile(r"^Playground ready: (http://127\.0\.0\.1:(\d+)/#\S+)$")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -167,7 +168,10 @@ def test_a_newcomer_runs_compare_in_the_browser(playground: Playground) -> None:
             timeline = page.locator("#channel-message-list")
             text = timeline.inner_text()
             assert "GPT-Image 2 vs Nano Banana Pro — Portrait" in text
-            assert "Best first test" in text and "charged 30 · balance 30" in text
+            assert "Best first test" in text and "charged 30" in text
+            # The balance reaches only the member who paid.
+            assert "charged 30 · balance" not in text
+            assert "Only you can see this" in text and "your balance is 30" in text
             assert "Demo stand-ins — not real model output" in text
             for button in ("Details", "Delete"):
                 assert page.get_by_role("button", name=button).count() == 1
@@ -194,3 +198,22 @@ def test_a_busy_port_is_explained(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"Cannot serve the playground on port {port}" in done.stderr
     assert "SPLITSHOT_PLAYGROUND_PORT=0" in done.stderr
+
+
+def test_the_playground_spends_real_money_only_when_told_to() -> None:
+    from bot.playground import playground_settings
+
+    keyed = Settings.from_env({"OPENAI_API_KEY": "sk-real", "FAL_KEY": "fal-real"})
+    said: list[str] = []
+    safe = playground_settings(keyed, say=said.append)
+    assert safe.keyed_adapters() == () and safe.demo_mode is True
+    assert "SPLITSHOT_PLAYGROUND_REAL=1" in said[0] and "openai, fal" in said[0]
+
+    real = Settings.from_env({"OPENAI_API_KEY": "sk-real", "SPLITSHOT_PLAYGROUND_REAL": "1"})
+    said.clear()
+    assert playground_settings(real, say=said.append) is real
+    assert "REAL provider keys" in said[0] and "real money" in said[0]
+
+    said.clear()
+    keyless = Settings.from_env({})
+    assert playground_settings(keyless, say=said.append) is keyless and said == []

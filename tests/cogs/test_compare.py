@@ -67,7 +67,12 @@ async def test_compare_posts_one_labelled_split_image(world: World) -> None:
 
     message = res.response
     assert message is not None and not message.ephemeral
-    assert res.followups == [], "one message: the progress message became the result"
+    public = [f for f in res.followups if not f.ephemeral]
+    assert public == [], "one message: the progress message became the result"
+    # The balance is the member's own business: it follows privately.
+    (private,) = res.followups
+    assert private.ephemeral and private.content == "Charged 30 credits · your balance is 30."
+    assert "balance" not in " ".join(f.value for f in message.embeds[0].fields)
     history = [m for m in w.channel.history() if m.author.bot]
     assert [m.id for m in history] == [message.id]
 
@@ -90,7 +95,7 @@ async def test_compare_posts_one_labelled_split_image(world: World) -> None:
     for row in ("Realism", "Text accuracy", "Cost efficiency", "Best first test"):
         assert row in table
     assert "A  " in field(embed, "Measured") and "8 cr" in field(embed, "Measured")
-    assert field(embed, "Cost") == "charged 30 · balance 30"
+    assert field(embed, "Cost") == "charged 30"
     assert "generate variants" in field(embed, "Recommended next step")
     assert "🇦 **GPT-Image 2**" in field(embed, "Panels")
 
@@ -161,7 +166,7 @@ async def test_a_refused_model_is_refunded_and_named(world: World, fake: FakeAda
         "🇧 **Nano Banana Pro** — 🚫 declined this prompt (safety filter); 22 credits refunded"
         in panels
     )
-    assert field(embed, "Cost") == "charged 8 · refunded 22 · balance 52"
+    assert field(embed, "Cost") == "charged 8 · refunded 22"
     assert "B  refused · refunded" in field(embed, "Measured")
     image = await image_of(res.response)
     assert count_colour(image, PANEL_COLOURS["gpt-image-2"]) > 1000
@@ -184,7 +189,7 @@ async def test_every_model_failing_refunds_everything(world: World, fake: FakeAd
     assert embed.title == "No model produced an image"
     assert "**GPT-Image 2** ⚠️ failed (the provider is overloaded)." in embed.description
     assert "**Nano Banana Pro** 🚫 declined this prompt (safety)." in embed.description
-    assert "all 30 credits are back · balance 60" in embed.description
+    assert "all 30 credits are back." in embed.description
     assert res.response.attachments == [] and res.response.message.reactions == []
     assert await w.balance(w.member) == 60
     assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30), ("refund", 30)]
@@ -203,7 +208,7 @@ async def test_a_failed_upload_refunds_and_says_so(world: World, fake: FakeAdapt
     (embed,) = res.response.embeds
     assert embed.title == "No result this time"
     assert "Discord did not accept the upload (HTTP 500)" in embed.description
-    assert "all 30 credits are back · balance 60" in embed.description
+    assert "all 30 credits are back." in embed.description
     assert res.response.attachments == [] and res.response.message.reactions == []
     assert await w.balance(w.member) == 60
     # Settled and recorded before the post, then refunded model by model when it failed.
@@ -406,7 +411,7 @@ async def test_a_blind_result_hides_prices_dots_and_sizes_until_voting_closes(
     assert "🇦 **Model A**" in field(embed, "Panels") and "🇧 **Model B**" in field(embed, "Panels")
     measured = field(embed, "Measured")
     assert "A  0.0 s" in measured and "B  0.0 s" in measured
-    assert field(embed, "Cost") == "charged 30 · balance 30", "the total is not a tell"
+    assert field(embed, "Cost") == "charged 30", "the total is not a tell"
 
     details = await w.other.click(message, label="Details")
     (params,) = details.response.embeds
@@ -449,7 +454,7 @@ async def test_a_blind_refusal_names_no_price(world: World, fake: FakeAdapter) -
     assert "credits refunded" not in panels
     assert "refused · refunded" in field(embed, "Measured")
     assert "cr" not in field(embed, "Measured") and "×" not in field(embed, "Measured")
-    assert field(embed, "Cost") == "charged 8 · refunded 22 · balance 52"
+    assert field(embed, "Cost") == "charged 8 · refunded 22"
 
 
 # ------------------------------------------------------- work before the defer
@@ -491,7 +496,8 @@ async def test_failing_vote_reactions_keep_the_result_and_the_charge(world: Worl
 
     (embed,) = res.response.embeds
     assert embed.title == "GPT-Image 2 vs Nano Banana Pro — Portrait" and res.response.attachments
-    assert res.followups == [] and reactions(res.response.message) == []
+    assert [f.content for f in res.followups] == ["Charged 30 credits · your balance is 30."]
+    assert reactions(res.response.message) == []
     assert await w.balance(w.member) == 30
     assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30)]
     assert await get_comparison_by_message(w.bot.db, res.response.id) is not None
@@ -510,7 +516,7 @@ async def test_an_unexpected_error_after_the_post_refunds_nothing(
         res = await w.member.slash(w.channel, "compare", prompt=PROMPT)
 
     assert res.response.embeds[0].title == "GPT-Image 2 vs Nano Banana Pro — Portrait"
-    assert res.response.attachments and res.followups == []
+    assert res.response.attachments and all(f.ephemeral for f in res.followups)
     assert await w.ledger_rows(w.member) == [("starter", 60), ("spend", -30)]
     assert await get_comparison_by_message(w.bot.db, res.response.id) is not None
     assert any("emoji table on fire" in str(r.exc_info) for r in caplog.records)

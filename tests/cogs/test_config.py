@@ -19,7 +19,7 @@ async def test_config_set_show_reset_round_trip(world: World) -> None:
         starter_grant=100,
         daily_allowance=5,
         max_grant=500,
-        mod_daily_cap=0,
+        mod_daily_cap=100,
         vote_window_hours=48,
         blind_default=True,
         moderator_role=w.mod_role,
@@ -39,7 +39,9 @@ async def test_config_set_show_reset_round_trip(world: World) -> None:
         and settings.max_grant == 500
     )
     assert (
-        settings.mod_daily_cap == 0 and settings.vote_window_hours == 48 and settings.blind_default
+        settings.mod_daily_cap == 100
+        and settings.vote_window_hours == 48
+        and settings.blind_default
     )
     assert settings.moderator_role_id == w.mod_role.id and settings.audit_channel_id == w.audit.id
     assert settings.banned_words == ("castle", "moat") and settings.demo_mode is False

@@ -106,6 +106,28 @@ async def test_unreachable_api_is_a_failure() -> None:
     assert lines[-1] == "  fal     FAILED: could not reach https://queue.fal.run (ConnectError)"
 
 
+async def test_credentials_in_a_base_url_are_never_printed() -> None:
+    config = ProvidersConfig(
+        openai_api_key=OPENAI_KEY,
+        openai_base_url="https://gateway-user:hunter2@gw.example/v1",
+        fal_key=FAL_KEY,
+        fal_base_url="https://fal-user:s3cret@fal.example",
+    )
+    fake = Fake(
+        {
+            "https://gateway-user:hunter2@gw.example/v1/models": httpx.Response(200, json={}),
+            "https://gw.example/v1/models": httpx.Response(200, json={}),
+            "https://fal-user:s3cret@fal.example/": httpx.ConnectError("no route"),
+        }
+    )
+    code, lines = await run(config, fake)
+    text = "\n".join(lines)
+    assert "hunter2" not in text and "s3cret" not in text and "gateway-user" not in text
+    assert "https://***@gw.example/v1" in text
+    assert "could not reach https://***@fal.example (ConnectError)" in text
+    assert code == 1
+
+
 async def test_azure_lists_models_with_the_api_key_header() -> None:
     config = ProvidersConfig(
         openai_api_key=OPENAI_KEY,

@@ -33,7 +33,7 @@ async def configure(path: Path) -> None:
         await update_guild_settings(
             db,
             GUILD,
-            price_overrides={"gpt-image-2": 5},
+            price_overrides={"gpt-image-2": 12},  # above the operator's floor
             enabled_models=("gpt-image-2", "nano-banana-pro"),
             banned_words=("moat",),
         )
@@ -66,7 +66,7 @@ def test_the_cli_charges_what_the_bot_charges(
     assert code == 0, err
     data = json.loads(out)
     expected = asyncio.run(bot_price(path, CompareRequest("a fox")))
-    assert data["price"]["total"] == data["charged"] == expected == 5 + 22
+    assert data["price"]["total"] == data["charged"] == expected == 12 + 22
     assert data["balance_after"] == 60 - expected
 
     async def stored() -> tuple[object, int]:
