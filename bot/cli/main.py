@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from bot.catalog import Catalog, load_catalog
 from bot.cli.credits import discord_id
 from bot.comparisons.events import Event, PanelChanged
+from bot.comparisons.followups import check_mask, image_aspect, nearest_aspect, plan_edit
 from bot.comparisons.job import ComparisonJob, Requester
 from bot.comparisons.plan import CompareRequest, Plan, State
 from bot.comparisons.policy import Policy
@@ -84,6 +85,28 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     )
     compare.add_argument("--user", type=discord_id, default=0, help="account's user id (with --db)")
     compare.set_defaults(func=_compare)
+
+    edit = sub.add_parser("edit", help="edit one image with 2-4 models side by side")
+    edit.add_argument("image", type=Path, help="the image to edit (PNG, JPEG or WebP)")
+    edit.add_argument("prompt", help="what to change")
+    edit.add_argument("--mask", type=Path, help="PNG, same size, transparent where it may change")
+    edit.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        default=[],
+        metavar="ID",
+        help="edit-capable model id (repeat 2-4 times; default: the first two that can)",
+    )
+    edit.add_argument("--use-case", help="use case id for the verdict (default: the first)")
+    edit.add_argument("--quality", choices=QUALITIES, default="standard")
+    edit.add_argument("--blind", action="store_true", help="label panels A/B/C/D")
+    edit.add_argument("--out", type=Path, help="where to write the split image")
+    edit.add_argument("--json", action="store_true", help="print one JSON object")
+    edit.add_argument("--db", type=Path, help="charge an account in this credits database")
+    edit.add_argument("--guild", type=discord_id, default=0, help="account's server id (with --db)")
+    edit.add_argument("--user", type=discord_id, default=0, help="account's user id (with --db)")
+    edit.set_defaults(func=_edit)
 
     versus = sub.add_parser("versus", help="the comparison page for 2-4 models (free)")
     versus.add_argument("models", nargs="+", metavar="MODEL")
@@ -180,7 +203,6 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 async def _compare_async(args: argparse.Namespace) -> int:
-    settings: Settings = args.settings
     reference = _read_reference(args.reference) if args.reference else None
     prompt, use_case = args.prompt, args.use_case
     if args.example:
@@ -203,6 +225,70 @@ async def _compare_async(args: argparse.Namespace) -> int:
         blind=args.blind,
         seed=args.seed,
     )
+
+    async def plan_for_compare(policy: Policy) -> Plan:
+        blind = policy.blind(True if args.blind else None)
+        return policy.plan(dataclasses.replace(request, blind=blind))
+
+    return await _execute(args, plan_for_compare)
+
+
+def _edit(args: argparse.Namespace) -> int:
+    return asyncio.run(_edit_async(args))
+
+
+async def _edit_async(args: argparse.Namespace) -> int:
+    source = _read_reference(args.image)
+    mask = None
+    if args.mask is not None:
+        try:
+            mask = args.mask.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"Cannot read the mask {args.mask}: {exc.strerror or exc}.") from None
+        mask = check_mask(mask, source)
+    size = image_aspect(source)
+
+    async def plan_for_edit(policy: Policy) -> Plan:
+        models = list(args.models) or _edit_defaults(policy, mask is not None)
+        if len(models) < 2:
+            raise BadInput("Pick 2 to 4 models that can edit (--model ID, repeated).")
+        catalog = policy.catalog
+        common = [
+            a
+            for a in catalog.model(models[0]).aspects
+            if all(a in catalog.model(m).aspects for m in models)
+        ]
+        if not common:
+            raise BadInput("Those models share no aspect ratio; pick others.")
+        return plan_edit(
+            policy,
+            source,
+            args.prompt,
+            models,
+            aspect=nearest_aspect(size, common),
+            use_case=args.use_case,
+            mask=mask,
+            quality=args.quality,
+            blind=policy.blind(True if args.blind else None),
+        )
+
+    return await _execute(args, plan_for_edit)
+
+
+def _edit_defaults(policy: Policy, masked: bool) -> list[str]:
+    """The first two enabled models that can edit (inside a mask, when there is one)."""
+    need = "mask" if masked else "image_to_image"
+    able = [
+        m.id
+        for m in policy.catalog.models.values()
+        if m.id in policy.enabled_models and getattr(m.capabilities, need)
+    ]
+    return able[:2]
+
+
+async def _execute(args: argparse.Namespace, plan_for: Callable[[Policy], Awaitable[Plan]]) -> int:
+    """Plan under the server's policy, run the job with terminal progress, write the image."""
+    settings: Settings = args.settings
     async with AsyncExitStack() as stack:
         resources: Resources = await stack.enter_async_context(
             open_resources(
@@ -220,8 +306,7 @@ async def _compare_async(args: argparse.Namespace) -> int:
             settings=server,
             limits=settings.limits,
         )
-        blind = policy.blind(True if args.blind else None)
-        plan = policy.plan(dataclasses.replace(request, blind=blind))
+        plan = await plan_for(policy)
         labels = [p.label for p in plan.panels]
         err = sys.stderr
         if plan.uses_demo:
@@ -360,6 +445,8 @@ def result_json(
         "quality": plan.quality,
         "blind": plan.blind,
         "demo": plan.uses_demo,
+        "kind": plan.kind,
+        "parent": plan.parent_id,
         "price": {
             "items": [
                 {"model": p.model.id, "label": p.label, "credits": p.credits} for p in plan.panels
@@ -413,6 +500,8 @@ def _failed_json(plan: Plan, exc: AllModelsFailed) -> dict[str, Any]:
     return {
         "id": plan.id,
         "image": None,
+        "kind": plan.kind,
+        "parent": plan.parent_id,
         "price": {
             "items": [
                 {"model": p.model.id, "label": p.label, "credits": p.credits} for p in plan.panels

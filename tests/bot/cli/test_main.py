@@ -233,3 +233,37 @@ def test_console_script_runs_in_a_fresh_process(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["panels"][0]["label"] == "GPT-Image 2 · demo"
+
+
+def test_edit_compares_edits_and_json_says_kind_and_parent(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "cat.png"
+    Image.new("RGB", (96, 128), (200, 80, 40)).save(source)
+    code, out, err = run(
+        ["edit", str(source), "a red hat", "--out", str(tmp_path / "e"), "--json"],
+        settings,
+        capsys,
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["kind"] == "edit" and data["parent"] is None
+    assert len(data["panels"]) == 2 and all(p["status"] == "ok" for p in data["panels"])
+    with Image.open(data["image"]) as image:
+        assert image.height > image.width * 0.8, "the panels plus the Original strip"
+
+    code, out, err = run(
+        ["compare", "a fox", "--out", str(tmp_path / "c"), "--json"], settings, capsys
+    )
+    assert code == 0 and json.loads(out)["kind"] == "compare"
+
+
+def test_edit_refuses_a_bad_mask_with_one_line(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "cat.png"
+    Image.new("RGB", (96, 128), (200, 80, 40)).save(source)
+    mask = tmp_path / "mask.png"
+    Image.new("RGB", (96, 128)).save(mask)
+    code, _, err = run(["edit", str(source), "a hat", "--mask", str(mask)], settings, capsys)
+    assert code == 2 and "no transparency" in err and err.count("\n") == 1
