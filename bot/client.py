@@ -118,7 +118,13 @@ def moderator_only() -> Callable[[T], T]:
     async def predicate(interaction: discord.Interaction[SplitshotBot]) -> bool:
         if interaction.guild_id is None:
             raise app_commands.NoPrivateMessage()
-        settings = await interaction.client.guild_settings(interaction.guild_id)
+        bot = interaction.client
+        # Acknowledged already (the cog defers first): read fresh; else only what is quick.
+        settings = None
+        if not interaction.response.is_done():
+            settings = await bot.settings_for_checks(interaction.guild_id)
+        if settings is None:
+            settings = await bot.guild_settings(interaction.guild_id)
         if is_moderator(interaction, settings):
             return True
         raise NotModerator(settings.moderator_role_id)
@@ -214,6 +220,10 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
         if not response.is_done():
             await response.send_message(content, ephemeral=True)
         elif response.type is discord.InteractionResponseType.deferred_channel_message:
+            if interaction.extras.get("private_defer") is False:
+                # A public "thinking" message must not become a public error.
+                await refuse_after_public_defer(interaction, content)
+                return
             # A thinking message would otherwise spin forever; it becomes the answer.
             await interaction.edit_original_response(
                 content=content, embeds=[], attachments=[], view=None
@@ -224,6 +234,24 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
         log.warning(
             "could not deliver an error message to user %s", interaction.user.id, exc_info=True
         )
+
+
+async def acknowledge(interaction: discord.Interaction[Any], *, ephemeral: bool = True) -> None:
+    """Defer before touching the database: Discord wants an answer within 3 seconds."""
+    if interaction.response.is_done():
+        return
+    interaction.extras["private_defer"] = ephemeral
+    await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+
+
+async def answer(
+    interaction: discord.Interaction[Any], content: str | None = None, **kwargs: Any
+) -> None:
+    """The command's reply, whether or not it was acknowledged first."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content or discord.utils.MISSING, **kwargs)
+    else:
+        await interaction.response.send_message(content, **kwargs)
 
 
 async def refuse_after_public_defer(interaction: discord.Interaction[Any], content: str) -> None:

@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import moderator_only
+from bot.client import acknowledge, answer, moderator_only
 from bot.credits.ledger import MAX_AMOUNT, HistoryPage, LedgerEntry
 from bot.credits.rules import MAX_REASON_LENGTH
 from bot.errors import SplitshotError
@@ -89,9 +89,7 @@ class HistoryPager(discord.ui.View):
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         if interaction.user.id == self.origin.user.id:
             return True
-        await interaction.response.send_message(
-            "These buttons page someone else's history.", ephemeral=True
-        )
+        await answer(interaction, "These buttons page someone else's history.", ephemeral=True)
         return False
 
     async def _show(self, interaction: discord.Interaction[SplitshotBot], number: int) -> None:
@@ -148,6 +146,14 @@ class CreditsCog(
         self.bot = bot
         super().__init__()
 
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        """Acknowledge every command before its checks or body read the database."""
+        command = interaction.command
+        await acknowledge(
+            interaction, ephemeral=not (command is not None and command.name == "top")
+        )
+        return True
+
     @app_commands.command(name="balance", description="Your credits, or another member's")
     @app_commands.describe(member="Whose balance to show (default: yours)")
     async def balance(
@@ -165,7 +171,7 @@ class CreditsCog(
             amount = await ledger.balance(interaction.guild_id, target.id)
             text = f"{target.mention} has **{credits_text(amount)}**."
         text += " Claim more every day with `/credits daily`."
-        await interaction.response.send_message(text, ephemeral=True)
+        await answer(interaction, text, ephemeral=True)
 
     @app_commands.command(name="history", description="Your own credit history, newest first")
     async def history(self, interaction: discord.Interaction[SplitshotBot]) -> None:
@@ -175,8 +181,8 @@ class CreditsCog(
             interaction.guild_id, interaction.user.id, page=0, per_page=PER_PAGE
         )
         pager = HistoryPager(self.bot, interaction, page)
-        await interaction.response.send_message(
-            embed=history_embed(page, interaction.user), view=pager, ephemeral=True
+        await answer(
+            interaction, embed=history_embed(page, interaction.user), view=pager, ephemeral=True
         )
 
     @app_commands.command(name="top", description="The members with the most credits here")
@@ -193,15 +199,16 @@ class CreditsCog(
             description="\n".join(lines) or "Nobody has credits yet.",
             colour=COLOUR_INFO,
         )
-        await interaction.response.send_message(
-            embed=fit_embed(embed), allowed_mentions=discord.AllowedMentions.none()
+        await answer(
+            interaction, embed=fit_embed(embed), allowed_mentions=discord.AllowedMentions.none()
         )
 
     @app_commands.command(name="daily", description="Claim your daily credits")
     async def daily(self, interaction: discord.Interaction[SplitshotBot]) -> None:
         assert interaction.guild_id is not None
         claim = await self.bot.ledger.claim_daily(interaction.guild_id, interaction.user.id)
-        await interaction.response.send_message(
+        await answer(
+            interaction,
             f"You claimed **{credits_text(claim.amount)}** — balance {claim.balance:,}. "
             f"Next claim {discord.utils.format_dt(claim.next_due, 'R')}.",
             ephemeral=True,
@@ -269,8 +276,8 @@ class CreditsCog(
         "please try again" would have them grant twice.
         """
         assert interaction.guild_id is not None
-        await interaction.response.send_message(
-            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        await answer(
+            interaction, text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
         where = "the audit channel"
         try:

@@ -81,12 +81,13 @@ class DeleteButton(ComparisonButton, template=re.escape(DELETE_PREFIX) + COMPARI
 
     async def handle(self, interaction: discord.Interaction[Any]) -> None:
         """Ask the requester or a moderator to confirm."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
         record = await _stored(interaction, self.comparison_id)
         assert interaction.guild_id is not None
         settings = await interaction.client.guild_settings(interaction.guild_id)
         if interaction.user.id != record.user_id and not is_moderator(interaction, settings):
             raise NotYours()
-        await interaction.response.send_message(
+        await interaction.followup.send(
             "Delete this comparison for everyone? Delivered images are not refunded.",
             view=ConfirmDelete(interaction, record),
             ephemeral=True,

@@ -11,7 +11,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import NeedsManageServer, is_server_manager, moderator_only
+from bot.client import (
+    NeedsManageServer,
+    acknowledge,
+    answer,
+    is_server_manager,
+    moderator_only,
+)
 from bot.credits.budget import limit_refusal
 from bot.errors import BadInput
 from bot.guild_settings import (
@@ -90,12 +96,18 @@ class ConfigCog(
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         super().__init__()
 
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        """Acknowledge every command before its checks or body read the database."""
+        await acknowledge(interaction, ephemeral=True)
+        return True
+
     @app_commands.command(name="show", description="Show every setting for this server")
     @moderator_only()
     async def show(self, interaction: discord.Interaction[SplitshotBot]) -> None:
         assert interaction.guild_id is not None
         settings = await self.bot.guild_settings(interaction.guild_id)
-        await interaction.response.send_message(
+        await answer(
+            interaction,
             embed=settings_embed(
                 settings, self.bot.catalog, demo_default=self.bot.service.allow_demo
             ),
@@ -243,8 +255,11 @@ class ConfigCog(
             colour=COLOUR_INFO,
         )
         embed.set_footer(text=f"The last {HISTORY_COUNT} changes; the history is append-only.")
-        await interaction.response.send_message(
-            embed=fit_embed(embed), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        await answer(
+            interaction,
+            embed=fit_embed(embed),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -258,8 +273,8 @@ class ConfigCog(
 
     async def _confirm(self, interaction: discord.Interaction[SplitshotBot], text: str) -> None:
         try:
-            await interaction.response.send_message(
-                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            await answer(
+                interaction, text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
             )
         except discord.HTTPException:
             log.warning("could not confirm a saved settings change", exc_info=True)
