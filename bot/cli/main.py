@@ -75,15 +75,8 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     compare.add_argument("--aspect", help="aspect ratio such as 3:4 (default: the use case's)")
     compare.add_argument("--quality", choices=QUALITIES, default="standard")
     compare.add_argument("--reference", type=Path, help="reference image for image-to-image")
-    compare.add_argument("--blind", action="store_true", help="label panels A/B/C/D")
     compare.add_argument("--seed", type=int)
-    compare.add_argument("--out", type=Path, help="where to write the split image")
-    compare.add_argument("--json", action="store_true", help="print one JSON object")
-    compare.add_argument("--db", type=Path, help="charge an account in this credits database")
-    compare.add_argument(
-        "--guild", type=discord_id, default=0, help="account's server id (with --db)"
-    )
-    compare.add_argument("--user", type=discord_id, default=0, help="account's user id (with --db)")
+    _add_run_options(compare)
     compare.set_defaults(func=_compare)
 
     edit = sub.add_parser("edit", help="edit one image with 2-4 models side by side")
@@ -100,12 +93,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     )
     edit.add_argument("--use-case", help="use case id for the verdict (default: the first)")
     edit.add_argument("--quality", choices=QUALITIES, default="standard")
-    edit.add_argument("--blind", action="store_true", help="label panels A/B/C/D")
-    edit.add_argument("--out", type=Path, help="where to write the split image")
-    edit.add_argument("--json", action="store_true", help="print one JSON object")
-    edit.add_argument("--db", type=Path, help="charge an account in this credits database")
-    edit.add_argument("--guild", type=discord_id, default=0, help="account's server id (with --db)")
-    edit.add_argument("--user", type=discord_id, default=0, help="account's user id (with --db)")
+    _add_run_options(edit)
     edit.set_defaults(func=_edit)
 
     versus = sub.add_parser("versus", help="the comparison page for 2-4 models (free)")
@@ -129,6 +117,18 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     cli_doctor.register(sub)
     cli_sync.register(sub)
     return parser
+
+
+def _add_run_options(command: argparse.ArgumentParser) -> None:
+    """What every command that runs models shares: output, JSON, and the account it charges."""
+    command.add_argument("--blind", action="store_true", help="label panels A/B/C/D")
+    command.add_argument("--out", type=Path, help="where to write the split image")
+    command.add_argument("--json", action="store_true", help="print one JSON object")
+    command.add_argument("--db", type=Path, help="charge an account in this credits database")
+    command.add_argument(
+        "--guild", type=discord_id, default=0, help="account's server id (with --db)"
+    )
+    command.add_argument("--user", type=discord_id, default=0, help="account's user id (with --db)")
 
 
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
