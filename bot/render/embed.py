@@ -15,7 +15,7 @@ from typing import cast
 import discord
 
 from bot.comparisons.view import ComparisonView, PanelView
-from bot.render.terminal import criteria_table
+from bot.render.terminal import compact_criteria_table
 from bot.voting.rules import OPTION_EMOJI
 
 # Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -228,13 +228,6 @@ def _panel_line(card: ComparisonView, panel: PanelView) -> str:
     return f"{head} — {icon} {verb}{why}; {panel.price} credits refunded"
 
 
-def _hidden_measure(panel: PanelView) -> str:
-    """What a blind panel did, without the price or resolution that would name its model."""
-    if not panel.ok:
-        return f"{panel.status} · refunded"
-    return f"{panel.seconds:.1f} s" if panel.seconds is not None else "—"
-
-
 def cost_line(charged: int, refunded: int, balance: int | None) -> str:
     """The money in one line, e.g. "charged 30 · balance 30"."""
     parts = [f"charged {charged}"]
@@ -263,7 +256,11 @@ def result_colour(card: ComparisonView) -> discord.Colour:
 
 
 def result_embed(card: ComparisonView) -> discord.Embed:
-    """The embed under the split image: verdict, criteria, measured row, cost, vote, next step."""
+    """The short public card under the split image: short answer, criteria, panels, cost, vote.
+
+    The image itself is the message's attachment, which Discord shows above the embed (and
+    larger than an embed image); the measured row and the next step live in Details.
+    """
     verdict = card.verdict
     letters = [p.letter for p in card.panels]
     names = letters if card.hidden else [p.name for p in card.panels]
@@ -287,24 +284,15 @@ def result_embed(card: ComparisonView) -> discord.Embed:
         description="\n\n".join(description),
         colour=result_colour(card),
     )
+    if not card.hidden:
+        embed.add_field(
+            name="Criteria · editorial dots, cost from price",
+            value=code_block(compact_criteria_table(verdict, letters)),
+            inline=False,
+        )
     embed.add_field(
         name="Panels", value="\n".join(_panel_line(card, p) for p in card.panels), inline=False
     )
-    if card.hidden:
-        measured = "\n".join(f"{p.letter}  {_hidden_measure(p)}" for p in card.panels)
-        embed.add_field(name="Measured · this run", value=code_block(measured), inline=False)
-    else:
-        embed.add_field(
-            name="Criteria · editorial dots, cost from price",
-            value=code_block(criteria_table(verdict, letters)),
-            inline=False,
-        )
-        if verdict.measured:
-            measured = "\n".join(
-                f"{letter}  {cell.text()}"
-                for letter, cell in zip(letters, verdict.measured, strict=True)
-            )
-            embed.add_field(name="Measured · this run", value=code_block(measured), inline=False)
     if verdict.community and not card.hidden:  # community lines name the models
         for name, value in field_chunks("This server's votes", verdict.community):
             embed.add_field(name=name, value=value, inline=False)
@@ -316,8 +304,8 @@ def result_embed(card: ComparisonView) -> discord.Embed:
             embed.add_field(name="Votes", value="\n".join(card.vote_lines), inline=True)
     else:
         embed.add_field(name="Vote", value=_vote_text(card), inline=True)
-    embed.add_field(name="Recommended next step", value=verdict.next_step, inline=False)
-    footer = f"Comparison {card.comparison_id}"
+    # Time, resolution and the next step are in Details: the public message stays short.
+    footer = f"Comparison {card.comparison_id} · Details: time, sizes and what to try next"
     if verdict.updated:
         footer += f" · editorial ratings updated {verdict.updated}"
     embed.set_footer(text=footer)

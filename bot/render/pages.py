@@ -245,6 +245,8 @@ def details_embeds(
             value="\n".join(lines),
             inline=True,
         )
+    if not card.hidden:
+        params.add_field(name="Recommended next step", value=card.verdict.next_step, inline=False)
     embeds = [params]
     if not card.hidden:
         features = discord.Embed(title="Feature table", colour=COLOUR_INFO)

@@ -65,6 +65,33 @@ def criteria_table(verdict: Verdict, labels: Sequence[str] | None = None) -> str
     return table(headers, rows)
 
 
+#: short criterion names, so a four-model table fits a phone-width embed
+SHORT_NAMES = {
+    "realism": "Realism",
+    "text_accuracy": "Text",
+    "editing_flexibility": "Editing",
+    "cost_efficiency": "Cost",
+    "final_polish": "Polish",
+    "consistency": "Consistent",
+    "best_first_test": "First pick",
+}
+
+
+def compact_criteria_table(verdict: Verdict, letters: Sequence[str]) -> str:
+    """The criterion table with short names and A–D as columns (about 40 characters wide)."""
+    from bot.verdict import dots
+
+    rows = [
+        [
+            SHORT_NAMES.get(row.criterion_id, row.name[:10]),
+            *(dots(s) for s in row.scores),
+            _winner(row.winner, verdict.labels, letters),
+        ]
+        for row in verdict.rows
+    ]
+    return table(["", *letters, "Best"], rows)
+
+
 def _winner(winner: str, names: Sequence[str], shown: Sequence[str]) -> str:
     # In blind mode the winner column must use the same letters as the headers.
     return shown[names.index(winner)] if winner in names else winner

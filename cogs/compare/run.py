@@ -30,7 +30,6 @@ from bot.render.embed import (
     COLOUR_FAILED,
     ProgressLine,
     attachment_name,
-    attachment_url,
     escaped,
     notice_embed,
     progress_embed,
@@ -370,8 +369,8 @@ class DiscordPresenter:
         # The balance is the member's business: the public card shows the cost only, and the
         # balance follows privately.
         view = result.view.with_delivery(
+            # No embed image: the attachment itself shows above the card, larger.
             vote_deadline=deadline,
-            image_url=attachment_url(filename),
         )
         try:
             message = await self._post(

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.comparisons.records import get_comparison
-from bot.render.embed import attachment_name, attachment_url
 from bot.render.vote_embed import close_announcement, closed_result_embed
 from bot.tasks import stop_task
 from cogs.votes.views import CLOSE_PREFIX
@@ -159,9 +158,7 @@ class VoteCloser:
             record = await get_comparison(self.bot.db, tally.comparison_id)
             if record is None or record.state == "deleted":
                 return {}
-            # The split image stays; the new embed points at it by its uploaded name.
-            stem = attachment_name(tally.comparison_id, "")
-            image = next((a for a in message.attachments if a.filename.startswith(stem)), None)
+            # The split image stays as the message's attachment, shown above the card.
             community = await self.community(
                 record.guild_id, record.use_case, [p.model_id for p in record.panels]
             )
@@ -169,7 +166,7 @@ class VoteCloser:
                 record,
                 tally,
                 self.bot.catalog,
-                image_url=attachment_url(image.filename) if image else None,
+                image_url=None,
                 community=community,
             )
         except Exception:

@@ -168,7 +168,7 @@ def test_a_newcomer_runs_compare_in_the_browser(playground: Playground) -> None:
             timeline = page.locator("#channel-message-list")
             text = timeline.inner_text()
             assert "GPT-Image 2 vs Nano Banana Pro — Portrait" in text
-            assert "Best first test" in text and "charged 30" in text
+            assert "First pick" in text and "charged 30" in text
             # The balance reaches only the member who paid.
             assert "charged 30 · balance" not in text
             assert "Only you can see this" in text and "your balance is 30" in text
