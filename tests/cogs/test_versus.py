@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 import simcord
 
-from bot.errors import BadInput
 from bot.guild_settings import update_guild_settings
 from bot.verdict import build_verdict, dots
-from tests.cogs.conftest import World
+from tests.cogs.conftest import World, assert_refused_quietly
 
 
 async def test_versus_renders_the_comparison_page_from_the_catalog(world: World) -> None:
@@ -69,7 +68,7 @@ async def test_versus_takes_up_to_four_models_and_refuses_duplicates(world: Worl
     assert len([f for f in features.fields if "**Strengths**" in f.value]) == 4
 
     dup = await w.member.slash(w.channel, "versus", model_a="gpt-image-2", model_b="gpt-image-2")
-    simcord.assert_error(w.env, BadInput)
+    assert_refused_quietly(w.env)
     simcord.assert_responded(dup, ephemeral=True, contains="only once")
 
 
