@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
+from discord.ext import tasks
 
 from bot.comparisons.records import get_comparison
 from bot.render.embed import attachment_name, attachment_url
@@ -71,32 +72,41 @@ class VoteCloser:
         self.bot = bot
         self.store = store
         self.community = community
-        self._task: asyncio.Task[None] | None = None
+        self._first = True
+        # A discord.ext.tasks loop rather than a bare sleep: its wait between iterations is one
+        # that hosts such as SimCord recognise as idle, so no action ever waits for it (a bare
+        # 600 s sleep froze the playground for minutes) and simulated time alone wakes it.
+        self._loop: tasks.Loop[Callable[[], Coroutine[Any, Any, None]]] = tasks.loop(
+            seconds=MAX_SLEEP, name="splitshot-vote-closer"
+        )(self._iteration)
+        self._loop.before_loop(self._before)
 
     def start(self) -> None:
-        """Start the background task (it waits for the gateway to be ready)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="splitshot-vote-closer")
+        """Start the background loop (it waits for the gateway to be ready)."""
+        if not self._loop.is_running():
+            self._first = True
+            self._loop.start()
 
     async def stop(self) -> None:
-        """Stop the background task."""
-        task, self._task = self._task, None
+        """Stop the background loop."""
+        task = self._loop.get_task()
+        self._loop.cancel()
         if task is not None:
-            task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
 
-    async def _run(self) -> None:
+    async def _before(self) -> None:
         await self.bot.wait_until_ready()
-        first = True
-        while True:
-            try:
-                delay = await self.tick(announce_all=first)
-                first = False
-            except Exception:
-                log.exception("the vote closer failed; trying again in %.0f s", ERROR_BACKOFF)
-                delay = ERROR_BACKOFF
-            await asyncio.sleep(delay)
+
+    async def _iteration(self) -> None:
+        try:
+            delay = await self.tick(announce_all=self._first)
+            self._first = False
+        except Exception:
+            log.exception("the vote closer failed; trying again in %.0f s", ERROR_BACKOFF)
+            delay = ERROR_BACKOFF
+        # Set during the body, the new interval times the sleep that follows it.
+        self._loop.change_interval(seconds=delay)
 
     async def tick(self, *, announce_all: bool = False) -> float:
         """Close and announce what is due; return the seconds until the next look.

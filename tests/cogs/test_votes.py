@@ -255,6 +255,21 @@ async def test_the_deadline_closes_the_vote_and_shows_the_winner(
     assert reasons(ladder, w.other)[-1] == "ignored: voting closed"
 
 
+async def test_no_action_waits_for_the_sleeping_closer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The closer sleeps between looks. That wait must not hold up an action even when it ends
+    # inside SimCord's settle window (30 s here; the playground's is minutes): a bare sleep made
+    # every action wait for it — up to 5 minutes in the playground — and jumped the clock.
+    w = world
+    monkeypatch.setattr("cogs.votes.closer.MAX_SLEEP", 3.0)  # well inside the settle window
+    await w.env.advance_time(600)  # the closer wakes, looks, and now sleeps 3 s
+    before = w.env.now()
+    res = await w.member.slash(w.channel, "models list")
+    assert res.response.embeds, "answered"
+    assert w.env.now() == before, "the action did not wait for the closer's timer"
+
+
 async def test_a_moderator_closes_early(world: World) -> None:
     w = world
     message, cid = await post(w)
