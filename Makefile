@@ -3,7 +3,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PIP    := $(BIN)/python -m pip --disable-pip-version-check
+# The virtualenv's own pip when it has one, else this Python's pip aimed at it (`--python`):
+# creating a virtualenv without pip saves the ~6 s ensurepip takes.
+PIP    = $$($(BIN)/python -m pip --version >/dev/null 2>&1 \
+           && echo "$(BIN)/python -m pip" || echo "$(PYTHON) -m pip --python $(BIN)/python") \
+         --disable-pip-version-check
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
@@ -11,11 +15,12 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 $(BIN)/python:
 	@echo "Creating the virtualenv in $(VENV)/ (first run only)…"
-	@$(PYTHON) -m venv $(VENV)
+	@if $(PYTHON) -m pip --version >/dev/null 2>&1; then \
+		$(PYTHON) -m venv --without-pip $(VENV); else $(PYTHON) -m venv $(VENV); fi
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	@echo "Installing Splitshot and its playground (discord.py, Pillow, SimCord) into $(VENV)/ — first run only, about half a minute…"
-	@$(PIP) install --quiet -e '.[playground]'
+	@$(PIP) install --quiet --no-compile -e '.[playground]'
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python

@@ -218,8 +218,8 @@ async def _serve(settings: Settings, stop_after: float | None) -> int:
             import simcord
     except ImportError:
         print(
-            "The playground needs SimCord's preview: run `.venv/bin/pip install -e '.[playground]'` "
-            "(make run does this), or set DISCORD_TOKEN to run the bot on Discord.",
+            "The playground needs SimCord's preview, which `make run` installs "
+            "(or: pip install -e '.[playground]'); or set DISCORD_TOKEN to run the bot on Discord.",
             file=sys.stderr,
         )
         return 2
