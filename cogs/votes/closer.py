@@ -144,6 +144,7 @@ class VoteCloser:
             edit = await self._closed_edit(result, message)
             if edit:
                 await message.edit(**edit)
+            await self._remove_own_reactions(message)
             await message.reply(
                 close_announcement(result),
                 mention_author=False,
@@ -163,6 +164,20 @@ class VoteCloser:
             return None
         await self.store.mark_announced(cid)
         return jump_url(tally.guild_id, channel_id, message_id)
+
+    async def _remove_own_reactions(self, message: discord.Message) -> None:
+        """Take the vote buttons away: the closed result says the vote is over, and later
+        reactions are ignored (members' own reactions stay; removing them needs a permission)."""
+        me = self.bot.user
+        if me is None:
+            return
+        for reaction in message.reactions:
+            if not reaction.me:
+                continue
+            try:
+                await message.remove_reaction(reaction.emoji, me)
+            except discord.HTTPException as exc:
+                log.debug("could not remove %s from %s: %s", reaction.emoji, message.id, exc)
 
     async def _closed_edit(self, result: CloseResult, message: discord.Message) -> dict[str, Any]:
         """What to change on the result message: the closed embed, and the buttons without

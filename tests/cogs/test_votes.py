@@ -284,6 +284,25 @@ async def test_a_moderator_closes_early(world: World) -> None:
     assert sent.json["allowed_mentions"]["parse"] == [], "naming the moderator pings nobody"
 
 
+async def test_closing_takes_the_bots_reactions_away_and_ignores_later_ones(
+    world: World, ladder: pytest.LogCaptureFixture
+) -> None:
+    w = world
+    message, cid = await post(w)
+    await w.other.react(message, "🇦")
+    assert w.bot.user is not None and w.bot.user.id in await reactors(w, message, "🇧")
+    await w.moderator.slash(w.channel, "vote close")
+
+    for emoji in ("🇦", "🇧", "🤝", "👎"):
+        assert w.bot.user.id not in await reactors(w, message, emoji), emoji
+    assert await reactors(w, message, "🇦") == [w.other.id], "members' reactions stay"
+
+    await w.moderator.react(message, "🇧")
+    assert await counts(w, cid) == {"A": 1}, "a reaction after the close is no vote"
+    assert reasons(ladder, w.moderator) == ["ignored: voting closed"]
+    assert len(replies_to(w, message)) == 1, "and it gets no answer: the result says it is over"
+
+
 async def test_the_requester_closes_by_message_link(world: World) -> None:
     w = world
     await update_guild_settings(w.bot.db, w.guild.id, compare_cooldown_seconds=0)
