@@ -177,6 +177,15 @@ def model_embed(
     return fit_embed(embed)
 
 
+def details_content(record: ComparisonRecord) -> str:
+    """The line above the details: who asked, as a mention (shown as their name).
+
+    In message text, not in the embed: embeds may show a mention as the raw ``<@id>``.
+    Send it with mentions disabled, so opening Details pings nobody.
+    """
+    return f"Comparison `{record.id}`, requested by <@{record.user_id}>"
+
+
 def details_embeds(
     record: ComparisonRecord, catalog: Catalog, *, reveal: bool = False
 ) -> list[discord.Embed]:
@@ -205,7 +214,6 @@ def details_embeds(
         ("Quality", record.quality),
         ("Blind", ("yes, revealed" if card.revealed else "yes") if record.blind else "no"),
         ("Demo stand-ins", "yes" if record.demo else "no"),
-        ("Requested by", f"<@{record.user_id}>"),
         ("Created", discord.utils.format_dt(record.created_at, "f")),
         ("Votes", votes),
         (
@@ -215,6 +223,8 @@ def details_embeds(
     ]
     for name, value in facts:
         params.add_field(name=name, value=value, inline=True)
+    for _ in range(-len(facts) % 3):  # the panels start a row of their own
+        params.add_field(name=BLANK, value=BLANK, inline=True)
     for panel, stored in zip(card.panels, record.panels, strict=True):
         status = {"ok": "delivered", "refused": "declined", "failed": "failed"}.get(
             panel.status, panel.status

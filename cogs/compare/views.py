@@ -16,7 +16,7 @@ import discord
 from bot.client import is_moderator, report_error
 from bot.comparisons.records import ComparisonRecord, get_comparison, mark_deleted
 from bot.errors import SplitshotError
-from bot.render.pages import details_embeds
+from bot.render.pages import details_content, details_embeds
 from cogs._buttons import COMPARISON_ID, ComparisonButton
 from cogs.votes.views import CloseVoteButton
 
@@ -64,7 +64,12 @@ class DetailsButton(ComparisonButton, template=re.escape(DETAILS_PREFIX) + COMPA
         """Answer privately with the stored comparison's details."""
         record = await _stored(interaction, self.comparison_id)
         embeds = details_embeds(record, interaction.client.catalog)
-        await interaction.response.send_message(embeds=embeds, ephemeral=True)
+        await interaction.response.send_message(
+            details_content(record),
+            embeds=embeds,
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
 
 
 class DeleteButton(ComparisonButton, template=re.escape(DELETE_PREFIX) + COMPARISON_ID):

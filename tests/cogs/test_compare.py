@@ -336,7 +336,12 @@ async def test_details_and_delete_buttons(world: World) -> None:
 
     details = await w.other.click(result, label="Details")
     simcord.assert_responded(details, ephemeral=True)
+    # Who asked is a mention in the text (embeds may show it raw), and pings nobody.
+    assert details.response.content.endswith(f"requested by <@{w.member.id}>")
+    (callback,) = [c for c in w.requests("POST", "/callback") if c.json["type"] == 4][-1:]
+    assert callback.json["data"]["allowed_mentions"]["parse"] == []
     params, features = details.response.embeds
+    assert "<@" not in str(params.to_dict())
     assert PROMPT in field(params, "Prompt")
     assert "Adapter: `fake`" in field(params, "🇦 GPT-Image 2") and "Resolution: 240×320" in field(
         params, "🇦"
