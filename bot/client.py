@@ -230,7 +230,8 @@ def _answer_refusals(command: app_commands.Command[Any, ..., Any]) -> None:
 
 
 class SplitshotTree(app_commands.CommandTree["SplitshotBot"]):
-    """The command tree, whose ``on_error`` is the bot's one app-command error boundary."""
+    """The command tree and the bot's one app-command error boundary, :func:`report_error`:
+    each command answers its own refusals with it, ``on_error`` everything unexpected."""
 
     def add_command(
         self,
