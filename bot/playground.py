@@ -308,6 +308,17 @@ async def _until_done(
     action = getattr(preview, "_action", None)
     if action is not None:  # SimCord runs every page action through this one method
         preview._action = clock.serialise(action)
+    publish = getattr(preview, "_publish", None)
+    advance = getattr(preview, "_advance_presentation_time", None)
+    if publish is not None and advance is not None:
+        # The page words times relative to a "now" SimCord only moves on an explicit refresh,
+        # so a credit spent a minute after the page opened read "in 1 minute". Every redraw
+        # now takes the simulated clock's time, as a Discord client takes its own.
+        def publish_now(*args: Any, **kwargs: Any) -> Any:
+            advance()
+            return publish(*args, **kwargs)
+
+        preview._publish = publish_now
     republish = asyncio.create_task(_republish(preview, bot, env))
     ticking = asyncio.create_task(clock.run(lambda: _publish_all(preview)))
     try:

@@ -316,6 +316,11 @@ def test_the_first_ten_minutes_in_the_browser(playground: Playground, tmp_path: 
             walk.command("leaderboard", "Portrait leaderboard", use_case="portrait")
             walk.command("wait", "simulated minutes pass", minutes="60")
             models = walk.command("models list", "Image models")
+            # The page words times against the simulated clock: spent an hour ago, not "in …".
+            walk.command("credits history", "Credit history")
+            history = walk.timeline().rsplit("Credit history", 1)[1]
+            assert "comparison" in history and "ago" in history, history
+            assert not re.search(r"· in (a|an|\d+) \w+ ·", history), history
 
             inspector = page.locator("#inspector-toggle").get_attribute("aria-label")
             assert inspector == "Inspector", f"SimCord's inspector flags a problem: {inspector}"
