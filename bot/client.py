@@ -277,8 +277,62 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
     await reply_privately(interaction, error_message(interaction, error))
 
 
+def is_refusal(error: BaseException) -> bool:
+    """An answer the member should read, not a fault: typed refusals, cooldowns, failed checks."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    return isinstance(
+        error, SplitshotError | app_commands.CheckFailure | app_commands.TransformerError
+    )
+
+
+def _answer_refusals(command: app_commands.Command[Any, ..., Any]) -> None:
+    """Answer the command's refusals itself instead of raising them to the tree's ``on_error``.
+
+    A refusal ("not enough credits", a cooldown, a moderator-only command) is an ordinary
+    private reply, not a fault; raised, it reaches ``on_error``, where error trackers (and
+    SimCord's playground, which then reports "outcome uncertain") count it as a failure.
+    discord.py runs checks, option transforms and the callback in ``_invoke_with_namespace``
+    and catches what it raises before any public hook, so that is the one place to wrap.
+    """
+    invoke = command._invoke_with_namespace
+    if getattr(invoke, "answers_refusals", False):
+        return
+
+    async def invoke_answering_refusals(
+        interaction: discord.Interaction[Any], namespace: Any
+    ) -> Any:
+        try:
+            return await invoke(interaction, namespace)
+        except app_commands.AppCommandError as error:
+            if not is_refusal(error):
+                raise
+            interaction.command_failed = True
+            await report_error(interaction, error)
+            return None
+
+    invoke_answering_refusals.answers_refusals = True  # type: ignore[attr-defined]
+    command._invoke_with_namespace = invoke_answering_refusals  # type: ignore[method-assign]
+
+
 class SplitshotTree(app_commands.CommandTree["SplitshotBot"]):
-    """The command tree, whose ``on_error`` is the bot's one app-command error boundary."""
+    """The command tree and the bot's one app-command error boundary, :func:`report_error`:
+    each command answers its own refusals with it, ``on_error`` everything unexpected."""
+
+    def add_command(
+        self,
+        command: app_commands.Command[Any, ..., Any]
+        | app_commands.ContextMenu
+        | app_commands.Group,
+        /,
+        **kwargs: Any,
+    ) -> None:
+        """Add a command whose refusals are answered as ordinary private replies."""
+        leaves = command.walk_commands() if isinstance(command, app_commands.Group) else [command]
+        for leaf in leaves:
+            if isinstance(leaf, app_commands.Command):
+                _answer_refusals(leaf)
+        super().add_command(command, **kwargs)
 
     async def on_error(
         self, interaction: discord.Interaction[SplitshotBot], error: app_commands.AppCommandError

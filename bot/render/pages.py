@@ -49,42 +49,56 @@ def _legend(labels: Sequence[str]) -> str:
     return " · ".join(f"{letter} = {label}" for letter, label in zip("ABCD", labels, strict=False))
 
 
-def versus_embeds(
+def versus_embed(
     verdict: Verdict, models: Sequence[Model], *, community: Sequence[str] = ()
-) -> list[discord.Embed]:
-    """The whole comparison page of PRODUCT §4 as two embeds (the page, then features)."""
+) -> discord.Embed:
+    """The comparison page's first screen (PRODUCT §4): short answer, pick, criteria, votes.
+
+    The rest — "If you need…", features, strengths, "Avoid if", the verdict — is one click away
+    (:func:`versus_more_embeds`), so the page itself fits on a phone screen.
+    """
     letters = list("ABCD"[: len(models)])
     title = " vs ".join(m.name for m in models) + f" — {verdict.use_case.name}"
-    summary = " ".join(f"**{m.name}** — {m.summary}." for m in models if m.summary)
-    page = discord.Embed(
-        title=title,
-        description=f"{verdict.quick_verdict}\n\n{summary}".strip(),
-        colour=COLOUR_INFO,
-    )
-    needs = [f"**{n.need}** → {n.choose}. {n.why}" for n in verdict.needs]
-    for name, value in field_chunks("If you need… → choose", needs):
-        page.add_field(name=name, value=value, inline=False)
+    page = discord.Embed(title=title, description=verdict.quick_verdict, colour=COLOUR_INFO)
     table = criteria_table(verdict, letters) + "\n\n" + _legend(verdict.labels)
     page.add_field(
-        name="Criterion by criterion · editorial dots", value=code_block(table), inline=False
+        name="Criterion by criterion · editorial dots, cost from price",
+        value=code_block(table),
+        inline=False,
     )
     if community:
         for name, value in field_chunks("This server's votes", community):
             page.add_field(name=name, value=value, inline=False)
-    page.add_field(name="Verdict", value=cut(verdict.closing, FIELD_VALUE_LIMIT), inline=False)
-    page.add_field(name="Recommended next step", value=verdict.next_step, inline=False)
     page.set_footer(
-        text=f"Editorial ratings, not measurements · last updated {verdict.updated} · free, no credits used"
+        text=f"Editorial ratings, not measurements · last updated {verdict.updated} · "
+        "free, no credits used · More: needs, features, strengths, verdict"
     )
-    features = discord.Embed(title="Features and strengths", colour=COLOUR_INFO)
+    return fit_embed(page)
+
+
+def versus_more_embeds(verdict: Verdict, models: Sequence[Model]) -> list[discord.Embed]:
+    """The rest of the comparison page, behind /versus's "More" button."""
+    title = " vs ".join(m.name for m in models) + f" — {verdict.use_case.name}"
+    more = discord.Embed(title=f"{title} · more", colour=COLOUR_INFO)
+    needs = [f"**{n.need}** → {n.choose}. {n.why}" for n in verdict.needs]
+    for name, value in field_chunks("If you need… → choose", needs):
+        more.add_field(name=name, value=value, inline=False)
+    if verdict.avoid:
+        avoid = [line for _, line in verdict.avoid]
+        for name, value in field_chunks("Avoid if", avoid):
+            more.add_field(name=name, value=value, inline=False)
+    more.add_field(name="Verdict", value=cut(verdict.closing, FIELD_VALUE_LIMIT), inline=False)
+    more.add_field(name="Recommended next step", value=verdict.next_step, inline=False)
+    features = discord.Embed(title="Features and strengths (editorial)", colour=COLOUR_INFO)
     # One inline column per model, so the models sit side by side.
-    for index, (label, strengths) in enumerate(verdict.strengths):
+    for index, ((label, strengths), model) in enumerate(
+        zip(verdict.strengths, models, strict=True)
+    ):
         lines = [*_feature_lines(verdict, index), "**Strengths**", *(f"• {s}" for s in strengths)]
+        if model.summary:
+            lines.insert(0, f"*{model.summary}.*")
         features.add_field(name=label, value=cut("\n".join(lines), FIELD_VALUE_LIMIT), inline=True)
-    avoid = [f"**{m.name}:** {m.avoid_if}" for m in models if m.avoid_if]
-    if avoid:
-        features.add_field(name="Avoid if", value="\n".join(avoid), inline=False)
-    return fit_embeds([page, features])
+    return fit_embeds([more, features])
 
 
 def models_embed(
@@ -178,6 +192,15 @@ def lineage_line(record: ComparisonRecord, parent: ComparisonRecord | None) -> s
     return text
 
 
+def details_content(record: ComparisonRecord) -> str:
+    """The line above the details: who asked, as a mention (shown as their name).
+
+    In message text, not in the embed: embeds may show a mention as the raw ``<@id>``.
+    Send it with mentions disabled, so opening Details pings nobody.
+    """
+    return f"Comparison `{record.id}`, requested by <@{record.user_id}>"
+
+
 def details_embeds(
     record: ComparisonRecord,
     catalog: Catalog,
@@ -211,7 +234,6 @@ def details_embeds(
         ("Kind", lineage_line(record, parent) or record.kind),
         ("Blind", ("yes, revealed" if card.revealed else "yes") if record.blind else "no"),
         ("Demo stand-ins", "yes" if record.demo else "no"),
-        ("Requested by", f"<@{record.user_id}>"),
         ("Created", discord.utils.format_dt(record.created_at, "f")),
         ("Votes", votes),
         (
@@ -221,6 +243,8 @@ def details_embeds(
     ]
     for name, value in facts:
         params.add_field(name=name, value=value, inline=True)
+    for _ in range(-len(facts) % 3):  # the panels start a row of their own
+        params.add_field(name=BLANK, value=BLANK, inline=True)
     for panel, stored in zip(card.panels, record.panels, strict=True):
         status = {"ok": "delivered", "refused": "declined", "failed": "failed"}.get(
             panel.status, panel.status

@@ -22,6 +22,7 @@ from bot.render.embed import (
     fit_embed,
     result_embed,
 )
+from bot.voting.leaderboard import votes_noun
 from bot.voting.rules import OPTION_EMOJI, CloseResult, Tally, seed_emojis
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
 
 
 def ratings_table(board: Leaderboard) -> str:
-    """Rank, model, rating ± half-interval (or ± ?), votes and win rate; unranked show progress."""
+    """Rank, model, rating ± half-interval (or what it needs), votes and win rate."""
     rows = []
     for rank, row in enumerate(board.rows, start=1):
         rating = row.rating_text()
@@ -171,9 +172,13 @@ def _summary(board: Leaderboard) -> str:
         "1,000 is this server's average."
     )
     if any(row.ranked and not row.interval_known for row in board.rows):
-        text += " A rating marked ± ? comes from too few comparisons to measure its uncertainty."
+        text += (
+            " A rating without a ± margin needs votes on more comparisons before its "
+            "uncertainty can be measured."
+        )
     if board.unranked:
-        text += f" Models with fewer than {board.min_votes} votes are listed without a rank."
+        fewer = votes_noun(board.min_votes, blind=board.blind_only)
+        text += f" Models with fewer than {fewer} are listed without a rank."
     if board.all_bad_votes:
         bad = _plural(board.all_bad_votes, "all-bad vote")
         text += f" {OPTION_EMOJI['bad']} {bad} rate no model and are not counted here."

@@ -16,7 +16,7 @@ import discord
 from bot.client import is_moderator, report_error
 from bot.comparisons.records import ComparisonRecord, get_comparison, mark_deleted
 from bot.errors import SplitshotError
-from bot.render.pages import details_embeds
+from bot.render.pages import details_content, details_embeds
 from cogs._buttons import COMPARISON_ID, ComparisonButton
 from cogs.followups.views import FOLLOW_UP_BUTTONS
 from cogs.votes.views import CloseVoteButton
@@ -69,7 +69,12 @@ class DetailsButton(ComparisonButton, template=re.escape(DETAILS_PREFIX) + COMPA
         if record.parent_id is not None:
             parent = await get_comparison(interaction.client.db, record.parent_id)
         embeds = details_embeds(record, interaction.client.catalog, parent=parent)
-        await interaction.followup.send(embeds=embeds, ephemeral=True)
+        await interaction.followup.send(
+            details_content(record),
+            embeds=embeds,
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
 
 
 class DeleteButton(ComparisonButton, template=re.escape(DELETE_PREFIX) + COMPARISON_ID):

@@ -28,7 +28,13 @@ from bot.render.embed import (
     progress_embed,
     result_embed,
 )
-from bot.render.pages import details_embeds, model_embed, models_embed, versus_embeds
+from bot.render.pages import (
+    details_embeds,
+    model_embed,
+    models_embed,
+    versus_embed,
+    versus_more_embeds,
+)
 from bot.verdict import build_verdict
 
 CATALOG = load_catalog()
@@ -189,10 +195,25 @@ def test_blind_cards_never_name_a_model_until_revealed() -> None:
 def test_versus_page_fits_for_every_model_count(count: int) -> None:
     models = list(CATALOG.models.values())[:count]
     verdict = build_verdict(CATALOG, models, CATALOG.use_case("social-ad"))
-    embeds = versus_embeds(verdict, models, community=["in this server X won " * 20] * 10)
-    assert sum(len(e) for e in embeds) <= TOTAL_LIMIT
-    for embed in embeds:
+    page = versus_embed(verdict, models, community=["in this server X won " * 20] * 10)
+    assert_within_limits(page)
+    more = versus_more_embeds(verdict, models)
+    assert sum(len(e) for e in more) <= TOTAL_LIMIT
+    for embed in more:
         assert_within_limits(embed)
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_versus_first_screen_is_short(count: int) -> None:
+    # One screen: the short answer, the pick and the criteria; the prose waits behind "More".
+    models = list(CATALOG.models.values())[:count]
+    verdict = build_verdict(CATALOG, models, CATALOG.use_case("portrait"))
+    page = versus_embed(verdict, models)
+    assert [f.name for f in page.fields] == [
+        "Criterion by criterion · editorial dots, cost from price"
+    ]
+    lines = (page.description or "").count("\n") + 1 + len(page.fields[0].value.splitlines())
+    assert len(page) < 1800 and lines < 20, (len(page), lines)
 
 
 def test_progress_lines() -> None:

@@ -218,3 +218,8 @@ def world(
         robot=guild.add_member(env.create_user("robot", bot=True)),
         mod_role=mod_role,
     )
+
+
+def assert_refused_quietly(env: simcord.Env) -> None:
+    """A refusal is an ordinary private reply: nothing reaches the error handler or SimCord's log."""
+    assert env.errors == [], f"a refusal was recorded as an error: {env.errors!r}"

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot.comparisons.records import get_comparison, get_comparison_by_message
 from bot.guild_settings import update_guild_settings
-from tests.cogs.conftest import PANEL_COLOURS, Behaviour, FakeAdapter, World
+from tests.cogs.conftest import PANEL_COLOURS, Behaviour, FakeAdapter, World, assert_refused_quietly
 
 PROMPT = "A lighthouse keeper at dusk, wind in her hair, 85mm portrait"
 DEFER = 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
@@ -347,7 +347,17 @@ async def test_details_and_delete_buttons(world: World) -> None:
 
     details = await w.other.click(result, label="Details")
     simcord.assert_responded(details, ephemeral=True)
+    # Who asked is a mention in the text (embeds may show it raw), and pings nobody.
+    assert details.response.content.endswith(f"requested by <@{w.member.id}>")
+    # Details acknowledges first (it reads the database); its answer is the follow-up.
+    (sent,) = [
+        r
+        for r in w.env.http_requests
+        if r.method == "POST" and "/webhooks/" in r.path and "requested by" in str(r.json)
+    ]
+    assert sent.json["allowed_mentions"]["parse"] == []
     params, features = details.response.embeds
+    assert "<@" not in str(params.to_dict())
     assert PROMPT in field(params, "Prompt")
     assert "Adapter: `fake`" in field(params, "🇦 GPT-Image 2") and "Resolution: 240×320" in field(
         params, "🇦"
@@ -575,6 +585,7 @@ async def test_two_requests_sent_together_share_one_cooldown(
     assert first.acknowledged and not first.response.embeds, "acknowledged, still reserving"
 
     second = await w.member.slash(w.channel, "compare", prompt=PROMPT)
+    assert_refused_quietly(w.env)
     simcord.assert_responded(second, ephemeral=True, contains="you can use /compare again in 30 s")
 
     release.set()
@@ -608,6 +619,7 @@ async def test_requests_refused_before_the_answer_do_not_start_the_cooldown(
     again = await w.member.slash(
         w.channel, "compare", prompt=PROMPT, reference=("me.png", b"\x89PNG")
     )
+    assert_refused_quietly(w.env)
     simcord.assert_responded(again, ephemeral=True, contains="you can use /compare again in 30 s")
     assert downloads == [], "the limits are checked before the reference is downloaded"
 

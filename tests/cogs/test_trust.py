@@ -9,12 +9,10 @@ import discord
 import pytest
 import simcord
 
-from bot.client import NeedsManageServer, NotModerator
 from bot.credits.budget import Budget
-from bot.credits.ledger import NothingToRevoke, OperatorLimits, SelfGrant
-from bot.errors import BadInput
+from bot.credits.ledger import OperatorLimits
 from bot.guild_settings import get_guild_settings, settings_history
-from tests.cogs.conftest import World
+from tests.cogs.conftest import World, assert_refused_quietly
 
 
 async def role_moderator(w: World) -> simcord.MemberActor:
@@ -38,10 +36,10 @@ async def test_a_role_moderator_cannot_lift_caps_or_change_who_moderates(world: 
         {"audit_channel": w.channel},
     ):
         res = await helper.slash(w.channel, "config set", **options)
-        simcord.assert_error(w.env, NeedsManageServer)
+        assert_refused_quietly(w.env)
         simcord.assert_responded(res, ephemeral=True, contains="Manage Server")
     res = await helper.slash(w.channel, "config reset", setting="max_grant")
-    simcord.assert_error(w.env, NeedsManageServer)
+    assert_refused_quietly(w.env)
     settings = await get_guild_settings(w.bot.db, w.guild.id)
     assert (settings.max_grant, settings.mod_daily_cap, settings.starter_grant) == (
         10_000,
@@ -58,7 +56,7 @@ async def test_nobody_grants_to_themselves(world: World) -> None:
     helper = await role_moderator(w)
     for who in (helper, w.moderator):
         res = await who.slash(w.channel, "credits grant", member=who, amount=100, reason="me")
-        simcord.assert_error(w.env, SelfGrant)
+        assert_refused_quietly(w.env)
         simcord.assert_responded(res, ephemeral=True, contains="can't grant credits to yourself")
         assert await w.balance(who) == 0
     res = await helper.slash(w.channel, "credits grant", member=w.member, amount=5, reason="prize")
@@ -68,10 +66,10 @@ async def test_nobody_grants_to_themselves(world: World) -> None:
 async def test_operator_ceilings_refuse_a_server_lifting_its_caps(world: World) -> None:
     w = world
     res = await w.moderator.slash(w.channel, "config set", max_grant=1_000_000_000)
-    simcord.assert_error(w.env, BadInput)
+    assert_refused_quietly(w.env)
     simcord.assert_responded(res, ephemeral=True, contains="at most 10,000 on this bot")
     res = await w.moderator.slash(w.channel, "config set", price_overrides="nano-banana-pro=0")
-    simcord.assert_error(w.env, BadInput)
+    assert_refused_quietly(w.env)
     simcord.assert_responded(res, ephemeral=True, contains="can't go below 22")
     assert (await get_guild_settings(w.bot.db, w.guild.id)).max_grant == 10_000
 
@@ -85,14 +83,14 @@ async def test_everyone_and_managed_roles_cannot_moderate(world: World, which: s
         else w.guild.create_role("Some Bot", managed=True)
     )
     res = await w.moderator.slash(w.channel, "config set", moderator_role=role)
-    simcord.assert_error(w.env, BadInput)
+    assert_refused_quietly(w.env)
     simcord.assert_responded(res, ephemeral=True, contains="can't be the moderator role")
     assert (await get_guild_settings(w.bot.db, w.guild.id)).moderator_role_id is None
     # So a member is still no moderator.
     credits = next(c for c in await w.bot.tree.fetch_commands() if c.name == "credits")
     w.guild.set_command_permissions(credits.id, {w.guild.default_role: True})
     res = await w.member.slash(w.channel, "credits grant", member=w.other, amount=5, reason="x")
-    simcord.assert_error(w.env, NotModerator)
+    assert_refused_quietly(w.env)
 
 
 async def test_revoking_from_a_newcomer_never_raises_their_balance(world: World) -> None:
@@ -100,7 +98,7 @@ async def test_revoking_from_a_newcomer_never_raises_their_balance(world: World)
     res = await w.moderator.slash(
         w.channel, "credits revoke", member=w.other, amount=1, reason="spam"
     )
-    simcord.assert_error(w.env, NothingToRevoke)
+    assert_refused_quietly(w.env)
     simcord.assert_responded(res, ephemeral=True, contains="never used Splitshot")
     assert await w.balance(w.other) == 0 and await w.ledger_rows(w.other) == []
 

@@ -156,9 +156,12 @@ async def test_one_comparison_ranks_with_an_unknown_margin(world: World) -> None
     board = await w.other.slash(w.channel, "leaderboard", use_case="portrait")
     (embed,) = board.response.embeds
     first, second = table_rows(field(embed, "Ratings"))
-    assert first.startswith("1  GPT-Image 2") and " ± ? " in first, "no falsely certain ± 0"
-    assert second.startswith("2  Nano Banana Pro") and " ± ? " in second
-    assert "A rating marked ± ? comes from too few comparisons" in (embed.description or "")
+    assert first.startswith("1  GPT-Image 2") and "needs 1 more vote" in first, "no false ± 0"
+    assert second.startswith("2  Nano Banana Pro") and "needs 1 more vote" in second
+    assert "?" not in field(embed, "Ratings")
+    assert "A rating without a ± margin needs votes on more comparisons" in (
+        embed.description or ""
+    )
     image = await chart(board.response)
     assert image.size == (WIDTH, HEADER + 2 * ROW + FOOTER)
     for colour in PALETTE[:2]:

@@ -55,7 +55,7 @@ def test_compare_json_documents_everything(
         assert panel["status"] == "ok" and panel["adapter"] == "demo" and panel["reason"] is None
         assert panel["width"] == 768 and panel["height"] == 1024 and panel["latency_s"] >= 0
     verdict = data["verdict"]
-    assert verdict["quick_verdict"].startswith("Short answer: GPT-Image 2 · demo is better for")
+    assert verdict["quick_verdict"].startswith("Short answer: GPT-Image 2 · demo leads on")
     realism = next(c for c in verdict["criteria"] if c["id"] == "realism")
     assert realism["dots"] == {"GPT-Image 2 · demo": "●●●●●", "Nano Banana Pro · demo": "●●●●●"}
     assert realism["winner"] == "Tie"
