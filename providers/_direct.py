@@ -6,7 +6,7 @@ from typing import Generic, Protocol, TypeVar
 
 import httpx
 
-from providers._http import Limits, Output, RetryPolicy, Upstream
+from providers._http import Limits, Output, Resolve, RetryPolicy, Upstream, system_resolve
 from providers.base import ImageRequest, ImageResult, ProviderError, Target
 
 
@@ -39,6 +39,7 @@ class DirectAdapter(Generic[E]):
         concurrency: int = 4,
         policy: RetryPolicy | None = None,
         limits: Limits | None = None,
+        resolve: Resolve = system_resolve,
     ) -> None:
         self.endpoint = endpoint
         self._upstream = Upstream(
@@ -48,6 +49,7 @@ class DirectAdapter(Generic[E]):
             concurrency=concurrency,
             policy=policy,
             limits=limits,
+            resolve=resolve,
         )
 
     def build_request(self, target: Target, request: ImageRequest) -> httpx.Request:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -116,14 +117,73 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     return _KEY_PATTERNS.sub("[redacted]", text)
 
 
+#: what a provider's JSON may hold before it is called malformed without being parsed; real
+#: answers have a few dozen keys and lists (the image is one long string) and nest < 10 deep
+MAX_JSON_BYTES = 96 * 1024 * 1024
+MAX_JSON_ITEMS = 20_000
+MAX_JSON_DEPTH = 64
+#: error bodies are a sentence or two; a bigger one is read as text, never parsed
+MAX_ERROR_JSON_BYTES = 256 * 1024
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+class JsonRefused(ValueError):
+    """JSON not parsed because it is too big, too wide or too deep (or not JSON at all)."""
+
+
+def load_json(body: bytes, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse a provider's JSON under caps on size, items and depth; JsonRefused otherwise.
+
+    The checks run on the raw bytes before ``json.loads`` builds anything, so a hostile body
+    of millions of keys or a 200,000-deep list costs a few scans at C speed, not gigabytes.
+    """
+    if len(body) > max_bytes:
+        raise JsonRefused(f"JSON body of {len(body)} bytes is over the {max_bytes}-byte cap")
+    # Every key and every list item needs a ',' or ':' (strings may hold some too, so this
+    # over-counts, which only makes the cap stricter for text-heavy bodies).
+    items = body.count(b",") + body.count(b":")
+    if items > MAX_JSON_ITEMS:
+        raise JsonRefused(f"JSON with over {MAX_JSON_ITEMS} items")
+    brackets = body.count(b"[") + body.count(b"{")
+    if brackets > MAX_JSON_DEPTH:
+        # Only then is the nesting measured; strings are blanked so '[' inside text is ignored.
+        depth = deepest = 0
+        for match in _BRACKETS.finditer(_STRING.sub(b'""', body)):
+            depth += 1 if match.group() in (b"[", b"{") else -1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise JsonRefused(f"JSON nested over {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(body)
+    except RecursionError:  # pragma: no cover - the depth check stops this first
+        raise JsonRefused("JSON nested too deep to parse") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JsonRefused(f"not JSON ({exc})") from None
+
+
+def error_json(response: httpx.Response) -> dict[str, Any]:
+    """An error answer's JSON object, or {} when it is not small, well-formed JSON."""
+    try:
+        body = load_json(response.content, max_bytes=MAX_ERROR_JSON_BYTES)
+    except JsonRefused:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def json_body(adapter: str, target: Target, response: httpx.Response) -> dict[str, Any]:
     """The response's JSON object, or the 'malformed response' error."""
     try:
-        payload = response.json()
-    except ValueError:
-        snippet = scrub(response.text[:120]) if response.content else "an empty body"
+        payload = load_json(response.content)
+    except JsonRefused as exc:
+        if not response.content:
+            why = "an empty body"
+        elif len(response.content) > 4096:
+            why = str(exc)
+        else:
+            why = repr(scrub(response.text[:120]))
         raise malformed(
-            adapter, target, f"HTTP {response.status_code} body is not JSON: {snippet!r}"
+            adapter, target, f"HTTP {response.status_code} body is not usable JSON: {why}"
         ) from None
     if not isinstance(payload, dict):
         raise malformed(adapter, target, f"expected a JSON object, got {type(payload).__name__}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import logging
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -24,6 +26,25 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Classify = Callable[[httpx.Response], ProviderError | None]
+#: host, port -> the addresses a connection would go to
+Resolve = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    """The addresses the system resolver gives for ``host`` (without blocking the loop)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def public_address(address: str) -> bool:
+    """False for loopback, link-local, private, shared, reserved and multicast addresses."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback in disguise
+    return ip.is_global and not ip.is_multicast
 
 
 def loop_clock() -> float:
@@ -99,17 +120,26 @@ def retry_verdict(headers: httpx.Headers) -> bool | None:
 
 
 def download_allowed(url: str, base_url: str) -> bool:
-    """Result links are fetched only over https, or from the configured base URL's own host."""
+    """Result links are fetched over https, or over http only from the base URL's own host.
+
+    Where an https link points is checked separately (``Upstream.download`` resolves it).
+    """
     try:
-        target, base = httpx.URL(url), httpx.URL(base_url)
+        target = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         return False
     if target.scheme == "https" and target.host:
         return True
-    return target.scheme in ("http", "https") and (target.host, target.port) == (
-        base.host,
-        base.port,
-    )
+    return target.scheme in ("http", "https") and same_host(url, base_url)
+
+
+def same_host(url: str, base_url: str) -> bool:
+    """True when ``url`` names the base URL's host and port (the operator chose that one)."""
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        return False
+    return bool(target.host) and (target.host, target.port) == (base.host, base.port)
 
 
 def same_origin(url: str, base_url: str) -> bool:
@@ -160,9 +190,11 @@ class Upstream:
         concurrency: int = 4,
         policy: RetryPolicy | None = None,
         limits: Limits | None = None,
+        resolve: Resolve = system_resolve,
     ) -> None:
         self.name = name
         self.http = http
+        self.resolve = resolve
         self.policy = policy or RetryPolicy()
         self.limits = limits or Limits()
         self._secrets = (secret,) if secret else ()
@@ -349,9 +381,12 @@ class Upstream:
         if not download_allowed(url, base_url):
             host = httpx.URL(url).host if url.startswith(("http:", "https:")) else url[:16]
             detail = (
-                f"refused to download the result from {host!r}: only https or the base URL's host"
+                f"refused to download the result from {host!r}: only https, or http from the "
+                "base URL's own host"
             )
             raise malformed(self.name, call.target, detail)
+        if not same_host(url, base_url):
+            await self._check_public(call, httpx.URL(url))
 
         def classify(response: httpx.Response) -> ProviderError | None:
             if response.status_code == 200:
@@ -370,6 +405,27 @@ class Upstream:
             record=False,
         )
         return response.content
+
+    async def _check_public(self, call: Call, url: httpx.URL) -> None:
+        """Refuse a link that resolves to this machine or its network (blind SSRF).
+
+        A provider (or whoever tampered with its answer) must not make the bot fetch
+        http://169.254.169.254/ or an admin page on the LAN. The base URL's own host is exempt:
+        the operator configured it, and a local gateway is legitimately on 127.0.0.1.
+        """
+        host = url.host
+        try:
+            addresses = await self.resolve(host, url.port or 443)
+        except (OSError, UnicodeError) as exc:
+            detail = f"could not resolve the result host {host!r} ({type(exc).__name__})"
+            raise unavailable(self.name, call.target, detail) from None
+        private = [a for a in addresses if not public_address(a)]
+        if private or not addresses:
+            detail = (
+                f"refused to download the result from {host!r}: it resolves to a non-public "
+                f"address ({', '.join(private) or 'none'})"
+            )
+            raise malformed(self.name, call.target, detail)
 
     async def finish(
         self, call: Call, output: Output, *, base_url: str, upstream: str | None = None

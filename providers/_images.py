@@ -13,9 +13,18 @@ from PIL import Image, UnidentifiedImageError
 
 from providers.base import BadRequest
 
-#: Pillow format name -> MIME type; nothing else is accepted from a provider
-ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-ALLOWED_MIME_TYPES = frozenset(ALLOWED_FORMATS.values()) | {"image/jpg"}
+#: Pillow format name -> MIME type; nothing else is accepted from a provider. Pillow names a
+#: JPEG that carries extra pictures (Android Ultra HDR, iPhone gain maps) "MPO"; its first
+#: picture is an ordinary JPEG that every decoder shows, so it is accepted as one.
+ALLOWED_FORMATS = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "WEBP": "image/webp",
+}
+ALLOWED_MIME_TYPES = frozenset(ALLOWED_FORMATS.values()) | {"image/jpg", "image/mpo"}
+#: the decoders to try; Pillow's JPEG decoder is the one that hands back an MPO
+OPEN_FORMATS = ["PNG", "JPEG", "WEBP"]
 
 
 class ImageProblem(ValueError):
@@ -81,7 +90,7 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedIma
     if len(data) > max_bytes:
         raise ImageProblem(f"image is {len(data)} bytes, over the {max_bytes}-byte cap")
     try:
-        with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as image:
+        with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as image:
             width, height = image.size
             # Checked from the header before decoding: a few bytes can claim gigapixels.
             if width * height > max_pixels:

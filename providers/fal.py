@@ -13,6 +13,7 @@ import httpx
 from providers._errors import (
     bad_request,
     config_error,
+    error_json,
     error_text,
     json_body,
     malformed,
@@ -22,7 +23,16 @@ from providers._errors import (
     status_error,
     timed_out,
 )
-from providers._http import Call, Limits, Output, RetryPolicy, Upstream, same_origin
+from providers._http import (
+    Call,
+    Limits,
+    Output,
+    Resolve,
+    RetryPolicy,
+    Upstream,
+    same_origin,
+    system_resolve,
+)
 from providers._images import data_uri
 from providers.base import ImageRequest, ImageResult, ProviderError, Quality, Target, TimedOut
 from providers.families import MAX_PROMPT, QUALITY, aspect_for, is_legacy, size_for
@@ -175,11 +185,8 @@ def error_for(target: Target, response: httpx.Response, *, stage: str) -> Provid
     status = response.status_code
     if 200 <= status < 300:
         return None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    detail = body.get("detail") if isinstance(body, dict) else None
+    body = error_json(response)
+    detail = body.get("detail")
     text = error_text(response)
     said = f"fal answered {status} on {stage}: {text}"
     if status == 422 and isinstance(detail, list):
@@ -240,10 +247,17 @@ class FalImages:
         limits: Limits | None = None,
         poll_interval: float = 1.0,
         max_poll_interval: float = 2.0,
+        resolve: Resolve = system_resolve,
     ) -> None:
         self.endpoint = endpoint
         self._upstream = Upstream(
-            NAME, http, secret=endpoint.key, concurrency=concurrency, policy=policy, limits=limits
+            NAME,
+            http,
+            secret=endpoint.key,
+            concurrency=concurrency,
+            policy=policy,
+            limits=limits,
+            resolve=resolve,
         )
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval

@@ -12,6 +12,7 @@ from providers._direct import DirectAdapter
 from providers._errors import (
     bad_request,
     config_error,
+    error_json,
     error_text,
     json_body,
     malformed,
@@ -184,11 +185,8 @@ def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
     status = response.status_code
     if 200 <= status < 300:
         return None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
+    body = error_json(response)
+    error = body.get("error")
     error = error if isinstance(error, dict) else {}
     raw_details = error.get("details")
     details: list[Any] = raw_details if isinstance(raw_details, list) else []

@@ -13,6 +13,7 @@ from providers._direct import DirectAdapter
 from providers._errors import (
     bad_request,
     config_error,
+    error_json,
     error_text,
     json_body,
     malformed,
@@ -146,11 +147,8 @@ def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
     status = response.status_code
     if 200 <= status < 300:
         return None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
+    body = error_json(response)
+    error = body.get("error")
     error = error if isinstance(error, dict) else {}
     code, kind = str(error.get("code") or ""), str(error.get("type") or "")
     message = scrub(str(error.get("message") or "")) or error_text(response)

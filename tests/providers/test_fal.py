@@ -33,6 +33,7 @@ from tests.providers.conftest import (
     bomb_png,
     json_answer,
     leaked,
+    public_dns,
     request,
     target,
 )
@@ -94,7 +95,7 @@ def adapter(
     endpoint: FalEndpoint = ENDPOINT,
     limits: Limits | None = None,
 ) -> FalImages:
-    return FalImages(http, endpoint, policy=policy, limits=limits)
+    return FalImages(http, endpoint, policy=policy, limits=limits, resolve=public_dns)
 
 
 # ------------------------------------------------------------------ request building

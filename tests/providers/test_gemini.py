@@ -35,6 +35,7 @@ from tests.providers.conftest import (
     json_answer,
     leaked,
     make_image,
+    public_dns,
     request,
     target,
 )
@@ -84,7 +85,7 @@ def google_error(code: int, status: str, message: str, *details: dict[str, Any])
 
 
 def adapter(http: httpx.AsyncClient, policy: RetryPolicy) -> GeminiImages:
-    return GeminiImages(http, ENDPOINT, policy=policy)
+    return GeminiImages(http, ENDPOINT, policy=policy, resolve=public_dns)
 
 
 # ------------------------------------------------------------------ request building

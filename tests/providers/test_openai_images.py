@@ -40,6 +40,7 @@ from tests.providers.conftest import (
     bomb_png,
     json_answer,
     leaked,
+    public_dns,
     request,
     target,
 )
@@ -87,7 +88,7 @@ def error(
 def adapter(
     http: httpx.AsyncClient, policy: RetryPolicy, endpoint: OpenAIEndpoint = ENDPOINT
 ) -> OpenAIImages:
-    return OpenAIImages(http, endpoint, policy=policy)
+    return OpenAIImages(http, endpoint, policy=policy, resolve=public_dns)
 
 
 def multipart(req: httpx.Request) -> list[tuple[str, str | None, str, bytes]]:
