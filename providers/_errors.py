@@ -12,6 +12,8 @@ from providers.base import (
     BadRequest,
     ConfigError,
     MalformedResponse,
+    NetworkError,
+    NoImage,
     ProviderError,
     QuotaExhausted,
     RateLimited,
@@ -36,6 +38,21 @@ def unavailable(adapter: str, target: Target, detail: str) -> Unavailable:
     return Unavailable(msg, adapter=adapter, detail=detail)
 
 
+def network_error(adapter: str, target: Target, detail: str) -> NetworkError:
+    """The connection failed before an answer came back."""
+    msg = f"{target.display_name} could not be reached right now (a network problem)."
+    return NetworkError(msg, adapter=adapter, detail=detail)
+
+
+def no_image(adapter: str, target: Target, detail: str, *, retry_once: bool = False) -> NoImage:
+    """The model finished without drawing, for no reason it would name."""
+    error = NoImage(
+        f"{target.display_name} did not produce an image this time.", adapter=adapter, detail=detail
+    )
+    error.retry_once = retry_once
+    return error
+
+
 def timed_out(adapter: str, target: Target, detail: str) -> TimedOut:
     """The model's deadline passed (or would pass before the next try)."""
     msg = f"{target.display_name} took too long and was stopped."
@@ -43,15 +60,19 @@ def timed_out(adapter: str, target: Target, detail: str) -> TimedOut:
 
 
 def config_error(adapter: str, target: Target, detail: str) -> ConfigError:
-    """Something the operator must fix; ``detail`` says exactly what."""
-    msg = f"{target.display_name} is not set up correctly on this bot (the operator has been told)."
+    """Something the operator must fix; ``detail`` says exactly what (and how)."""
+    msg = (
+        f"{target.display_name} is not available on this bot right now "
+        "(its provider account needs setting up; the operator has been told)."
+    )
     return ConfigError(msg, adapter=adapter, detail=detail)
 
 
 def quota_exhausted(adapter: str, target: Target, detail: str) -> QuotaExhausted:
-    """The provider account is out of quota or credit."""
+    """The provider account is out of quota, credit or budget."""
     msg = (
-        f"{target.display_name} is out of quota on this bot's account (the operator has been told)."
+        f"{target.display_name} is not available on this bot right now "
+        "(its provider account is out of credit; the operator has been told)."
     )
     return QuotaExhausted(msg, adapter=adapter, detail=detail)
 

@@ -7,6 +7,7 @@ import email.utils
 import ipaddress
 import logging
 import random
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -17,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from providers._errors import malformed, scrub, timed_out, unavailable
+from providers._errors import malformed, network_error, scrub, timed_out, unavailable
 from providers._images import ImageProblem, check_image, decode_base64
-from providers.base import ImageResult, ProviderError, Refused, Target, TimedOut
+from providers.base import ImageResult, ProviderError, RateLimited, Refused, Target, TimedOut
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +60,28 @@ class RetryPolicy:
     max_attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 8.0
+    #: a 429 without a hint starts here: per-minute image limits (5 a minute at OpenAI's tier 1)
+    #: do not clear in the half second a server hiccup does
+    rate_limit_delay: float = 5.0
+    max_rate_limit_delay: float = 30.0
     #: a provider hint longer than this means "not worth waiting for"
     max_hint: float = 120.0
     sleep: Sleep = asyncio.sleep
     rand: Callable[[], float] = random.random
     clock: Clock = loop_clock
 
-    def delay(self, attempt: int, hint: float | None) -> float | None:
+    def delay(
+        self, attempt: int, hint: float | None, *, rate_limited: bool = False
+    ) -> float | None:
         """Seconds to wait after failed attempt number ``attempt``; None means do not retry."""
         if hint is not None:
             return max(float(hint), 0.0) if hint <= self.max_hint else None
-        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        base, cap = (
+            (self.rate_limit_delay, self.max_rate_limit_delay)
+            if rate_limited
+            else (self.base_delay, self.max_delay)
+        )
+        backoff = min(cap, base * 2.0 ** (attempt - 1))
         return backoff * (1 - 0.25 * self.rand())
 
 
@@ -108,6 +120,30 @@ def retry_hint(headers: httpx.Headers) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in OpenAI's reset format: '1s', '6m0s', '340ms', '1h2m3.5s'; None otherwise."""
+    text = text.strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(value + unit for value, unit in parts) != text:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(value) * scale[unit] for value, unit in parts)
+
+
+def rate_limit_reset(headers: httpx.Headers) -> float | None:
+    """When the exhausted limit resets, from `x-ratelimit-remaining-*` / `-reset-*` pairs."""
+    waits = []
+    for limit in ("requests", "tokens", "images"):
+        remaining = headers.get(f"x-ratelimit-remaining-{limit}", "").strip()
+        reset = parse_duration(headers.get(f"x-ratelimit-reset-{limit}", ""))
+        if remaining == "0" and reset is not None:
+            waits.append(reset)
+    return max(waits) if waits else None
 
 
 def retry_verdict(headers: httpx.Headers) -> bool | None:
@@ -227,7 +263,7 @@ class Upstream:
         finally:
             now = time.monotonic()
             started = call.started if call.started is not None else now
-            level = logging.WARNING if outcome in ("config", "quota") else logging.INFO
+            level = logging.WARNING if outcome in ("auth", "quota") else logging.INFO
             log.log(
                 level,
                 "provider call model=%s adapter=%s upstream=%s outcome=%s status=%s "
@@ -291,7 +327,8 @@ class Upstream:
                 if attempt >= self.policy.max_attempts:
                     err.detail = f"{err.detail} (gave up after {attempt} attempts)"
                     raise
-                wait = self.policy.delay(attempt, err.retry_after)
+                limited = isinstance(err, RateLimited)
+                wait = self.policy.delay(attempt, err.retry_after, rate_limited=limited)
                 if wait is None:
                     err.detail = (
                         f"{err.detail} (asked to wait {err.retry_after:.0f}s; not retrying)"
@@ -299,6 +336,9 @@ class Upstream:
                     raise
                 if self.policy.clock() + wait >= call.deadline:
                     detail = f"{err.detail}; the next try in {wait:.1f}s would pass the deadline"
+                    if limited:  # the cause the member and operator should see is the limit
+                        err.detail = detail
+                        raise
                     raise timed_out(self.name, call.target, detail) from err
                 log.debug(
                     "%s: retrying %s in %.2fs (%s)", self.name, call.target.model_id, wait, err.kind
@@ -310,6 +350,8 @@ class Upstream:
         if not error.retryable:
             return
         hint = retry_hint(headers)
+        if hint is None and isinstance(error, RateLimited):
+            hint = rate_limit_reset(headers)
         if hint is not None:
             error.retry_after = hint
         if retry_verdict(headers) is False:
@@ -347,7 +389,7 @@ class Upstream:
             ) from None
         except httpx.TransportError as exc:
             detail = f"{type(exc).__name__} on {where}: {self.clean(str(exc))}"
-            raise unavailable(self.name, call.target, detail) from None
+            raise network_error(self.name, call.target, detail) from None
         if record:  # result downloads come from a CDN whose ids mean nothing to the provider
             call.status = response.status_code
             call.request_id = response.headers.get("x-request-id") or call.request_id
@@ -418,7 +460,7 @@ class Upstream:
             addresses = await self.resolve(host, url.port or 443)
         except (OSError, UnicodeError) as exc:
             detail = f"could not resolve the result host {host!r} ({type(exc).__name__})"
-            raise unavailable(self.name, call.target, detail) from None
+            raise network_error(self.name, call.target, detail) from None
         private = [a for a in addresses if not public_address(a)]
         if private or not addresses:
             detail = (

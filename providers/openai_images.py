@@ -18,6 +18,7 @@ from providers._errors import (
     json_body,
     malformed,
     quota_exhausted,
+    rate_limited,
     refused,
     scrub,
     status_error,
@@ -34,6 +35,20 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
+#: codes (or types) that mean the account cannot pay: topping up helps, retrying does not
+QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "billing_limit_user_error",
+        "billing_not_active",
+        "spend_limit_reached",
+        "hard_limit_reached",
+        "access_terminated",
+    }
+)
+#: "… Please try again in 12s." / "try again in 1.5s" / "try again in 340ms"
+TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +157,28 @@ def _categories(error: Mapping[str, Any], message: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in found.group(1).split(",") if c.strip()) if found else ()
 
 
+def _is_moderation(error: Mapping[str, Any]) -> bool:
+    """An image_generation_user_error is a refusal only when moderation says so.
+
+    The same type covers an invalid mask or size, which is our mistake, not the prompt's.
+    """
+    if isinstance(error.get("moderation_details"), dict):
+        return True
+    code = str(error.get("code") or "")
+    if code:
+        return "moderation" in code or "safety" in code or "content_policy" in code
+    return "safety system" in str(error.get("message") or "").lower()
+
+
+def try_again_in(message: str) -> float | None:
+    """Seconds from OpenAI's "Please try again in 12s" wording, when present."""
+    found = TRY_AGAIN.search(message)
+    if not found:
+        return None
+    value = float(found.group(1))
+    return value / 1000 if found.group(2).lower() == "ms" else value
+
+
 def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
     """The typed error for a non-2xx answer (None for success)."""
     status = response.status_code
@@ -155,7 +192,7 @@ def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
     model = target.upstream_id
     said = f"OpenAI answered {status} {code or kind}: {message}"
 
-    if code in REFUSAL_CODES or kind == "image_generation_user_error":
+    if code in REFUSAL_CODES or (kind == "image_generation_user_error" and _is_moderation(error)):
         details = error.get("moderation_details")
         stage = details.get("moderation_stage") if isinstance(details, dict) else None
         return refused(
@@ -166,13 +203,18 @@ def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
             stage=str(stage) if stage else None,
             detail=said,
         )
-    if status == 429 and "insufficient_quota" in (code, kind):
+    if QUOTA_CODES & {code, kind}:
         return quota_exhausted(
             NAME,
             target,
-            f"OpenAI says the account is out of quota (insufficient_quota): add credit or raise the "
-            f"budget at platform.openai.com/settings/organization/billing. {message}",
+            f"OpenAI says the account cannot pay for images ({code or kind}): add credit or raise "
+            "the budget and spend limits at platform.openai.com/settings/organization/billing "
+            f"and /limits. {message}",
         )
+    if status == 429:
+        error_obj = rate_limited(NAME, target, said)
+        error_obj.retry_after = try_again_in(message)
+        return error_obj
     if status == 401:
         return config_error(
             NAME,

@@ -17,6 +17,7 @@ from providers.base import (
     MalformedResponse,
     ProviderError,
     QuotaExhausted,
+    RateLimited,
     ReferenceImage,
     Refused,
     TimedOut,
@@ -307,7 +308,7 @@ async def test_submit_5xx_exhausted(
     server.on("POST", BASE, httpx.Response(500, text="oops"))
     with pytest.raises(ProviderError) as caught:
         await adapter(http, policy).generate(NBP, request(), deadline=deadline)
-    assert caught.value.kind == "unavailable" and len(server.requests) == 4
+    assert caught.value.kind == "upstream" and len(server.requests) == 4
 
 
 async def test_retryable_header_false_stops_retries(
@@ -519,7 +520,7 @@ async def test_deadline_hit_mid_retry(
 ) -> None:
     happy_path(server)
     server.routes[0].answers = [json_answer(429, {"detail": "busy"}, retry_after="30")]
-    with pytest.raises(TimedOut):
+    with pytest.raises(RateLimited):
         await adapter(http, policy).generate(NBP, request(), deadline=clock.now + 10)
     assert clock.sleeps == [] and len(server.requests) == 1
 

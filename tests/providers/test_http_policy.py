@@ -285,7 +285,7 @@ async def test_one_log_line_per_call_with_outcome(
     infos = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert len(infos) == 1
     assert (
-        "outcome=unavailable status=503" in infos[0]
+        "outcome=upstream status=503" in infos[0]
         and "request_id=r-9" in infos[0]
         and "requests=4" in infos[0]
     )
