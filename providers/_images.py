@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from providers.base import BadRequest
+from providers.base import BadRequest, ReferenceImage
 
 #: Pillow format name -> MIME type; nothing else is accepted from a provider. Pillow names a
 #: JPEG that carries extra pictures (Android Ultra HDR, iPhone gain maps) "MPO"; its first
@@ -70,6 +70,32 @@ def nearest_aspect(ratio: float, supported: tuple[str, ...]) -> str:
 def data_uri(data: bytes, mime_type: str) -> str:
     """A base64 `data:` URI for bytes we hold (fal accepts these wherever it takes an image URL)."""
     return f"data:{mime_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def shrink_reference(ref: ReferenceImage, *, max_edge: int, max_bytes: int) -> ReferenceImage:
+    """``ref`` unchanged when it is within both caps, else re-encoded at most ``max_edge`` px.
+
+    Photos become JPEG (quality 90); images with transparency stay PNG, so an edit keeps its
+    alpha. Bytes Pillow cannot read are returned unchanged for the provider to judge.
+    """
+    try:
+        with Image.open(io.BytesIO(ref.data), formats=OPEN_FORMATS) as image:
+            if max(image.size) <= max_edge and len(ref.data) <= max_bytes:
+                return ref
+            image.draft("RGB", (max_edge, max_edge))  # JPEG: decode at a smaller scale
+            image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS)
+            alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            out = io.BytesIO()
+            if alpha:
+                image.convert("RGBA").save(out, format="PNG")
+                mime, suffix = "image/png", ".png"
+            else:
+                image.convert("RGB").save(out, format="JPEG", quality=90, optimize=True)
+                mime, suffix = "image/jpeg", ".jpg"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return ref
+    stem = ref.filename.rsplit(".", 1)[0] or "reference"
+    return ReferenceImage(out.getvalue(), mime, stem + suffix)
 
 
 def decode_base64(text: str) -> bytes:

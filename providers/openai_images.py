@@ -24,14 +24,16 @@ from providers._errors import (
     status_error,
 )
 from providers._http import Output
-from providers._images import ImageProblem, decode_base64
+from providers._images import ImageProblem, data_uri, decode_base64
 from providers.base import ImageRequest, ProviderError, Target
-from providers.families import MAX_PROMPT, QUALITY, size_for
+from providers.families import MAX_PROMPT, QUALITY, is_legacy, size_for
 
 NAME = "openai"
 MAX_REFERENCES = 16
 MAX_MASK_BYTES = 4 * 1024 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: the longest `image_url` (data URL) the JSON edits endpoint takes
+MAX_IMAGE_URL = 20_971_520
 
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
@@ -106,13 +108,39 @@ def build_request(endpoint: OpenAIEndpoint, target: Target, request: ImageReques
         return httpx.Request(
             "POST", f"{base}/images/generations", headers=endpoint.headers(), json=fields
         )
-    # The multipart edits schema has no `moderation` field, so it is left out here.
+    if is_legacy(target.upstream_id):
+        # gpt-image-1.x keeps faces and logos from the reference only when asked;
+        # gpt-image-2 always works at high fidelity and rejects the field.
+        fields["input_fidelity"] = "high"
+    if request.moderation != "auto" and endpoint.auth == "bearer":
+        json_edit = _json_edit(fields, request)
+        if json_edit is not None:
+            return httpx.Request(
+                "POST", f"{base}/images/edits", headers=endpoint.headers(), json=json_edit
+            )
+    # The multipart edits schema has no `moderation` field: the default ("auto") applies.
     files = [("image[]", (ref.filename, ref.data, ref.mime_type)) for ref in request.references]
     if request.mask is not None:
         files.append(("mask", ("mask.png", request.mask, "image/png")))
     return httpx.Request(
         "POST", f"{base}/images/edits", headers=endpoint.headers(), data=fields, files=files
     )
+
+
+def _json_edit(fields: dict[str, str], request: ImageRequest) -> dict[str, Any] | None:
+    """The JSON form of an edit, the only one that takes `moderation`; None when too big.
+
+    Each image travels as a data URL, which OpenAI caps at 20,971,520 characters; a reference
+    past that goes multipart (and so at the default moderation) rather than failing.
+    """
+    images = [{"image_url": data_uri(ref.data, ref.mime_type)} for ref in request.references]
+    mask = {"image_url": data_uri(request.mask, "image/png")} if request.mask is not None else None
+    if any(len(item["image_url"]) > MAX_IMAGE_URL for item in (*images, *([mask] if mask else []))):
+        return None
+    body: dict[str, Any] = {**fields, "images": images, "moderation": request.moderation}
+    if mask is not None:
+        body["mask"] = mask
+    return body
 
 
 # ------------------------------------------------------------------ response

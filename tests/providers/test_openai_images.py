@@ -198,6 +198,54 @@ def test_edits_are_multipart_with_repeated_image_parts_and_a_png_mask() -> None:
     }  # the multipart schema lists no `moderation`
 
 
+def test_a_low_moderation_edit_goes_as_json_so_the_setting_is_sent() -> None:
+    refs = (ReferenceImage(PNG, "image/png", "a.png"), ReferenceImage(JPEG, "image/jpeg", "b.jpg"))
+    req = build_request(
+        ENDPOINT, GPT2, request(references=refs, mask=PNG, moderation="low", quality="draft")
+    )
+    assert str(req.url) == f"{BASE}/images/edits"
+    assert req.headers["content-type"] == "application/json"
+    assert json.loads(req.content) == {
+        "model": "gpt-image-2",
+        "prompt": "a red fox in snow",
+        "size": "1024x1024",
+        "quality": "low",
+        "output_format": "png",
+        "moderation": "low",
+        "images": [
+            {"image_url": f"data:image/png;base64,{b64(PNG)}"},
+            {"image_url": f"data:image/jpeg;base64,{b64(JPEG)}"},
+        ],
+        "mask": {"image_url": f"data:image/png;base64,{b64(PNG)}"},
+    }
+
+
+def test_a_low_moderation_edit_too_big_for_a_data_url_falls_back_to_multipart() -> None:
+    huge = ReferenceImage(PNG + b"\0" * 16_000_000, "image/png", "huge.png")
+    req = build_request(ENDPOINT, GPT2, request(references=(huge,), moderation="low"))
+    assert req.headers["content-type"].startswith("multipart/form-data")
+
+
+def test_gpt_image_1_5_edits_ask_for_high_input_fidelity_and_2_does_not() -> None:
+    refs = (ReferenceImage(PNG, "image/png", "a.png"),)
+    legacy = {
+        n: d
+        for n, f, _, d in multipart(build_request(ENDPOINT, GPT15, request(references=refs)))
+        if not f
+    }
+    assert legacy["input_fidelity"] == b"high"
+    current = {
+        n: d
+        for n, f, _, d in multipart(build_request(ENDPOINT, GPT2, request(references=refs)))
+        if not f
+    }
+    assert "input_fidelity" not in current
+    low = json.loads(
+        build_request(ENDPOINT, GPT15, request(references=refs, moderation="low")).content
+    )
+    assert low["input_fidelity"] == "high" and low["moderation"] == "low"
+
+
 def test_azure_variant_uses_api_key_header_and_deployment_name() -> None:
     endpoint = OpenAIEndpoint(
         OPENAI_KEY,
