@@ -11,8 +11,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.catalog import LIST_ASPECT
 from bot.client import model_choices, use_case_choices
-from bot.comparisons.service import price_for
 from bot.errors import BadInput
 from bot.render.pages import model_embed, models_embed, versus_embeds
 from bot.verdict import build_verdict
@@ -20,21 +20,28 @@ from providers.base import QUALITIES, Quality
 from providers.registry import ModelUnavailable
 
 if TYPE_CHECKING:
-    from bot.catalog import Model
+    from bot.catalog import Catalog, Model
     from bot.client import SplitshotBot
     from bot.guild_settings import GuildSettings
 
 log = logging.getLogger(__name__)
 
 
-def server_prices(model: Model, overrides: Mapping[str, int]) -> dict[Quality, int]:
-    """This server's credits per tier for a model, priced as /compare prices it."""
-    return {quality: price_for(model, quality, overrides) for quality in QUALITIES}
+def server_prices(
+    catalog: Catalog, model: Model, overrides: Mapping[str, int], aspect: str = LIST_ASPECT
+) -> dict[Quality, int]:
+    """This server's credits per tier for a model at ``aspect``, priced as /compare prices it."""
+    route = model.adapters[0][0] if model.adapters else ""
+    override = overrides.get(model.id)
+    return {
+        quality: catalog.price(model.id, quality, aspect, route, standard_override=override)
+        for quality in QUALITIES
+    }
 
 
-def priced(model: Model, overrides: Mapping[str, int]) -> Model:
-    """The model with this server's prices in place of the catalog's."""
-    return replace(model, credits=server_prices(model, overrides))
+def priced(catalog: Catalog, model: Model, overrides: Mapping[str, int], aspect: str) -> Model:
+    """The model with this server's prices (at the use case's aspect) in place of the list's."""
+    return replace(model, credits=server_prices(catalog, model, overrides, aspect))
 
 
 def build_versus_command(cog: VersusCog) -> app_commands.Command[Any, ..., None]:
@@ -131,7 +138,8 @@ class VersusCog(commands.Cog):
         # The server's voting results can take a while to gather: acknowledge first.
         await interaction.response.defer()
         settings = await self.bot.guild_settings(interaction.guild_id)
-        models = [priced(m, settings.price_overrides) for m in models]
+        aspect = use_case.default_aspect
+        models = [priced(catalog, m, settings.price_overrides, aspect) for m in models]
         verdict = build_verdict(catalog, models, use_case)
         community = await self.bot.community_lines(interaction.guild_id, use_case.id, model_ids)
         await interaction.followup.send(embeds=versus_embeds(verdict, models, community=community))
@@ -142,7 +150,9 @@ class VersusCog(commands.Cog):
         settings = await self.bot.guild_settings(interaction.guild_id)
         models = self.bot.catalog.models.values()
         status = {m.id: self._status(m, settings) for m in models}
-        prices = {m.id: server_prices(m, settings.price_overrides) for m in models}
+        prices = {
+            m.id: server_prices(self.bot.catalog, m, settings.price_overrides) for m in models
+        }
         await interaction.response.send_message(
             embed=models_embed(self.bot.catalog, status, prices), ephemeral=True
         )
@@ -158,7 +168,8 @@ class VersusCog(commands.Cog):
             model,
             self.bot.catalog,
             self._status(model, settings),
-            server_prices(model, settings.price_overrides),
+            server_prices(self.bot.catalog, model, settings.price_overrides),
+            formula=self.bot.catalog.formula(model.id),
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

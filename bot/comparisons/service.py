@@ -135,7 +135,10 @@ class PanelOutcome:
     finished: float
     result: ImageResult | None = None
     reason: str | None = None
+    #: the provider error's stable kind (providers.base.KINDS), None when the model delivered
     error_kind: str | None = None
+    #: what went wrong for the operator (never a key); not shown to members
+    detail: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -305,7 +308,13 @@ class ComparisonService:
                 # give the model away before the vote closes.
                 blind_name = f"Model {LETTERS[index]}"
                 route = Route(route.adapter, replace(route.target, display_name=blind_name))
-            price = price_for(model, request.quality, overrides)
+            price = self.catalog.price(
+                model.id,
+                request.quality,
+                aspect,
+                route.adapter.name,
+                standard_override=overrides.get(model.id),
+            )
             panels.append(PlannedPanel(index, model, route, price, blind=request.blind))
         image_request = ImageRequest(
             prompt=prompt,
@@ -360,7 +369,13 @@ class ComparisonService:
             except ProviderError as exc:
                 state = State.REFUSED if exc.kind == "refused" else State.FAILED
                 outcome = PanelOutcome(
-                    panel, state, began, self._clock(), reason=exc.message, error_kind=exc.kind
+                    panel,
+                    state,
+                    began,
+                    self._clock(),
+                    reason=exc.message,
+                    error_kind=exc.kind,
+                    detail=exc.detail,
                 )
             except TimeoutError:
                 outcome = PanelOutcome(
@@ -370,6 +385,7 @@ class ComparisonService:
                     self._clock(),
                     reason=f"no answer within {self.model_timeout_s:.0f} s",
                     error_kind="timeout",
+                    detail=f"{adapter.name} gave no answer within {self.model_timeout_s:g} s",
                 )
             except Exception:
                 log.exception(

@@ -366,8 +366,9 @@ def card_from_record(
             status=p.status,
             reason=p.reason,
             seconds=p.latency_s,
-            # Older rows have no stored price; the catalog's for that quality is the best guess.
-            price=p.price or model.credits.get(quality, 0),
+            # Older rows have no stored price; the catalog's for that quality, aspect and route
+            # is the best guess.
+            price=p.price or catalog.price(p.model_id, quality, record.aspect, p.adapter),
             width=p.width,
             height=p.height,
         )

@@ -194,7 +194,7 @@ async def test_a_refused_model_leaves_the_others_intact(catalog: Catalog) -> Non
         "Nano Banana Pro declined this prompt (safety: IMAGE_SAFETY); 22 credits refunded"
     )
     assert result.outcomes[2].reason == "an unexpected error"
-    assert (result.charged, result.refunded) == (8, 22 + 17)
+    assert (result.charged, result.refunded) == (8, 22 + 14)
     assert len(result.composite.panel_boxes) == 3
     assert (1, State.REFUSED) in events and (0, State.DONE) in events
 
@@ -325,7 +325,8 @@ def test_price_override_is_the_standard_price_and_other_tiers_scale(catalog: Cat
         CompareRequest("a fox", "portrait", quality="high"), price_overrides=overrides
     )
     assert [p.credits for p in standard.panels] == [16, 22]
-    assert [p.credits for p in high.panels] == [48, 40]  # 16 x (24 / 8), and the catalog's 40
+    # 16 x (39 / 8): the formula's high-to-standard ratio for a 3:4 GPT-Image 2; Pro's 4K is 32
+    assert [p.credits for p in high.panels] == [78, 32]
 
 
 async def test_blind_comparisons_hide_names_from_what_adapters_write(catalog: Catalog) -> None:
