@@ -213,4 +213,6 @@ def json_body(adapter: str, target: Target, response: httpx.Response) -> dict[st
 
 def error_text(response: httpx.Response, limit: int = 300) -> str:
     """A short, key-free excerpt of an error body for operator details."""
-    return scrub(response.text[:limit].strip()) or "(empty body)"
+    # Only the head is decoded: a hostile error body can be tens of megabytes.
+    head = response.content[: limit * 4].decode("utf-8", errors="replace")
+    return scrub(head[:limit].strip()) or "(empty body)"
