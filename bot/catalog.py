@@ -31,7 +31,7 @@ REQUIRED_CRITERIA = (
 ASPECT_RE = re.compile(r"^([1-9][0-9]?):([1-9][0-9]?)$")
 #: the aspect the catalog's "credits per image" table is quoted at
 LIST_ASPECT = "1:1"
-DEFAULT_CREDITS_PER_DOLLAR = 155.0
+DEFAULT_CREDITS_PER_DOLLAR = 130.0
 
 
 class CatalogError(SplitshotError):
