@@ -211,6 +211,21 @@ def json_body(adapter: str, target: Target, response: httpx.Response) -> dict[st
     return payload
 
 
+#: "… Please try again in 12s." (OpenAI), "Please retry in 17.8s." (Gemini), "… in 340ms"
+_TRY_AGAIN = re.compile(
+    r"(?:try again|retry) in (\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?)\b", re.IGNORECASE
+)
+
+
+def try_again_in(message: str) -> float | None:
+    """Seconds from a rate-limit message's "try again in 12s" wording, when present."""
+    found = _TRY_AGAIN.search(message)
+    if not found:
+        return None
+    value = float(found.group(1))
+    return value / 1000 if found.group(2).lower() == "ms" else value
+
+
 def error_text(response: httpx.Response, limit: int = 300) -> str:
     """A short, key-free excerpt of an error body for operator details."""
     # Only the head is decoded: a hostile error body can be tens of megabytes.

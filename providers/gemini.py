@@ -22,6 +22,7 @@ from providers._errors import (
     refused,
     scrub,
     status_error,
+    try_again_in,
 )
 from providers._http import Output
 from providers._images import ImageProblem, decode_base64
@@ -260,7 +261,7 @@ def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
         )
     if status == 429:
         error_obj = rate_limited(NAME, target, said)
-        error_obj.retry_after = _retry_delay(details)
+        error_obj.retry_after = _retry_delay(details) or try_again_in(message)
         return error_obj
     return status_error(NAME, target, response, said)
 

@@ -22,6 +22,7 @@ from providers._errors import (
     refused,
     scrub,
     status_error,
+    try_again_in,
 )
 from providers._http import Output
 from providers._images import ImageProblem, data_uri, decode_base64
@@ -49,8 +50,6 @@ QUOTA_CODES = frozenset(
         "access_terminated",
     }
 )
-#: "… Please try again in 12s." / "try again in 1.5s" / "try again in 340ms"
-TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,15 +195,6 @@ def _is_moderation(error: Mapping[str, Any]) -> bool:
     if code:
         return "moderation" in code or "safety" in code or "content_policy" in code
     return "safety system" in str(error.get("message") or "").lower()
-
-
-def try_again_in(message: str) -> float | None:
-    """Seconds from OpenAI's "Please try again in 12s" wording, when present."""
-    found = TRY_AGAIN.search(message)
-    if not found:
-        return None
-    value = float(found.group(1))
-    return value / 1000 if found.group(2).lower() == "ms" else value
 
 
 def error_for(target: Target, response: httpx.Response) -> ProviderError | None:

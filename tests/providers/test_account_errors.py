@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from providers import base
+from providers._errors import try_again_in
 from providers._http import RetryPolicy, parse_duration, rate_limit_reset
 from providers.base import (
     KINDS,
@@ -20,7 +21,7 @@ from providers.base import (
     Refused,
 )
 from providers.gemini import GeminiEndpoint, GeminiImages
-from providers.openai_images import OpenAIEndpoint, OpenAIImages, try_again_in
+from providers.openai_images import OpenAIEndpoint, OpenAIImages
 from tests.providers.conftest import (
     GEMINI_KEY,
     JPEG,
@@ -227,6 +228,7 @@ async def test_gemini_only_image_marked_as_thought_on_stop_is_the_result(
         ),
         ("… Please try again in 1.5s. Visit https://platform.openai.com/account/rate-limits", 1.5),
         ("Please try again in 340ms.", 0.34),
+        ("Resource exhausted. Please retry in 17.812s.", 17.812),  # Gemini's wording
         ("Rate limit reached.", None),
     ],
 )
@@ -317,3 +319,18 @@ async def test_a_dropped_connection_is_a_network_failure(
     with pytest.raises(ProviderError) as caught:
         await openai(http, policy).generate(GPT2, request(), deadline=deadline)
     assert caught.value.kind == "network" and len(server.requests) == 4
+
+
+async def test_gemini_429_without_retry_info_honours_the_message(
+    server: FakeServer,
+    http: httpx.AsyncClient,
+    policy: RetryPolicy,
+    clock: FakeClock,
+    deadline: float,
+) -> None:
+    message = "Resource has been exhausted (e.g. check quota). Please retry in 17.5s."
+    body = {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}}
+    image = {"inlineData": {"mimeType": "image/jpeg", "data": b64(JPEG)}}
+    server.on("POST", GEMINI_URL, json_answer(429, body), gemini_answer([image]))
+    await gemini(http, policy).generate(PRO, request(), deadline=deadline)
+    assert clock.sleeps == [17.5]
