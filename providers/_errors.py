@@ -130,11 +130,16 @@ _KEY_PATTERNS = re.compile(
 )
 
 
+#: credentials inside a URL (a gateway base URL like https://user:pass@host/v1)
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
+
+
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove anything that looks like a provider key (and the given secrets) from ``text``."""
+    """Remove anything that looks like a provider key, URL credentials and ``secrets``."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")
+    text = _USERINFO.sub(r"\1[redacted]@", text)
     return _KEY_PATTERNS.sub("[redacted]", text)
 
 

@@ -110,6 +110,13 @@ async def test_unreachable_api_is_a_failure() -> None:
     assert lines[-1] == "  fal     FAILED: could not reach https://queue.fal.run (ConnectError)"
 
 
+async def test_base_url_credentials_are_never_printed() -> None:
+    config = ProvidersConfig(fal_key=FAL_KEY, fal_base_url="https://relay:hunter2@queue.example")
+    code, lines = await run(config, Fake({"https://": httpx.ConnectError("refused")}))
+    assert code == 1 and "hunter2" not in "\n".join(lines)
+    assert "https://[redacted]@queue.example" in lines[-1]
+
+
 async def test_azure_lists_models_with_the_api_key_header() -> None:
     config = ProvidersConfig(
         openai_api_key=OPENAI_KEY,
