@@ -62,8 +62,8 @@ def timed_out(adapter: str, target: Target, detail: str) -> TimedOut:
 def config_error(adapter: str, target: Target, detail: str) -> ConfigError:
     """Something the operator must fix; ``detail`` says exactly what (and how)."""
     msg = (
-        f"{target.display_name} is not available on this bot right now "
-        "(its provider account needs setting up; the operator has been told)."
+        f"{target.display_name} is not available on this bot right now"
+        ": its provider account needs setting up, and the operator has been told."
     )
     return ConfigError(msg, adapter=adapter, detail=detail)
 
@@ -71,8 +71,8 @@ def config_error(adapter: str, target: Target, detail: str) -> ConfigError:
 def quota_exhausted(adapter: str, target: Target, detail: str) -> QuotaExhausted:
     """The provider account is out of quota, credit or budget."""
     msg = (
-        f"{target.display_name} is not available on this bot right now "
-        "(its provider account is out of credit; the operator has been told)."
+        f"{target.display_name} is not available on this bot right now"
+        ": its provider account is out of credit, and the operator has been told."
     )
     return QuotaExhausted(msg, adapter=adapter, detail=detail)
 

@@ -94,8 +94,8 @@ async def test_unverified_openai_organisation_is_auth_with_the_fix(
     error = caught.value
     assert error.kind == "auth"
     assert error.message == (
-        "GPT-Image 2 is not available on this bot right now "
-        "(its provider account needs setting up; the operator has been told)."
+        "GPT-Image 2 is not available on this bot right now"
+        ": its provider account needs setting up, and the operator has been told."
     )
     assert "verify it at platform.openai.com/settings/organization/general" in (error.detail or "")
     assert len(server.requests) == 1

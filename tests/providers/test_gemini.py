@@ -401,7 +401,7 @@ async def test_retired_model_id_says_what_to_use(
     )
     assert (
         caught.value.message
-        == "Nano Banana Pro is not available on this bot right now (its provider account needs setting up; the operator has been told)."
+        == "Nano Banana Pro is not available on this bot right now: its provider account needs setting up, and the operator has been told."
     )
 
 

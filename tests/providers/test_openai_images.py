@@ -563,7 +563,7 @@ async def test_auth_and_model_problems_are_config_errors(
         await adapter(http, policy).generate(GPT2, request(), deadline=deadline)
     assert (
         caught.value.message
-        == "GPT-Image 2 is not available on this bot right now (its provider account needs setting up; the operator has been told)."
+        == "GPT-Image 2 is not available on this bot right now: its provider account needs setting up, and the operator has been told."
     )
     assert advice in (caught.value.detail or "")
     assert len(server.requests) == 1
