@@ -99,7 +99,7 @@ def aspect_for(target: Target, request: ImageRequest, *, adapter: str) -> str:
 
 
 # ---------------------------------------------------------------- every family
-#: the named ratios a member can pick, tallest-first order does not matter here
+#: the named ratios a member can pick; each model offers the ones its family draws
 NAMED_ASPECTS = (
     "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "9:21",
     "1:2", "2:1", "1:3", "3:1", "1:4", "4:1", "1:8", "8:1",
