@@ -12,8 +12,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.catalog import LIST_ASPECT
 from bot.client import model_choices, report_error, use_case_choices
-from bot.comparisons.policy import price_for
 from bot.errors import BadInput
 from bot.render.pages import model_embed, models_embed, versus_embed, versus_more_embeds
 from bot.verdict import Verdict, build_verdict
@@ -21,7 +21,7 @@ from providers.base import QUALITIES, Quality
 from providers.registry import ModelUnavailable
 
 if TYPE_CHECKING:
-    from bot.catalog import Model
+    from bot.catalog import Catalog, Model
     from bot.client import SplitshotBot
     from bot.guild_settings import GuildSettings
 
@@ -32,14 +32,21 @@ MORE_PREFIX = "versus-more:"
 CUSTOM_ID_LIMIT = 100
 
 
-def server_prices(model: Model, overrides: Mapping[str, int]) -> dict[Quality, int]:
-    """This server's credits per tier for a model, priced as /compare prices it."""
-    return {quality: price_for(model, quality, overrides) for quality in QUALITIES}
+def server_prices(
+    catalog: Catalog, model: Model, overrides: Mapping[str, int], aspect: str = LIST_ASPECT
+) -> dict[Quality, int]:
+    """This server's credits per tier for a model at ``aspect``, priced as /compare prices it."""
+    route = model.adapters[0][0] if model.adapters else ""
+    override = overrides.get(model.id)
+    return {
+        quality: catalog.price(model.id, quality, aspect, route, standard_override=override)
+        for quality in QUALITIES
+    }
 
 
-def priced(model: Model, overrides: Mapping[str, int]) -> Model:
-    """The model with this server's prices in place of the catalog's."""
-    return replace(model, credits=server_prices(model, overrides))
+def priced(catalog: Catalog, model: Model, overrides: Mapping[str, int], aspect: str) -> Model:
+    """The model with this server's prices (at the use case's aspect) in place of the list's."""
+    return replace(model, credits=server_prices(catalog, model, overrides, aspect))
 
 
 class MoreButton(
@@ -199,8 +206,12 @@ class VersusCog(commands.Cog):
         catalog = self.bot.catalog
         assert interaction.guild_id is not None
         settings = await self.bot.guild_settings(interaction.guild_id)
-        models = [priced(catalog.model(m), settings.price_overrides) for m in model_ids]
-        return build_verdict(catalog, models, catalog.use_case(use_case_id)), models
+        use_case = catalog.use_case(use_case_id)
+        models = [
+            priced(catalog, catalog.model(m), settings.price_overrides, use_case.default_aspect)
+            for m in model_ids
+        ]
+        return build_verdict(catalog, models, use_case), models
 
     async def list_models(self, interaction: discord.Interaction[SplitshotBot]) -> None:
         """The catalog as a compact table, with how each model is served in this server."""
@@ -208,7 +219,9 @@ class VersusCog(commands.Cog):
         settings = await self.bot.guild_settings(interaction.guild_id)
         models = self.bot.catalog.models.values()
         status = {m.id: self._status(m, settings) for m in models}
-        prices = {m.id: server_prices(m, settings.price_overrides) for m in models}
+        prices = {
+            m.id: server_prices(self.bot.catalog, m, settings.price_overrides) for m in models
+        }
         await interaction.response.send_message(
             embed=models_embed(self.bot.catalog, status, prices), ephemeral=True
         )
@@ -224,7 +237,8 @@ class VersusCog(commands.Cog):
             model,
             self.bot.catalog,
             self._status(model, settings),
-            server_prices(model, settings.price_overrides),
+            server_prices(self.bot.catalog, model, settings.price_overrides),
+            formula=self.bot.catalog.formula(model.id),
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

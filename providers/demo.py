@@ -156,7 +156,11 @@ class DemoAdapter:
         delay = random.Random(_seed(target, request)).uniform(low, high) if high > 0 else 0.0
         if loop.time() + delay > deadline:
             await asyncio.sleep(max(0.0, deadline - loop.time()))
-            raise TimedOut(f"{target.display_name} · demo took too long.", adapter=self.name)
+            raise TimedOut(
+                f"{target.display_name} · demo took too long.",
+                adapter=self.name,
+                detail=f"the simulated {delay:.1f} s delay would pass the deadline",
+            )
         if delay:
             await asyncio.sleep(delay)
         data = await asyncio.to_thread(render_demo, target, request)

@@ -470,6 +470,8 @@ def _panel_json(o: Any) -> dict[str, Any]:
         "adapter": o.panel.route.adapter.name,
         "status": o.status,
         "reason": o.reason,
+        "kind": o.error_kind,
+        "detail": o.detail,
         "latency_s": round(o.seconds, 3),
         "credits": o.panel.credits if o.ok else 0,
         "width": o.result.width if o.result else None,

@@ -25,7 +25,7 @@ from typing import cast
 from PIL import Image, UnidentifiedImageError
 
 from bot.comparisons.plan import LETTERS, Plan, PlannedPanel, blind_name
-from bot.comparisons.policy import MAX_MODELS, MIN_MODELS, Policy, check_prompt, names, price_for
+from bot.comparisons.policy import MAX_MODELS, MIN_MODELS, Policy, check_prompt, names
 from bot.comparisons.records import ComparisonRecord, PanelRecord, get_comparison, panel_images
 from bot.db import Database
 from bot.errors import BadInput, SplitshotError
@@ -130,6 +130,7 @@ def _planned(
     model_id: str,
     quality: Quality,
     *,
+    aspect: str,
     blind: bool,
     request: ImageRequest | None = None,
     reused: ImageResult | None = None,
@@ -143,7 +144,8 @@ def _planned(
         route = type(route)(
             route.adapter, replace(route.target, display_name=blind_name(LETTERS[index]))
         )
-    price = price_for(model, quality, policy.price_overrides)
+    price = policy.price(model, quality, aspect, route)
+    cost = policy.catalog.price(model.id, quality, aspect, route.adapter.name)
     return PlannedPanel(
         index,
         model,
@@ -153,7 +155,7 @@ def _planned(
         request=request,
         reused=reused,
         note=note,
-        list_price=price,
+        list_price=cost,
     )
 
 
@@ -206,6 +208,7 @@ def plan_variants(
             n,
             panel.model_id,
             base.quality,
+            aspect=base.aspect,
             blind=parent.hidden,
             request=replace(base, seed=rng.randrange(2**31)),
             note=f"variant {n + 1}",
@@ -261,7 +264,14 @@ def _rebuilt(
     for stored in parent.record.panels:
         if stored.idx == chosen.idx:
             panels.append(
-                _planned(policy, stored.idx, model_id, request.quality, blind=parent.hidden)
+                _planned(
+                    policy,
+                    stored.idx,
+                    model_id,
+                    request.quality,
+                    aspect=request.aspect,
+                    blind=parent.hidden,
+                )
             )
         elif stored.status == "ok" and stored.idx in parent.images:
             panels.append(
@@ -270,6 +280,7 @@ def _rebuilt(
                     stored.idx,
                     stored.model_id,
                     request.quality,
+                    aspect=request.aspect,
                     blind=parent.hidden,
                     reused=_reused(parent, stored),
                 )
@@ -358,7 +369,9 @@ def plan_edit(
     plan_id = _new_id()
     if blind:
         random.Random(plan_id).shuffle(models)
-    panels = [_planned(policy, n, m.id, quality, blind=blind) for n, m in enumerate(models)]
+    panels = [
+        _planned(policy, n, m.id, quality, aspect=aspect, blind=blind) for n, m in enumerate(models)
+    ]
     return Plan(
         id=plan_id,
         prompt=prompt,

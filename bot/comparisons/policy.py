@@ -53,7 +53,7 @@ def check_model_count(model_ids: Sequence[str]) -> None:
 
 
 def price_for(model: Model, quality: Quality, overrides: Mapping[str, int]) -> int:
-    """Credits per image; a server's override is the standard-tier price, other tiers scale."""
+    """The catalog's flat price per image (no size or route); kept for callers without either."""
     if model.id not in overrides:
         return model.credits[quality]
     standard = overrides[model.id]
@@ -177,8 +177,12 @@ class Policy:
         panels = []
         for index, model in enumerate(models):
             route = self._route(model, blind=request.blind, index=index)
-            price = price_for(model, request.quality, self.price_overrides)
-            panels.append(PlannedPanel(index, model, route, price, blind=request.blind))
+            price = self.price(model, request.quality, aspect, route)
+            # What the image costs the operator (the catalog's price, before any override).
+            cost = self.catalog.price(model.id, request.quality, aspect, route.adapter.name)
+            panels.append(
+                PlannedPanel(index, model, route, price, blind=request.blind, list_price=cost)
+            )
         image_request = ImageRequest(
             prompt=prompt,
             aspect=aspect,
@@ -196,6 +200,21 @@ class Policy:
             blind=request.blind,
             panels=tuple(panels),
             request=image_request,
+        )
+
+    def price(self, model: Model, quality: Quality, aspect: str, route: Route | None = None) -> int:
+        """Credits per image of ``model`` here: the route's cost formula at this size and tier,
+        the server's override (never below the operator's floor) scaling it."""
+        if route is None:
+            route = self.registry.route(
+                model.id, model.name, model.adapters, allow_demo=self.allow_demo
+            )
+        return self.catalog.price(
+            model.id,
+            quality,
+            aspect,
+            route.adapter.name,
+            standard_override=self.price_overrides.get(model.id),
         )
 
     def _route(self, model: Model, *, blind: bool, index: int) -> Route:

@@ -78,6 +78,8 @@ class PanelRecord:
     price: int = 0
     upstream_model: str | None = None
     params: str = "{}"
+    #: carried over from the parent comparison (a reroll or swap): shown, not paid again
+    reused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +301,7 @@ def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
                 price=p["price"],
                 upstream_model=p["upstream_model"],
                 params=p["params"],
+                reused=bool(p["reused"]),
             )
             for p in panels
         ),

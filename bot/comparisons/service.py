@@ -44,7 +44,10 @@ class PanelOutcome:
     finished: float
     result: ImageResult | None = None
     reason: str | None = None
+    #: the provider error's stable kind (providers.base.KINDS), None when the model delivered
     error_kind: str | None = None
+    #: what went wrong for the operator (never a key); not shown to members
+    detail: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -165,7 +168,13 @@ class ComparisonService:
             except ProviderError as exc:
                 state = State.REFUSED if exc.kind == "refused" else State.FAILED
                 outcome = PanelOutcome(
-                    panel, state, began, self._clock(), reason=exc.message, error_kind=exc.kind
+                    panel,
+                    state,
+                    began,
+                    self._clock(),
+                    reason=exc.message,
+                    error_kind=exc.kind,
+                    detail=exc.detail,
                 )
             except TimeoutError:
                 outcome = PanelOutcome(
@@ -175,6 +184,7 @@ class ComparisonService:
                     self._clock(),
                     reason=f"no answer within {self.model_timeout_s:.0f} s",
                     error_kind="timeout",
+                    detail=f"{adapter.name} gave no answer within {self.model_timeout_s:g} s",
                 )
             except Exception:
                 log.exception(

@@ -180,6 +180,14 @@ def view_from_result(
     )
 
 
+def _unit_price(catalog: Catalog, model_id: str, quality: Quality, aspect: str, route: str) -> int:
+    try:
+        return catalog.price(model_id, quality, aspect, route)
+    except Exception:
+        # A stored route the catalog no longer prices (demo, a renamed adapter): the list price.
+        return catalog.model(model_id).credits.get(quality, 0)
+
+
 def view_from_record(
     record: ComparisonRecord,
     catalog: Catalog,
@@ -201,11 +209,16 @@ def view_from_record(
             status=p.status,
             reason=p.reason,
             seconds=p.latency_s,
-            # Older rows have no stored price; the catalog's for that quality is the best guess.
-            price=p.price or model.credits.get(quality, 0),
+            # What the panel cost here: 0 when carried over from a parent; rows stored without a
+            # price fall back on the catalog's at their size and route.
+            price=p.price
+            if p.price or p.reused
+            else _unit_price(catalog, p.model_id, quality, record.aspect, p.adapter),
             width=p.width,
             height=p.height,
             model_id=p.model_id,
+            # The model's own price at this size and route, for the verdict's cost row.
+            unit_price=_unit_price(catalog, p.model_id, quality, record.aspect, p.adapter),
         )
         for p, model in zip(record.panels, models, strict=True)
     )

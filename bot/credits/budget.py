@@ -86,12 +86,10 @@ def model_cost(model: Model, quality: Quality) -> int:
 
 
 def spend_items(plan: Plan) -> list[SpendItem]:
-    """A plan's provider cost per model; the offline demo stand-ins cost nothing."""
+    """A plan's provider cost per model, in catalog credits at the size and route it runs on
+    (whatever the server charges); the offline demo stand-ins cost nothing."""
     # Panels carried over from a parent (reroll, swap) cost the operator nothing again.
-    return [
-        SpendItem(p.key, 0 if p.route.is_demo else model_cost(p.model, plan.quality))
-        for p in plan.charged_panels
-    ]
+    return [SpendItem(p.key, 0 if p.route.is_demo else p.unit_price) for p in plan.charged_panels]
 
 
 def price_floor(model: Model, limits: OperatorLimits) -> int:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.catalog import LIST_ASPECT
 from bot.comparisons.view import view_from_record
 from bot.render.embed import (
     BLANK,
@@ -138,9 +139,16 @@ def models_embed(
 
 
 def model_embed(
-    model: Model, catalog: Catalog, status: str, prices: Mapping[Quality, int] | None = None
+    model: Model,
+    catalog: Catalog,
+    status: str,
+    prices: Mapping[Quality, int] | None = None,
+    formula: Sequence[tuple[str, str, str]] = (),
 ) -> discord.Embed:
-    """One model's catalog entry: summary, prices (this server's when given), capabilities, ratings."""
+    """One model's catalog entry: summary, prices (this server's when given), capabilities, ratings.
+
+    ``formula`` is (route, cost formula, source) per route: how the price is worked out.
+    """
     caps = model.capabilities
     embed = discord.Embed(
         title=f"{model.name} — {model.provider}", description=model.summary, colour=COLOUR_INFO
@@ -152,6 +160,17 @@ def model_embed(
     )
     embed.add_field(name="Served here by", value=status or "—", inline=True)
     embed.add_field(name="Safety filter", value=model.safety, inline=True)
+    if formula:
+        lines = [f"**{route}**: {how} ({source})" for route, how, source in formula]
+        lines.append(
+            f"Credits = ⌈upstream $ × {catalog.credits_per_dollar:g}⌉, at least "
+            f"{model.min_credits}; the list above is for {LIST_ASPECT}, first route"
+        )
+        embed.add_field(
+            name="How the price is worked out",
+            value=cut("\n".join(lines), FIELD_VALUE_LIMIT),
+            inline=False,
+        )
     yes_no = {True: "yes", False: "no"}
     embed.add_field(
         name="Capabilities",

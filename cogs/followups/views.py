@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import discord
 
 from bot.comparisons.followups import VARIANTS, FollowUpBlocked, Parent
-from bot.comparisons.policy import price_for
 from bot.errors import SplitshotError
 from cogs._buttons import COMPARISON_ID, ComparisonButton
 
@@ -110,7 +109,7 @@ def panel_options(
         model = policy.catalog.model(panel.model_id)
         price = 0
         if verb != "Swap":
-            price = copies * price_for(model, parent.quality, policy.price_overrides)
+            price = copies * policy.price(model, parent.quality, parent.record.aspect)
         label = f"{verb} {parent.shown(panel)}"
         description = "pick the model next" if verb == "Swap" else f"{price} credits"
         if parent.hidden and verb != "Swap":
@@ -219,7 +218,9 @@ class SwapButton(FollowUpButton, template=re.escape(SWAP_PREFIX) + COMPARISON_ID
             discord.SelectOption(
                 label=model.name[:100],
                 value=model.id,
-                description=(f"{price_for(model, parent.quality, policy.price_overrides)} credits"),
+                description=(
+                    f"{policy.price(model, parent.quality, parent.record.aspect)} credits"
+                ),
             )
             for model in policy.catalog.models.values()
             if model.id not in present

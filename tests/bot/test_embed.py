@@ -297,8 +297,8 @@ def test_catalog_pages_show_the_prices_they_are_given() -> None:
     gpt = CATALOG.model("gpt-image-2")
     prices = {"gpt-image-2": {"draft": 10, "standard": 10, "high": 30}}
     table = models_embed(CATALOG, {}, prices).description or ""
-    assert "GPT-Image 2" in table and "10/10/30" in table and "22/22/40" in table
-    assert "8/8/24" in (models_embed(CATALOG, {}).description or "")
+    assert "GPT-Image 2" in table and "10/10/30" in table and "22/22/32" in table
+    assert "8/11/52" in (models_embed(CATALOG, {}).description or "")
     info = model_embed(gpt, CATALOG, "fake", prices["gpt-image-2"])  # type: ignore[arg-type]
     assert {f.name: f.value for f in info.fields}["Credits per image"] == (
         "draft 10 · standard 10 · high 30"

@@ -59,7 +59,7 @@ def test_portrait_page_rows_for_the_seed_models(catalog: Catalog) -> None:
     assert verdict.row("realism").winner == TIE
     assert verdict.row("editing_flexibility").winner == "GPT-Image 2"
     # The page's own table let the dearer model win cost efficiency; ours follows price.
-    assert verdict.row("cost_efficiency").scores == (5, 4)
+    assert verdict.row("cost_efficiency").scores == (4, 3)
     assert verdict.row("cost_efficiency").winner == "GPT-Image 2"
     # Read off the rows: both score 5/5 on polish, so neither "is better for polished assets".
     assert verdict.short_answer == (
@@ -108,7 +108,7 @@ def test_changing_weights_changes_best_first_test_as_expected(catalog: Catalog) 
     verdict = build_verdict(catalog, models, realism_only)
     assert verdict.row("best_first_test").winner == TIE
     assert "start level" in verdict.pick_sentence
-    assert "GPT-Image 2 is the cheaper first test at 8 credits" in verdict.pick_sentence
+    assert "GPT-Image 2 is the cheaper first test at 11 credits" in verdict.pick_sentence
 
 
 def test_higher_price_override_can_flip_cost_efficiency(catalog: Catalog) -> None:

@@ -152,8 +152,8 @@ async def test_insufficient_credits_is_a_private_answer(world: World) -> None:
         quality="high",
     )
     text = w.private_answer(res)
-    assert "You have 60 credits" in text and "costs 64" in text
-    assert "GPT-Image 2 24 + Nano Banana Pro 40" in text and "/credits daily" in text
+    assert "You have 60 credits" in text and "costs 71" in text
+    assert "GPT-Image 2 39 + Nano Banana Pro 32" in text and "/credits daily" in text
     # The reserve is a database write: it runs after the acknowledgement, never before.
     assert [c.json["type"] for c in w.requests("POST", "/callback")] == [5]
     assert await w.ledger_rows(w.member) == [("starter", 60)]
@@ -660,5 +660,5 @@ async def test_details_label_the_price_row_with_the_quality_used(world: World) -
     res = await w.member.slash(w.channel, "compare", prompt=PROMPT, quality="high")
     details = await w.other.click(res.response, label="Details")
     _, features = details.response.embeds
-    assert "**Credits per image (high):** 24 credits" in field(features, "GPT-Image 2")
+    assert "**Credits per image (high):** 39 credits" in field(features, "GPT-Image 2")
     assert "(standard)" not in embed_text(features)

@@ -25,7 +25,7 @@ async def test_config_set_show_reset_round_trip(world: World) -> None:
         banned_words="castle, moat",
         demo_mode="off",
         enabled_models="GPT-Image 2, nano-banana-pro",
-        price_overrides="gpt-image-2=9",
+        price_overrides="gpt-image-2=12",
         compare_cooldown_seconds=0,
     )
     simcord.assert_responded(res, ephemeral=True, contains="Saved.")
@@ -44,7 +44,7 @@ async def test_config_set_show_reset_round_trip(world: World) -> None:
     assert settings.moderator_role_id == w.mod_role.id and settings.audit_channel_id == w.audit.id
     assert settings.banned_words == ("castle", "moat") and settings.demo_mode is False
     assert settings.enabled_models == ("gpt-image-2", "nano-banana-pro")
-    assert dict(settings.price_overrides) == {"gpt-image-2": 9}
+    assert dict(settings.price_overrides) == {"gpt-image-2": 12}
 
     show = await w.moderator.slash(w.channel, "config show")
     (embed,) = show.response.embeds

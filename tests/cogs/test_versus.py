@@ -8,6 +8,7 @@ import simcord
 
 from bot.guild_settings import update_guild_settings
 from bot.verdict import build_verdict, dots
+from cogs.versus import priced
 from tests.cogs.conftest import World, assert_refused_quietly
 
 
@@ -17,8 +18,12 @@ async def test_versus_renders_the_comparison_page_from_the_catalog(world: World)
     res = await w.member.slash(
         w.channel, "versus", model_a="gpt-image-2", model_b="nano-banana-pro", use_case="portrait"
     )
-    models = [catalog.model("gpt-image-2"), catalog.model("nano-banana-pro")]
-    verdict = build_verdict(catalog, models, catalog.use_case("portrait"))
+    portrait = catalog.use_case("portrait")
+    models = [
+        priced(catalog, catalog.model(m), {}, portrait.default_aspect)
+        for m in ("gpt-image-2", "nano-banana-pro")
+    ]
+    verdict = build_verdict(catalog, models, portrait)
 
     # One screen: the short answer, the pick and the criterion table.
     (page,) = res.response.embeds
@@ -32,7 +37,7 @@ async def test_versus_renders_the_comparison_page_from_the_catalog(world: World)
         winner = {"GPT-Image 2": "A", "Nano Banana Pro": "B"}.get(row.winner, row.winner)
         assert line.rstrip().endswith(winner)
     assert "A = GPT-Image 2 · B = Nano Banana Pro" in table
-    assert "June 8, 2026" in page.footer.text and "no credits used" in page.footer.text
+    assert "December 5, 2026" in page.footer.text and "no credits used" in page.footer.text
 
     # The rest is behind "More", for whoever clicks, privately.
     more = await w.other.click(res.response, label="More")
@@ -89,7 +94,7 @@ async def test_models_list_and_info(world: World) -> None:
     table = embed.description
     for model in w.bot.catalog.models.values():
         assert model.name in table
-    assert "8/8/24" in table and "22/22/40" in table
+    assert "8/11/52" in table and "22/22/32" in table  # list prices: 1:1, first route
     line = next(line for line in table.splitlines() if line.startswith("Nano Banana 2"))
     assert line.endswith("off"), "disabled in this server"
     line = next(line for line in table.splitlines() if line.startswith("GPT-Image 2"))
@@ -99,7 +104,12 @@ async def test_models_list_and_info(world: World) -> None:
     (embed,) = info.response.embeds
     assert embed.title == "Nano Banana Pro — Google (Gemini 3 Pro)"
     values = {f.name: f.value for f in embed.fields}
-    assert values["Credits per image"] == "draft 22 · standard 22 · high 40"
+    assert values["Credits per image"] == "draft 22 · standard 22 · high 32"
+    how = values["How the price is worked out"]
+    assert "**gemini**: per image: 1K $0.134, 2K $0.134, 4K $0.24" in how
+    assert "**fal**: per image: 1K $0.15, 2K $0.15, 4K $0.3" in how
+    assert "Gemini API pricing page (updated 2026-10-01)" in how
+    assert "× 130⌉, at least 22" in how
     assert "4K: yes" in values["Capabilities"] and "Realism" in values["Editorial ratings"]
     assert values["Safety filter"] == "Medium"
 
@@ -144,9 +154,10 @@ async def test_versus_and_models_use_the_servers_prices(world: World) -> None:
     listed = await w.member.slash(w.channel, "models list")
     table = listed.response.embeds[0].description
     line = next(line for line in table.splitlines() if line.startswith("GPT-Image 2"))
-    assert "10/10/30" in line, "the override is the standard price; the other tiers scale"
-    assert "22/22/40" in table
+    # The override is the standard price; the other tiers keep the formula's ratio (8/11/52).
+    assert "7/10/47" in line, "the override is the standard price; the other tiers scale"
+    assert "22/22/32" in table
 
     info = await w.member.slash(w.channel, "models info", model="gpt-image-2")
     values = {f.name: f.value for f in info.response.embeds[0].fields}
-    assert values["Credits per image"] == "draft 10 · standard 10 · high 30"
+    assert values["Credits per image"] == "draft 7 · standard 10 · high 47"

@@ -129,7 +129,8 @@ def test_price_override_is_the_standard_price_and_other_tiers_scale(catalog: Cat
     standard = overridden.plan(CompareRequest("a fox", "portrait"))
     high = overridden.plan(CompareRequest("a fox", "portrait", quality="high"))
     assert [p.credits for p in standard.panels] == [16, 22]
-    assert [p.credits for p in high.panels] == [48, 40]  # 16 x (24 / 8), and the catalog's 40
+    # 16 x (39 / 8): the formula's high-to-standard ratio for a 3:4 GPT-Image 2; Pro's 4K is 32
+    assert [p.credits for p in high.panels] == [78, 32]
 
 
 def test_a_server_demo_switch_overrides_the_process(catalog: Catalog) -> None:
