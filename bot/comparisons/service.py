@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from bot.catalog import ASPECT_RE, Catalog, Model, UseCase
 from bot.compose import MAX_UPLOAD_BYTES, Composite, Panel, compose
 from bot.errors import BadInput, SplitshotError
+from bot.measure.ocr import TextAccuracy, TextMeter
+from bot.measure.reading import TextReading
 from bot.references import MAX_REFERENCE_BYTES
 from bot.verdict import MeasuredCell, Verdict, build_verdict
 from providers.base import ImageRequest, ImageResult, ProviderError, Quality, ReferenceImage
@@ -240,6 +242,8 @@ class ComparisonService:
     registry: Registry
     model_timeout_s: float = 240.0
     allow_demo: bool = True
+    #: reads quoted text back from each image (None: no "Text (measured)" row at all)
+    text_meter: TextMeter | None = None
     _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     # ----------------------------------------------------------------- plan
@@ -328,9 +332,15 @@ class ComparisonService:
 
     # ------------------------------------------------------------------ run
     async def run(
-        self, plan: Plan, on_progress: ProgressCallback | None = None
+        self,
+        plan: Plan,
+        on_progress: ProgressCallback | None = None,
+        on_outcome: Callable[[PanelOutcome], None] | None = None,
     ) -> list[PanelOutcome]:
-        """Call every model concurrently, each with its own deadline; never raises for one model."""
+        """Call every model concurrently, each with its own deadline; never raises for one model.
+
+        ``on_outcome`` sees each panel the moment it finishes (e.g. to start measuring it).
+        """
         start = self._clock()
 
         async def report(index: int, state: State, reason: str | None = None) -> None:
@@ -396,6 +406,8 @@ class ComparisonService:
                 outcome.status,
                 outcome.seconds,
             )
+            if on_outcome is not None:
+                on_outcome(outcome)
             await report(panel.index, outcome.state, outcome.reason)
             return outcome
 
@@ -405,7 +417,11 @@ class ComparisonService:
 
     # -------------------------------------------------------------- compose
     def verdict(
-        self, plan: Plan, outcomes: Sequence[PanelOutcome] = (), community: Sequence[str] = ()
+        self,
+        plan: Plan,
+        outcomes: Sequence[PanelOutcome] = (),
+        community: Sequence[str] = (),
+        text: Sequence[TextAccuracy | None] = (),
     ) -> Verdict:
         """The verdict for a plan, with the measured row when outcomes exist."""
         measured = tuple(
@@ -427,6 +443,7 @@ class ComparisonService:
             measured=measured,
             community=community,
             quality=plan.quality,
+            text=text,
         )
 
     async def compose(
@@ -458,15 +475,22 @@ class ComparisonService:
         awaited while the models run (it can take a while on a busy server).
         """
         lines = asyncio.ensure_future(_community_lines(plan, community))
+        reading = TextReading(self.text_meter, plan.prompt)
         try:
-            outcomes = await self.run(plan, on_progress)
+            outcomes = await self.run(plan, on_progress, on_outcome=reading.start_outcome)
         except BaseException:
             lines.cancel()
+            reading.cancel()
             raise
         if not any(o.ok for o in outcomes):
             lines.cancel()
+            reading.cancel()
             raise AllModelsFailed(outcomes, refunded=0)
-        composite = await self.compose(plan, outcomes, max_bytes=max_bytes)
+        try:
+            composite = await self.compose(plan, outcomes, max_bytes=max_bytes)
+        except BaseException:
+            reading.cancel()
+            raise
         # An image the compositor could not show never reached the member: it is a failure
         # (and so refunded), whatever the adapter said.
         for i, failure in enumerate(composite.failures):
@@ -480,9 +504,11 @@ class ComparisonService:
                 )
         if not any(o.ok for o in outcomes):
             lines.cancel()
+            reading.cancel()
             raise AllModelsFailed(outcomes, refunded=0)
+        text = await reading.results([o.ok for o in outcomes])
         return ComparisonResult(
-            plan, tuple(outcomes), composite, self.verdict(plan, outcomes, await lines)
+            plan, tuple(outcomes), composite, self.verdict(plan, outcomes, await lines, text)
         )
 
     # -------------------------------------------------------------- execute

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 #: detector input capped on its long side: 2K images are ~5x slower to detect otherwise
 DET_LIMIT_SIDE = 960
 Status = Literal["measured", "not_installed", "failed"]
-NOT_INSTALLED = "not measured (OCR not installed)"
-FAILED = "not measured (OCR failed)"
+NOT_MEASURED = "not measured"
+#: why a panel was not measured, by status
+REASONS = {"not_installed": "OCR not installed", "failed": "OCR failed"}
 
 
 class OcrEngine(Protocol):
@@ -103,6 +104,8 @@ class TextAccuracy:
     exact: bool = False
     truncated: bool = False
     status: Status = "measured"
+    #: score of each requested string, in order
+    parts: tuple[float, ...] = ()
 
     @property
     def measured(self) -> bool:
@@ -118,10 +121,15 @@ class TextAccuracy:
         return pct if self.exact else min(pct, 99)
 
     def cell(self) -> str:
-        """The table cell: '100% ✓', '86%', or why it was not measured."""
+        """The table cell: '100% ✓', '86%' or 'not measured' (``reason`` says why)."""
         if not self.measured:
-            return NOT_INSTALLED if self.status == "not_installed" else FAILED
+            return NOT_MEASURED
         return f"{self.percent}% ✓" if self.exact else f"{self.percent}%"
+
+    @property
+    def reason(self) -> str | None:
+        """Why this image was not measured ('OCR not installed'), None when it was."""
+        return None if self.measured else REASONS.get(self.status, "OCR failed")
 
     def as_json(self) -> dict[str, Any]:
         """The documented ``text_accuracy`` object of a panel in ``--json``."""
@@ -147,6 +155,7 @@ def score_boxes(boxes: Sequence[Box], requested: Requested) -> TextAccuracy:
         score=score,
         exact=edits == 0,
         truncated=requested.truncated,
+        parts=tuple(m.score for m in matches),
     )
 
 

@@ -156,7 +156,9 @@ def best_span(target: str, ocr_words: Sequence[Word]) -> tuple[int, int, int]:
                 best, start = cur[j - 1] + 1, cur_origin[j - 1]
             cur[j], cur_origin[j] = best, start
         prev, origin = cur, cur_origin
-    edits, end = min((prev[j], j) for j in ends)
+    # On a tie, the longer span: "OPEN 24/8" tells more than "OPEN 24" for a requested "OPEN 24/7".
+    edits, end = min((prev[j], -j) for j in ends)
+    end = -end
     first = word_at[origin[end]] if origin[end] < n else ends[end]
     return edits, first, ends[end]
 

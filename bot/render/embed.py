@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 import discord
 
+from bot.measure.report import cells as text_cells
 from bot.render.terminal import criteria_table
 from bot.verdict import MeasuredCell, Verdict, build_verdict
 from bot.voting.rules import OPTION_EMOJI
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from bot.catalog import Catalog, Model
     from bot.comparisons.records import ComparisonRecord
     from bot.comparisons.service import ComparisonResult
+    from bot.measure.ocr import TextAccuracy
     from providers.base import Quality
 
 # Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -277,6 +279,7 @@ def _card_verdict(
     measured: Sequence[MeasuredCell],
     community: Sequence[str],
     quality: str,
+    text: Sequence[TextAccuracy | None] = (),
 ) -> Verdict:
     """The verdict in the card's own words: a blind card must not name a model anywhere.
 
@@ -293,6 +296,7 @@ def _card_verdict(
         measured=measured,
         community=community,
         quality=quality,
+        text=text,
     )
 
 
@@ -330,6 +334,7 @@ def card_from_result(
         measured=result.verdict.measured,
         community=community or result.verdict.community,
         quality=plan.quality,
+        text=result.verdict.text,
     )
     return ResultCard(
         comparison_id=plan.id,
@@ -492,10 +497,21 @@ def result_embed(card: ResultCard) -> discord.Embed:
     if card.hidden:
         measured = "\n".join(f"{p.letter}  {_hidden_measure(p)}" for p in card.panels)
         embed.add_field(name="Measured · this run", value=code_block(measured), inline=False)
+        if verdict.text:  # a score per letter names no model
+            text = "\n".join(
+                f"{p.letter}  {cell}"
+                for p, cell in zip(card.panels, text_cells(verdict.text), strict=True)
+            )
+            embed.add_field(
+                name="Text (measured) · this run",
+                value=f"{code_block(text)}\n{verdict.text_note}",
+                inline=False,
+            )
     else:
+        criteria = code_block(criteria_table(verdict, letters))
         embed.add_field(
             name="Criteria · editorial dots, cost from price",
-            value=code_block(criteria_table(verdict, letters)),
+            value=f"{criteria}\n{verdict.text_note}" if verdict.text_note else criteria,
             inline=False,
         )
         if verdict.measured:
