@@ -234,7 +234,7 @@ def _with_measured_text(
         text_report.ROW_ID,
         text_report.ROW_NAME,
         text_report.points(text),
-        TIE if index is None else labels[index],
+        text_report.winner(text, labels, TIE),
         "measured",
         cells=text_report.cells(text),
     )

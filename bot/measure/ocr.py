@@ -167,9 +167,18 @@ def default_workers() -> int:
 class TextMeter:
     """Measures text accuracy off the event loop; ``measure`` may be called as each panel lands."""
 
-    def __init__(self, engine: OcrEngine | None = None, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        engine: OcrEngine | None = None,
+        *,
+        workers: int | None = None,
+        installed: bool | None = None,
+    ) -> None:
+        """``engine`` defaults to RapidOCR when ``installed`` (default: when it can be imported)."""
         self._workers = workers or default_workers()
-        if engine is None and ocr_installed():
+        if installed is None:
+            installed = ocr_installed()
+        if engine is None and installed:
             # Several images at once: one core each beats every image fighting for all cores.
             engine = RapidOcr(threads_per_image=1 if self._workers > 1 else -1)
         self._engine = engine

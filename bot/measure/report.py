@@ -43,6 +43,14 @@ def winner_index(accuracies: Sequence[TextAccuracy | None]) -> int | None:
     return leaders[0] if len(leaders) == 1 else None
 
 
+def winner(accuracies: Sequence[TextAccuracy | None], labels: Sequence[str], tie: str) -> str:
+    """The winner column: a label, ``tie``, or NO_IMAGE when fewer than two panels were read."""
+    if sum(p >= 0 for p in points(accuracies)) < 2:
+        return NO_IMAGE
+    index = winner_index(accuracies)
+    return tie if index is None else labels[index]
+
+
 def _clause(label: str, accuracy: TextAccuracy) -> str:
     if accuracy.exact:
         return f"{label} spelled {_requested(accuracy)} exactly"
