@@ -78,7 +78,7 @@ def sentence(accuracies: Sequence[TextAccuracy | None], labels: Sequence[str]) -
     if not measured:
         return ""
     text = "; ".join(_clause(label, a) for label, a in measured) + "."
-    if measured[0][1].truncated:
+    if any(a.truncated for _, a in measured):
         text += " (Measured on the first 200 characters of the quoted text.)"
     return text
 
@@ -103,8 +103,7 @@ def note(accuracies: Sequence[TextAccuracy | None]) -> str:
     if reasons and not any(a is not None and a.measured for a in accuracies):
         return f"{ROW_NAME}: not measured ({', '.join(reasons)})."
     text = f"{ROW_NAME}: the quoted text read back from each image by OCR; ✓ = spelled exactly."
-    first = next((a for a in accuracies if a is not None), None)
-    if first is not None and first.truncated:
+    if any(a is not None and a.truncated for a in accuracies):
         text += " Only the first 200 characters of the quoted text were measured."
     if reasons:
         text += f" Some images were not measured ({', '.join(reasons)})."
