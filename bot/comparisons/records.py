@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from bot.comparisons.service import ComparisonResult
 from bot.db import Database
+from bot.measure.store import write_text_accuracy
 
 SQL_INSERT_COMPARISON = """
 INSERT INTO comparisons (id, guild_id, channel_id, message_id, user_id, prompt, use_case, aspect,
@@ -153,6 +154,7 @@ async def record_comparison(
     def write(conn: sqlite3.Connection) -> None:
         conn.execute(SQL_INSERT_COMPARISON, comparison_row)
         conn.executemany(SQL_INSERT_PANEL, panel_rows)
+        write_text_accuracy(conn, plan.id, result.verdict.text)
 
     await db.run_in_transaction(write)
 
