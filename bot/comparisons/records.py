@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from bot.comparisons.service import ComparisonResult
 from bot.db import Database
-from bot.measure.store import write_text_accuracy
+from bot.measure.ocr import TextAccuracy
+from bot.measure.store import PANEL_TEXT_COLUMNS, text_from_row, write_text_accuracy
 
 SQL_INSERT_COMPARISON = """
 INSERT INTO comparisons (id, guild_id, channel_id, message_id, user_id, prompt, use_case, aspect,
@@ -25,7 +26,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SQL_COMPARISON = "SELECT * FROM comparisons WHERE id = ?"
 SQL_COMPARISON_BY_MESSAGE = "SELECT * FROM comparisons WHERE message_id = ?"
-SQL_PANELS = "SELECT * FROM panels WHERE comparison_id = ? ORDER BY idx"
+SQL_PANELS = f"""
+SELECT p.*, {PANEL_TEXT_COLUMNS}
+FROM panels p LEFT JOIN panel_text t ON t.comparison_id = p.comparison_id AND t.idx = p.idx
+WHERE p.comparison_id = ? ORDER BY p.idx
+"""
 SQL_MARK_DELETED = (
     "UPDATE comparisons SET state = 'deleted', closed_at = ? WHERE id = ? AND state <> 'deleted'"
 )
@@ -50,6 +55,8 @@ class PanelRecord:
     price: int = 0
     upstream_model: str | None = None
     params: str = "{}"
+    #: what the OCR read when the prompt quoted text (None: not measured)
+    text: TextAccuracy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +202,7 @@ def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
                 price=p["price"],
                 upstream_model=p["upstream_model"],
                 params=p["params"],
+                text=text_from_row(p),
             )
             for p in panels
         ),

@@ -9,10 +9,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.measure.ocr import TextAccuracy
+from bot.measure.textmatch import Box, match
 
 if TYPE_CHECKING:
     from bot.db import Database
 
+#: the panel_text columns (table alias t) a panel query adds for ``text_from_row``
+PANEL_TEXT_COLUMNS = (
+    "t.requested AS text_requested, t.read AS text_read, t.score AS text_score, "
+    "t.exact AS text_exact, t.truncated AS text_truncated"
+)
 SQL_INSERT_PANEL_TEXT = """
 INSERT INTO panel_text (comparison_id, idx, requested, read, score, exact, truncated)
 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -64,6 +70,23 @@ def write_text_accuracy(
     ]
     if rows:
         conn.executemany(SQL_INSERT_PANEL_TEXT, rows)
+
+
+def text_from_row(row: sqlite3.Row) -> TextAccuracy | None:
+    """The stored reading of a panel row joined with PANEL_TEXT_COLUMNS; None if not measured."""
+    if row["text_score"] is None:
+        return None
+    requested = tuple(json.loads(row["text_requested"]))
+    read = tuple(json.loads(row["text_read"]))
+    return TextAccuracy(
+        requested,
+        read,
+        score=float(row["text_score"]),
+        exact=bool(row["text_exact"]),
+        truncated=bool(row["text_truncated"]),
+        # Each string's score again, from what was read for it (the sentence names the worst).
+        parts=tuple(match(r, [Box(t)]).score for r, t in zip(requested, read, strict=False)),
+    )
 
 
 def _means(

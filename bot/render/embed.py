@@ -392,6 +392,8 @@ def card_from_record(
         measured=measured,
         community=community,
         quality=record.quality,
+        # Only measured panels are stored: a prompt that quoted text shows its row again here.
+        text=[p.text for p in record.panels] if any(p.text for p in record.panels) else (),
     )
     return ResultCard(
         comparison_id=record.id,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from bot.catalog import load_catalog
-from bot.comparisons.records import mark_deleted, record_comparison
+from bot.comparisons.records import get_comparison, mark_deleted, record_comparison
 from bot.comparisons.service import CompareRequest
 from bot.measure.ocr import TextMeter
 from bot.measure.store import TextRecord, text_means
+from bot.render.embed import card_from_record
+from bot.render.pages import details_embeds
 from bot.render.vote_embed import leaderboard_embed, ratings_table
 from bot.voting.leaderboard import leaderboard
 from bot.voting.ratings import ComparisonVotes, PanelFacts
@@ -68,3 +70,20 @@ def test_the_leaderboard_shows_text_beside_the_rating() -> None:
     assert "97% (12)" in rows[0] and "—" in rows[1]
     embed = leaderboard_embed(board, title="t", chart_filename="c.png", demo=False, text=text)
     assert any("read back by OCR" in (f.value or "") for f in embed.fields)
+
+
+async def test_a_stored_comparison_keeps_its_measured_row_and_details_show_the_reading(
+    db: Any,
+) -> None:
+
+    cid = await run_and_record(db, 'a sign "OPEN 24/7"')
+    record = await get_comparison(db, cid)
+    assert record is not None
+    texts = [p.text for p in record.panels]
+    assert texts[0] is not None and texts[0].exact
+    assert texts[1] is not None and texts[1].read == ("OPEN 2A/7",)
+    card = card_from_record(record, CATALOG)
+    assert card.verdict.row("text_measured").cells == ("100% ✓", "86%")
+    assert "wrote “OPEN 2A/7” (86%)" in card.verdict.quick_verdict
+    details = str([e.to_dict() for e in details_embeds(record, CATALOG)])
+    assert "Text read: “OPEN 2A/7” (86%)" in details
