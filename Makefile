@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/compose.py
 	$(BIN)/python bench/ledger.py
 	@test ! -f bench/votes.py || $(BIN)/python bench/votes.py
+	$(BIN)/python bench/ocr.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -2,8 +2,9 @@
 
 Each sample says what was requested, what was actually drawn, and so the true similarity the
 measurement should report: correct renders, one-typo renders, garbled renders and images with
-no text at all, at 1K and 2K, in several fonts and colours, on noisy backgrounds, rotated up to
-10°, with one to three quoted strings.
+no text at all, at 1K and 2K, in several fonts and colours, on noisy backgrounds (half of them
+cluttered with strokes and rings that look like letters), rotated up to 10°, with one to three
+quoted strings.
 """
 
 from __future__ import annotations
@@ -166,6 +167,22 @@ def _background(size: int, rng: random.Random) -> Image.Image:
         x, y = rng.uniform(0, size), rng.uniform(0, size)
         fill = (*(rng.randint(0, 255) for _ in range(3)), rng.randint(40, 140))
         draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+    if rng.random() < 0.5:
+        # Clutter: thin strokes, bars and rings, the shapes an OCR is most tempted to read as
+        # l, I, o or - on a picture that has no words.
+        for _ in range(rng.randint(6, 20)):
+            x, y = rng.uniform(0, size), rng.uniform(0, size)
+            ink = (*(rng.randint(0, 255) for _ in range(3)), rng.randint(120, 230))
+            width = max(2, int(size * rng.uniform(0.002, 0.012)))
+            shape = rng.randrange(3)
+            if shape == 0:
+                length = size * rng.uniform(0.02, 0.12)
+                draw.line((x, y, x + rng.uniform(-0.3, 0.3) * length, y + length), ink, width)
+            elif shape == 1:
+                draw.rectangle((x, y, x + size * rng.uniform(0.03, 0.2), y + width), fill=ink)
+            else:
+                r = size * rng.uniform(0.01, 0.04)
+                draw.ellipse((x - r, y - r, x + r, y + r), outline=ink, width=width)
     image = image.filter(ImageFilter.GaussianBlur(size / 300))
     # Grain: per-pixel noise blended in at a random strength.
     noise = Image.effect_noise((size, size), rng.uniform(20, 70)).convert("RGB")
