@@ -198,7 +198,7 @@ def build_verdict(
     short_answer = _short_answer(models, labels)
     needs = _needs(catalog, models, labels, prices, rows, bft, lead, use_case)
     if text_report.any_text(text):
-        rows, needs = _with_measured_text(rows, needs, tuple(text), labels, catalog)
+        rows, needs = _with_measured_text(rows, needs, tuple(text), labels)
     return Verdict(
         labels=labels,
         model_ids=tuple(m.id for m in models),
@@ -226,7 +226,6 @@ def _with_measured_text(
     needs: Sequence[NeedRow],
     text: Sequence[TextAccuracy | None],
     labels: Sequence[str],
-    catalog: Catalog,
 ) -> tuple[list[CriterionRow], tuple[NeedRow, ...]]:
     """Add the "Text (measured)" row after the editorial one; the text need follows it."""
     index = text_report.winner_index(text)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 from bot.measure.ocr import TextAccuracy, TextMeter
 from bot.measure.quotes import Requested, requested_text
+
+log = logging.getLogger(__name__)
+
+#: how long the result waits, after the last panel, for the text measurements to finish
+MEASURE_TIMEOUT_S = 30.0
 
 
 class _Image(Protocol):
@@ -33,8 +39,11 @@ class _Outcome(Protocol):
 class TextReading:
     """Measures each delivered panel's quoted text in the meter's workers, off the event loop."""
 
-    def __init__(self, meter: TextMeter | None, prompt: str) -> None:
+    def __init__(
+        self, meter: TextMeter | None, prompt: str, *, timeout_s: float = MEASURE_TIMEOUT_S
+    ) -> None:
         self._meter = meter
+        self.timeout_s = timeout_s
         self.requested: Requested | None = requested_text(prompt) if meter is not None else None
         self._tasks: dict[int, asyncio.Future[TextAccuracy]] = {}
 
@@ -56,8 +65,22 @@ class TextReading:
         for i, task in self._tasks.items():
             if not delivered[i]:
                 task.cancel()
-        found = {i: await task for i, task in self._tasks.items() if delivered[i]}
+        wanted = {i: task for i, task in self._tasks.items() if delivered[i]}
+        if wanted:
+            # A stuck OCR must not hold the member's result hostage.
+            await asyncio.wait(wanted.values(), timeout=self.timeout_s)
+        found = {i: self._outcome(task) for i, task in wanted.items()}
         return tuple(found.get(i) for i in range(len(delivered)))
+
+    def _outcome(self, task: asyncio.Future[TextAccuracy]) -> TextAccuracy:
+        if task.done() and not task.cancelled() and task.exception() is None:
+            return task.result()
+        task.cancel()
+        assert self.requested is not None
+        log.warning("text measurement gave no answer within %.0f s", self.timeout_s)
+        return TextAccuracy(
+            self.requested.texts, truncated=self.requested.truncated, status="failed"
+        )
 
     def cancel(self) -> None:
         """Stop waiting for measurements nobody will read."""

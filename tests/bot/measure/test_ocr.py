@@ -8,6 +8,7 @@ import pytest
 
 from bot.measure.ocr import TextAccuracy, TextMeter, score_boxes
 from bot.measure.quotes import Requested, requested_text
+from bot.measure.reading import TextReading
 from bot.measure.textmatch import Box
 from tests.bot.measure.fakes import FakeOcr
 from tests.conftest import png_bytes
@@ -78,3 +79,22 @@ def test_json_shape() -> None:
         "truncated": False,
         "status": "measured",
     }
+
+
+async def test_a_stuck_ocr_does_not_hold_the_result() -> None:
+    release = threading.Event()
+
+    class Stuck:
+        def read(self, image: bytes) -> list[Box]:
+            release.wait(5)
+            return []
+
+    meter = TextMeter(Stuck(), workers=1)
+    reading = TextReading(meter, 'a sign "OPEN"', timeout_s=0.05)
+    reading.start(0, png_bytes())
+    try:
+        (result,) = await reading.results([True])
+    finally:
+        release.set()
+        meter.close()
+    assert result is not None and result.status == "failed" and result.cell() == "not measured"
