@@ -20,7 +20,7 @@ from typing import Literal
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from bot.measure.quotes import Requested
-from bot.measure.textmatch import normalise
+from bot.measure.textmatch import edit_distance, normalise
 
 Kind = Literal["correct", "typo", "garbled", "none"]
 KINDS: tuple[Kind, ...] = ("correct", "typo", "garbled", "none")
@@ -93,7 +93,7 @@ class Sample:
         """Similarity of what was drawn to what was requested, by the measurement's own rule."""
         total = sum(len(normalise(t)) for t in self.requested.texts)
         edits = sum(
-            levenshtein(normalise(req), normalise(drawn))
+            edit_distance(normalise(req), normalise(drawn))
             for req, drawn in zip(self.requested.texts, self.drawn, strict=True)
         )
         return max(0.0, 1.0 - edits / total) if total else 1.0
@@ -102,17 +102,6 @@ class Sample:
     def truly_exact(self) -> bool:
         """Whether what was drawn is exactly what was requested."""
         return self.kind == "correct"
-
-
-def levenshtein(a: str, b: str) -> int:
-    """Plain edit distance."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 @cache

@@ -3,9 +3,11 @@
 The rule (issue 14): normalise both sides (drop accents, case-fold, fold look-alikes 0→o and
 1/i/l→l, keep letters and digits), then find the span of whole OCR words whose edit distance to
 the requested text is smallest, trying three readings of the image — boxes grouped into lines
-(top to bottom, left to right), boxes in the order the OCR returned them, and word by word (each
-requested word on its own, no OCR word used twice). score = 1 − edits / len(requested), clipped
-at 0; "exact" only at 1.0.
+(top to bottom, left to right), boxes in the order the OCR returned them, and word by word (the
+requested words in reading order, with whole OCR boxes between them skipped free: a sign split
+by a logo or another line). score = 1 − edits / len(requested), clipped at 0; "exact" only at
+1.0. Words inside one box are never skipped, so a text-dense image cannot spell a request by
+picking its words from all over the picture.
 
 Word bounds are what keep a picture with no text at a low score: a plain fuzzy partial ratio
 finds "o" somewhere in any noise and calls a one-letter request perfect.
@@ -120,10 +122,14 @@ class Match:
         return self.edits == 0
 
 
-def best_span(target: str, ocr_words: Sequence[Word]) -> tuple[int, int, int]:
+def best_span(
+    target: str, ocr_words: Sequence[Word], *, skip_boxes: bool = False
+) -> tuple[int, int, int]:
     """(edits, first, end) of the run of whole words closest to ``target`` (Sellers' algorithm).
 
     An empty word list costs the whole target. Starts and ends are restricted to word edges.
+    With ``skip_boxes``, whole OCR boxes lying between the requested words cost nothing (words
+    from one box share its ``source``), so a sign split by another line still reads right.
     """
     if not ocr_words:
         return len(target), 0, 0
@@ -138,6 +144,15 @@ def best_span(target: str, ocr_words: Sequence[Word]) -> tuple[int, int, int]:
         offset += len(word.key)
         ends[offset] = index + 1
     n = len(text)
+    box_start: dict[int, int] = {}  # character offset where a box ends → where it starts
+    if skip_boxes:
+        offset = 0
+        for index, word in enumerate(ocr_words):
+            if index == 0 or word.source is not ocr_words[index - 1].source:
+                opened = offset
+            offset += len(word.key)
+            if index + 1 == len(ocr_words) or ocr_words[index + 1].source is not word.source:
+                box_start[offset] = opened
     # prev[j]: the cheapest way to spell target[:i] ending at text offset j; origin[j]: its start
     prev = [0] * (n + 1)
     origin = list(range(n + 1))
@@ -154,6 +169,11 @@ def best_span(target: str, ocr_words: Sequence[Word]) -> tuple[int, int, int]:
                 best, start = prev[j] + 1, origin[j]
             if cur[j - 1] + 1 < best:
                 best, start = cur[j - 1] + 1, cur_origin[j - 1]
+            # Skip a whole box between two requested characters (never after the last one:
+            # a trailing skip would only pad what the span shows).
+            skip_from = box_start.get(j)
+            if skip_from is not None and i < len(target) and cur[skip_from] < best:
+                best, start = cur[skip_from], cur_origin[skip_from]
             cur[j], cur_origin[j] = best, start
         prev, origin = cur, cur_origin
     # On a tie, the longer span: "OPEN 24/8" tells more than "OPEN 24" for a requested "OPEN 24/7".
@@ -163,36 +183,23 @@ def best_span(target: str, ocr_words: Sequence[Word]) -> tuple[int, int, int]:
     return edits, first, ends[end]
 
 
-def _span_match(requested: str, target: str, ocr_words: Sequence[Word]) -> Match:
-    edits, first, end = best_span(target, ocr_words)
+def _span_match(
+    requested: str, target: str, ocr_words: Sequence[Word], *, skip_boxes: bool = False
+) -> Match:
+    edits, first, end = best_span(target, ocr_words, skip_boxes=skip_boxes)
     read = shown(ocr_words[first:end])
     return Match(requested, read, edits, len(target))
 
 
-def _word_by_word(requested: str, target: str, ocr_words: Sequence[Word]) -> Match:
-    used = [False] * len(ocr_words)
-    edits, pieces = 0, []
-    for piece in requested.split():
-        key = normalise(piece)
-        if not key:
-            continue
-        best: tuple[int, int, int] = (len(key), 0, 0)
-        # Search each run of words not yet taken, so one OCR word cannot answer twice.
-        run_start = 0
-        for index in range(len(ocr_words) + 1):
-            if index < len(ocr_words) and not used[index]:
-                continue
-            if index > run_start:
-                found, first, end = best_span(key, ocr_words[run_start:index])
-                if found < best[0]:
-                    best = (found, run_start + first, run_start + end)
-            run_start = index + 1
-        found, first, end = best
-        edits += found
-        for k in range(first, end):
-            used[k] = True
-        pieces.append(shown(ocr_words[first:end]))
-    return Match(requested, " ".join(p for p in pieces if p), edits, len(target))
+def edit_distance(a: str, b: str) -> int:
+    """Plain Levenshtein distance."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
 
 
 def match(requested: str, boxes: Sequence[Box]) -> Match:
@@ -203,7 +210,7 @@ def match(requested: str, boxes: Sequence[Box]) -> Match:
     candidates = [_span_match(requested, target, by_line)]
     if by_box != by_line:
         candidates.append(_span_match(requested, target, by_box))
-    if len(requested.split()) > 1:
-        candidates.append(_word_by_word(requested, target, by_line))
+    # Word by word: the requested words in reading order, whole boxes between them skipped.
+    candidates.append(_span_match(requested, target, by_line, skip_boxes=True))
     # Fewest edits wins; on a tie the plainest reading (line order) is the one reported.
     return min(candidates, key=lambda m: m.edits)

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.measure.textmatch import Box, best_span, line_order, match, normalise, words
+from bot.measure.textmatch import (
+    Box,
+    best_span,
+    edit_distance,
+    line_order,
+    match,
+    normalise,
+    words,
+)
 
 
 @pytest.mark.parametrize(
@@ -81,14 +89,25 @@ def test_boxes_on_one_line_are_read_left_to_right() -> None:
     assert match("OPEN 24/7", boxes).exact
 
 
-def test_word_by_word_finds_scattered_words_but_never_reuses_one() -> None:
+def test_word_by_word_skips_whole_boxes_between_requested_words() -> None:
     boxes = [
-        Box("RIDE", 0, 0, 80, 40),
+        Box("MIDNIGHT", 0, 0, 200, 40),
         Box("tonight only", 0, 100, 300, 140),
-        Box("MIDNIGHT", 0, 200, 200, 240),
+        Box("RIDE", 0, 200, 80, 240),
     ]
-    assert match("Midnight Ride", boxes).exact
-    assert not match("RIDE RIDE", [Box("RIDE")]).exact
+    found = match("Midnight Ride", boxes)
+    assert found.exact and found.read == "MIDNIGHT tonight only RIDE"
+    assert not match("RIDE RIDE", [Box("RIDE")]).exact  # one OCR word cannot answer twice
+    assert not match("Ride Midnight", boxes).exact  # nor out of order
+
+
+def test_a_text_dense_image_cannot_spell_a_request_from_scattered_words() -> None:
+    vocabulary = ["the", "of", "and", "to", "in", "is", "for", "on", "with", "at", "by", "from"]
+    rows = [" ".join(vocabulary[(i * 5 + k) % 12] for k in range(8)) for i in range(20)]
+    boxes = [Box(row, 0, 40 * i, 500, 40 * i + 30) for i, row in enumerate(rows)]
+    requested = "on the and with of for to in the is at by"
+    # Words inside a box are not skippable: the request must be running text there.
+    assert match(requested, boxes).score < 0.6
 
 
 def test_best_span_reports_the_words_it_used() -> None:
@@ -108,3 +127,8 @@ def test_score_stays_between_zero_and_one(text: str) -> None:
 def test_text_always_finds_itself(text: str) -> None:
     if normalise(text):
         assert match(text, [Box(f"before {text} after")]).exact
+
+
+def test_edit_distance() -> None:
+    assert edit_distance("open247", "open2a7") == 1
+    assert edit_distance("", "abc") == 3 and edit_distance("abc", "abc") == 0
