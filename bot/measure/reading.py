@@ -77,7 +77,7 @@ class TextReading:
             return task.result()
         task.cancel()
         assert self.requested is not None
-        log.warning("text measurement gave no answer within %.0f s", self.timeout_s)
+        log.warning("text measurement failed or took over %.0f s", self.timeout_s)
         return TextAccuracy(
             self.requested.texts, truncated=self.requested.truncated, status="failed"
         )

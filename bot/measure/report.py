@@ -59,7 +59,8 @@ def _clause(label: str, accuracy: TextAccuracy) -> str:
     worst = min(range(len(parts)), key=lambda i: parts[i])
     read = accuracy.read[worst] if worst < len(accuracy.read) else ""
     if not read:
-        return f"{label} did not write {_requested(accuracy)} legibly ({accuracy.percent}%)"
+        missing = accuracy.requested[worst] if worst < len(accuracy.requested) else ""
+        return f"{label} did not write \u201c{missing}\u201d legibly ({accuracy.percent}%)"
     return f"{label} wrote \u201c{read}\u201d ({accuracy.percent}%)"
 
 
