@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 #: detector input capped on its long side: 2K images are ~5x slower to detect otherwise
 DET_LIMIT_SIDE = 960
 Status = Literal["measured", "not_installed", "failed"]
-NOT_MEASURED = "not measured"
+#: the cell of an image that was not read; the note under the table says why, once, so four
+#: "not measured" cells do not push a four-model table past a phone's width
+NOT_MEASURED = "—"
 #: why a panel was not measured, by status
 REASONS = {"not_installed": "OCR not installed", "failed": "OCR failed"}
 
@@ -121,7 +123,7 @@ class TextAccuracy:
         return pct if self.exact else min(pct, 99)
 
     def cell(self) -> str:
-        """The table cell: '100% ✓', '86%' or 'not measured' (``reason`` says why)."""
+        """The table cell: '100% ✓', '86%' or '—' when not measured (``reason`` says why)."""
         if not self.measured:
             return NOT_MEASURED
         return f"{self.percent}% ✓" if self.exact else f"{self.percent}%"

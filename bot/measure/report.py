@@ -22,7 +22,7 @@ def any_text(accuracies: Sequence[TextAccuracy | None]) -> bool:
 
 
 def cells(accuracies: Sequence[TextAccuracy | None]) -> tuple[str, ...]:
-    """One cell per panel: '100% ✓', '86%', '—' for no image, or why it was not measured."""
+    """One cell per panel: '100% ✓', '86%', or '—' for no image or no measurement."""
     return tuple(NO_IMAGE if a is None else a.cell() for a in accuracies)
 
 

@@ -79,7 +79,7 @@ async def test_without_ocr_installed_the_row_says_not_measured() -> None:
     svc = service(ColourAdapter(), TextMeter(installed=False))
     result = await svc.produce(svc.plan(CompareRequest('a sign "OPEN"', "poster")))
     row = result.verdict.row("text_measured")
-    assert row.cells == ("not measured", "not measured") and row.winner == "—"
+    assert row.cells == ("—", "—") and row.winner == "—"
     assert result.verdict.text_note == "Text (measured): not measured (OCR not installed)."
     assert "spelled" not in result.verdict.quick_verdict
 

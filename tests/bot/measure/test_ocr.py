@@ -33,7 +33,7 @@ async def test_without_the_ocr_extra_the_row_says_so() -> None:
     assert not meter.available
     result = await meter.measure(png_bytes(), OPEN)
     assert not result.measured and result.score is None
-    assert result.cell() == "not measured" and result.reason == "OCR not installed"
+    assert result.cell() == "—" and result.reason == "OCR not installed"
 
 
 async def test_an_ocr_crash_is_reported_not_raised(caplog: pytest.LogCaptureFixture) -> None:
@@ -97,4 +97,4 @@ async def test_a_stuck_ocr_does_not_hold_the_result() -> None:
     finally:
         release.set()
         meter.close()
-    assert result is not None and result.status == "failed" and result.cell() == "not measured"
+    assert result is not None and result.status == "failed" and result.cell() == "—"
