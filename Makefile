@@ -19,13 +19,13 @@ $(BIN)/python:
 		$(PYTHON) -m venv --without-pip $(VENV); else $(PYTHON) -m venv $(VENV); fi
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	@echo "Installing Splitshot and its playground (discord.py, Pillow, SimCord) into $(VENV)/ — first run only, about half a minute…"
-	@$(PIP) install --quiet --no-compile -e '.[playground]'
+	@echo "Installing Splitshot, its playground (discord.py, Pillow, SimCord) and offline OCR into $(VENV)/ — first run only, about half a minute…"
+	@$(PIP) install --quiet --no-compile -e '.[playground,ocr]'
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	@echo "Installing Splitshot with its dev tools (pytest, ruff, mypy, Playwright) into $(VENV)/…"
-	@$(PIP) install --quiet -e '.[dev]'
+	@$(PIP) install --quiet -e '.[dev,ocr]'
 	@touch $@ $(RUN_STAMP)
 
 ## The main job: the bot with DISCORD_TOKEN, else the local playground (offline, demo models).
@@ -50,6 +50,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/compose.py
 	$(BIN)/python bench/ledger.py
 	@test ! -f bench/votes.py || $(BIN)/python bench/votes.py
+	$(BIN)/python bench/ocr.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ import httpx
 
 from bot.catalog import Catalog, load_catalog
 from bot.comparisons.service import ComparisonService
+from bot.measure.ocr import TextMeter
 from bot.settings import Settings
 from providers.registry import Registry, build_registry
 
@@ -57,8 +58,14 @@ async def open_resources(
         )
         demo = settings.demo_enabled(for_discord=for_discord)
         registry = build_registry(settings.providers, http, demo_enabled=demo)
+        text_meter = TextMeter()
+        stack.callback(text_meter.close)
         service = ComparisonService(
-            catalog, registry, model_timeout_s=settings.model_timeout_s, allow_demo=demo
+            catalog,
+            registry,
+            model_timeout_s=settings.model_timeout_s,
+            allow_demo=demo,
+            text_meter=text_meter,
         )
         db = ledger = None
         if with_db:

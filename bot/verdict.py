@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.catalog import Catalog, Model, UseCase
+from bot.measure import report as text_report
+from bot.measure.ocr import TextAccuracy
 
 TIE = "Tie"
 NEXT_STEP = "Keep the output that best matches your brief and generate variants from it."
@@ -42,8 +44,10 @@ class CriterionRow:
     name: str
     scores: tuple[int, ...]
     winner: str
-    #: "editorial" (catalog ratings), "price" (cost efficiency) or "weighted"
+    #: "editorial" (catalog ratings), "price" (cost efficiency), "weighted" or "measured"
     basis: str
+    #: what to show instead of dots (the measured text row: "100% ✓", "86%")
+    cells: tuple[str, ...] = ()
 
     @property
     def winner_index(self) -> int | None:
@@ -112,11 +116,17 @@ class Verdict:
     measured: tuple[MeasuredCell, ...] = ()
     community: tuple[str, ...] = field(default_factory=tuple)
     updated: str = ""
+    #: measured text accuracy per panel (None: no image); empty when the prompt quotes no text
+    text: tuple[TextAccuracy | None, ...] = ()
+    text_sentence: str = ""
+    #: the line that explains the "Text (measured)" row, or why it is empty
+    text_note: str = ""
 
     @property
     def quick_verdict(self) -> str:
-        """The two-sentence answer shown first."""
-        return f"{self.short_answer} {self.pick_sentence}"
+        """The two-sentence answer shown first (and what the text measurement found)."""
+        answer = f"{self.short_answer} {self.pick_sentence}"
+        return f"{answer} {self.text_sentence}" if self.text_sentence else answer
 
     def row(self, criterion_id: str) -> CriterionRow:
         """The criterion row with this id."""
@@ -148,10 +158,12 @@ def build_verdict(
     measured: Sequence[MeasuredCell] = (),
     community: Sequence[str] = (),
     quality: str = "standard",
+    text: Sequence[TextAccuracy | None] = (),
 ) -> Verdict:
     """Decide the verdict for 2–4 models on a use case; ``labels`` may carry '· demo'.
 
     ``prices`` are per image at ``quality`` (default: the catalog's standard prices).
+    ``text`` is the measured text accuracy per panel when the prompt quoted text.
     """
     labels = tuple(labels or (m.name for m in models))
     prices = tuple(prices or (m.credits["standard"] for m in models))
@@ -192,6 +204,8 @@ def build_verdict(
     criteria_rows = rows[:-1]
     short_answer = _short_answer(criteria_rows, labels)
     needs = _needs(catalog, models, labels, prices, rows, bft, lead, use_case)
+    if text_report.any_text(text):
+        rows, needs = _with_measured_text(rows, needs, tuple(text), labels)
     return Verdict(
         labels=labels,
         model_ids=tuple(m.id for m in models),
@@ -209,6 +223,9 @@ def build_verdict(
         measured=tuple(measured),
         community=tuple(community),
         updated=catalog.updated.strftime("%B %-d, %Y"),
+        text=tuple(text),
+        text_sentence=text_report.sentence(text, labels) if text else "",
+        text_note=text_report.note(text) if text_report.any_text(text) else "",
     )
 
 
@@ -234,6 +251,35 @@ def _short_answer(rows: Sequence[CriterionRow], labels: Sequence[str]) -> str:
         level = "they tie" if len(labels) == 2 else "the top is shared"
         parts.append(f"{level} on {_join(shared)}")
     return "Short answer: " + "; ".join(parts) + "."
+
+
+def _with_measured_text(
+    rows: Sequence[CriterionRow],
+    needs: Sequence[NeedRow],
+    text: Sequence[TextAccuracy | None],
+    labels: Sequence[str],
+) -> tuple[list[CriterionRow], tuple[NeedRow, ...]]:
+    """Add the "Text (measured)" row after the editorial one; the text need follows it."""
+    index = text_report.winner_index(text)
+    measured = CriterionRow(
+        text_report.ROW_ID,
+        text_report.ROW_NAME,
+        text_report.points(text),
+        text_report.winner(text, labels, TIE),
+        "measured",
+        cells=text_report.cells(text),
+    )
+    ids = [r.criterion_id for r in rows]
+    at = ids.index("text_accuracy") + 1 if "text_accuracy" in ids else len(rows) - 1
+    new_needs = list(needs)
+    why = text_report.need_why(text, labels)
+    # Needs follow the catalog's criteria in order (see _needs), so the text need sits at the
+    # editorial text row's index.
+    if why is not None and index is not None and "text_accuracy" in ids:
+        need_at = ids.index("text_accuracy")
+        if need_at < len(new_needs):
+            new_needs[need_at] = replace(new_needs[need_at], choose=labels[index], why=why)
+    return [*rows[:at], measured, *rows[at:]], tuple(new_needs)
 
 
 def _lead_criterion(

@@ -28,6 +28,7 @@ from bot.comparisons.service import AllModelsFailed, ComparisonResult
 from bot.db.connection import explain
 from bot.errors import BadInput, SplitshotError
 from bot.guild_settings import GuildSettings, get_guild_settings
+from bot.measure.ocr import TextAccuracy
 from bot.references import MAX_REFERENCE_BYTES, reference_image
 from bot.render.terminal import (
     demo_banner,
@@ -457,12 +458,18 @@ def result_json(
         "charged": result.charged,
         "refunded": result.refunded,
         "balance_after": balance_after,
-        "panels": [_panel_json(o) for o in result.outcomes],
+        "panels": [
+            _panel_json(o, text)
+            for o, text in zip(
+                result.outcomes, result.verdict.text or (None,) * len(result.outcomes), strict=True
+            )
+        ],
         "verdict": _verdict_json(result),
     }
 
 
-def _panel_json(o: Any) -> dict[str, Any]:
+def _panel_json(o: Any, text: TextAccuracy | None = None) -> dict[str, Any]:
+    extra = {} if text is None else {"text_accuracy": text.as_json()}
     return {
         "model": o.panel.model.id,
         "label": o.panel.label,
@@ -476,6 +483,7 @@ def _panel_json(o: Any) -> dict[str, Any]:
         "credits": o.panel.credits if o.ok else 0,
         "width": o.result.width if o.result else None,
         "height": o.result.height if o.result else None,
+        **extra,
     }
 
 
@@ -490,11 +498,13 @@ def _verdict_json(result: ComparisonResult) -> dict[str, Any]:
                 "basis": row.basis,
                 "dots": {label: dots(s) for label, s in zip(v.labels, row.scores, strict=True)},
                 "scores": dict(zip(v.labels, row.scores, strict=True)),
+                **({"cells": dict(zip(v.labels, row.cells, strict=True))} if row.cells else {}),
                 "winner": row.winner,
             }
             for row in v.rows
         ],
         "next_step": v.next_step,
+        **({"text_note": v.text_note} if v.text_note else {}),
     }
 
 

@@ -36,11 +36,13 @@ from bot.comparisons.records import (
 from bot.comparisons.service import AllModelsFailed, ComparisonResult, ComparisonService
 from bot.comparisons.view import view_from_result
 from bot.compose import MAX_UPLOAD_BYTES
+from bot.measure.reading import TextReading
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.credits.ledger import Hold, Ledger, Settlement
     from bot.db import Database
+    from bot.measure.ocr import TextAccuracy
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ class ComparisonJob:
         self.settlement: Settlement | None = None
         self.result: ComparisonResult | None = None
         self.recorded = False
+        #: what the OCR read per panel (empty when the prompt quotes no text)
+        self.text: tuple[TextAccuracy | None, ...] = ()
         self._wall = wall_clock
         self._sleep = sleep
 
@@ -145,21 +149,30 @@ class ComparisonJob:
         if self.hold is None and self.ledger is not None:
             await self.reserve()
         lines = asyncio.ensure_future(self._community_lines())
+        # Quoted text is read back from each image as it arrives, in the meter's workers.
+        reading = TextReading(self.service.text_meter, self.plan.prompt)
         try:
             try:
                 outcomes, composite = await self.service.produce(
-                    self.plan, on_progress=self.events.publish, max_bytes=self.max_bytes
+                    self.plan,
+                    on_progress=self.events.publish,
+                    max_bytes=self.max_bytes,
+                    on_outcome=reading.start_outcome,
                 )
             except AllModelsFailed as exc:
                 refunded = self.hold.amount if self.hold else 0
                 raise AllModelsFailed(exc.outcomes, refunded=refunded) from None
-            view = view_from_result(self.plan, outcomes, self.catalog, community=await lines)
+            self.text = await reading.results([o.ok for o in outcomes])
+            view = view_from_result(
+                self.plan, outcomes, self.catalog, community=await lines, text=self.text
+            )
             result = ComparisonResult(self.plan, tuple(outcomes), composite, view)
             # A cancellation must not split the settle from its record, nor leave it unknown
             # whether the charge landed.
             await asyncio.shield(self._settle_and_record(result))
         except BaseException as exc:
             lines.cancel()
+            reading.cancel()
             if self.settlement is None and self.hold is not None:
                 await asyncio.shield(self._release(_release_reason(exc)))
                 if self.service.budget is not None:
@@ -201,6 +214,7 @@ class ComparisonJob:
             kind=self.plan.kind,
             parent_id=self.plan.parent_id,
             hold_id=self.hold.id if self.hold else None,
+            text=self.text,
         )
         return partial(write_record, rows=rows)
 

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.db import Database
+from bot.measure.ocr import TextAccuracy
+from bot.measure.store import PANEL_TEXT_COLUMNS, text_from_row, write_text_accuracy
 
 if TYPE_CHECKING:
     from bot.comparisons.plan import Plan
@@ -40,7 +42,11 @@ INSERT INTO panel_images (comparison_id, idx, mime_type, data) VALUES (?, ?, ?, 
 SQL_IMAGES = "SELECT idx, mime_type, data FROM panel_images WHERE comparison_id = ?"
 SQL_COMPARISON = "SELECT * FROM comparisons WHERE id = ?"
 SQL_COMPARISON_BY_MESSAGE = "SELECT * FROM comparisons WHERE message_id = ?"
-SQL_PANELS = "SELECT * FROM panels WHERE comparison_id = ? ORDER BY idx"
+SQL_PANELS = f"""
+SELECT p.*, {PANEL_TEXT_COLUMNS}
+FROM panels p LEFT JOIN panel_text t ON t.comparison_id = p.comparison_id AND t.idx = p.idx
+WHERE p.comparison_id = ? ORDER BY p.idx
+"""
 SQL_ATTACH_MESSAGE = """
 UPDATE comparisons SET channel_id = :channel, message_id = :message, vote_deadline = :deadline,
     posted_at = :now, delivery = 'posted'
@@ -80,6 +86,8 @@ class PanelRecord:
     params: str = "{}"
     #: carried over from the parent comparison (a reroll or swap): shown, not paid again
     reused: bool = False
+    #: what the OCR read when the prompt quoted text (None: not measured)
+    text: TextAccuracy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,8 @@ class RecordRows:
     comparison: tuple[Any, ...]
     panels: tuple[tuple[Any, ...], ...]
     images: tuple[tuple[Any, ...], ...] = ()
+    #: what the OCR read per panel when the prompt quoted text (empty: not measured)
+    text: tuple[TextAccuracy | None, ...] = ()
 
 
 def record_rows(
@@ -142,6 +152,7 @@ def record_rows(
     kind: str = "compare",
     parent_id: str | None = None,
     hold_id: int | None = None,
+    text: Sequence[TextAccuracy | None] = (),
 ) -> RecordRows:
     """The comparison and every panel (model, adapter, parameters, latency, credits, hash)."""
     charged = sum(o.panel.credits for o in outcomes if o.ok)
@@ -208,7 +219,7 @@ def record_rows(
         for o in outcomes
         if o.ok and o.result is not None
     )
-    return RecordRows(comparison_row, tuple(panel_rows), images)
+    return RecordRows(comparison_row, tuple(panel_rows), images, tuple(text))
 
 
 def write_record(conn: sqlite3.Connection, rows: RecordRows) -> None:
@@ -216,6 +227,8 @@ def write_record(conn: sqlite3.Connection, rows: RecordRows) -> None:
     conn.execute(SQL_INSERT_COMPARISON, rows.comparison)
     conn.executemany(SQL_INSERT_PANEL, rows.panels)
     conn.executemany(SQL_INSERT_IMAGE, rows.images)
+    if rows.text:
+        write_text_accuracy(conn, rows.comparison[0], rows.text)
 
 
 async def save_record(db: Database, rows: RecordRows) -> None:
@@ -302,6 +315,7 @@ def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
                 upstream_model=p["upstream_model"],
                 params=p["params"],
                 reused=bool(p["reused"]),
+                text=text_from_row(p),
             )
             for p in panels
         ),

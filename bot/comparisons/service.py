@@ -26,6 +26,7 @@ from providers.registry import Registry
 if TYPE_CHECKING:
     from bot.comparisons.view import ComparisonView
     from bot.credits.budget import Budget
+    from bot.measure.ocr import TextMeter
     from bot.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -126,13 +127,21 @@ class ComparisonService:
     allow_demo: bool = True
     #: the operator's provider budget, checked before a paying comparison reserves anything
     budget: Budget | None = None
+    #: reads quoted text back from each image (None: no "Text (measured)" row at all)
+    text_meter: TextMeter | None = None
     _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     # ------------------------------------------------------------------ run
     async def run(
-        self, plan: Plan, on_progress: ProgressCallback | None = None
+        self,
+        plan: Plan,
+        on_progress: ProgressCallback | None = None,
+        on_outcome: Callable[[PanelOutcome], None] | None = None,
     ) -> list[PanelOutcome]:
-        """Call every model concurrently, each with its own deadline; never raises for one model."""
+        """Call every model concurrently, each with its own deadline; never raises for one model.
+
+        ``on_outcome`` sees each panel the moment it finishes (e.g. to start measuring it).
+        """
         start = self._clock()
 
         async def report(index: int, state: State, reason: str | None = None) -> None:
@@ -153,6 +162,8 @@ class ComparisonService:
                 outcome = PanelOutcome(
                     panel, State.DONE, now - panel.reused.latency_s, now, result=panel.reused
                 )
+                if on_outcome is not None:
+                    on_outcome(outcome)
                 await report(panel.index, State.DONE)
                 return outcome
             await report(panel.index, State.GENERATING)
@@ -211,6 +222,8 @@ class ComparisonService:
                 outcome.status,
                 outcome.seconds,
             )
+            if on_outcome is not None:
+                on_outcome(outcome)
             await report(panel.index, outcome.state, outcome.reason)
             return outcome
 
@@ -242,9 +255,10 @@ class ComparisonService:
         *,
         on_progress: ProgressCallback | None = None,
         max_bytes: int = MAX_UPLOAD_BYTES,
+        on_outcome: Callable[[PanelOutcome], None] | None = None,
     ) -> tuple[list[PanelOutcome], Composite]:
         """Run and compose; raises AllModelsFailed when no model delivered an image."""
-        outcomes = await self.run(plan, on_progress)
+        outcomes = await self.run(plan, on_progress, on_outcome)
         if not any(o.ok for o in outcomes):
             raise AllModelsFailed(outcomes, refunded=0)
         composite = await self.compose(plan, outcomes, max_bytes=max_bytes)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bot.comparisons.plan import Plan
     from bot.comparisons.records import ComparisonRecord
     from bot.comparisons.service import PanelOutcome
+    from bot.measure.ocr import TextAccuracy
     from providers.base import Quality
 
 
@@ -122,6 +123,7 @@ def _verdict(
     hidden: bool,
     community: Sequence[str],
     quality: str,
+    text: Sequence[TextAccuracy | None] = (),
 ) -> Verdict:
     """The only verdict of a view, in the view's own words."""
     return build_verdict(
@@ -133,6 +135,7 @@ def _verdict(
         measured=[p.measured for p in panels],
         community=() if hidden else community,  # community lines name the models
         quality=quality,
+        text=text,
     )
 
 
@@ -142,6 +145,7 @@ def view_from_result(
     catalog: Catalog,
     *,
     community: Sequence[str] = (),
+    text: Sequence[TextAccuracy | None] = (),
 ) -> ComparisonView:
     """The view of a comparison that has just finished."""
     panels = tuple(
@@ -168,6 +172,7 @@ def view_from_result(
         hidden=plan.blind,
         community=community,
         quality=plan.quality,
+        text=text,
     )
     return ComparisonView(
         comparison_id=plan.id,
@@ -232,6 +237,8 @@ def view_from_record(
         hidden=record.blind and not revealed,
         community=community,
         quality=record.quality,
+        # Only measured panels are stored: a prompt that quoted text shows its row again here.
+        text=[p.text for p in record.panels] if any(p.text for p in record.panels) else (),
     )
     return ComparisonView(
         comparison_id=record.id,

@@ -15,6 +15,7 @@ from typing import cast
 import discord
 
 from bot.comparisons.view import ComparisonView, PanelView
+from bot.measure.report import cells as text_cells
 from bot.render.terminal import compact_criteria_table
 from bot.voting.rules import OPTION_EMOJI
 
@@ -285,9 +286,20 @@ def result_embed(card: ComparisonView) -> discord.Embed:
         colour=result_colour(card),
     )
     if not card.hidden:
+        criteria = code_block(compact_criteria_table(verdict, letters))
         embed.add_field(
-            name="Criteria · editorial dots, cost from price",
-            value=code_block(compact_criteria_table(verdict, letters)),
+            name="Criteria · editorial dots, cost from price, text measured",
+            value=f"{criteria}\n{verdict.text_note}" if verdict.text_note else criteria,
+            inline=False,
+        )
+    elif verdict.text:  # a score per letter names no model
+        text = "\n".join(
+            f"{p.letter}  {cell}"
+            for p, cell in zip(card.panels, text_cells(verdict.text), strict=True)
+        )
+        embed.add_field(
+            name="Text (measured) · this run",
+            value=f"{code_block(text)}\n{verdict.text_note}",
             inline=False,
         )
     embed.add_field(

@@ -283,6 +283,9 @@ def details_embeds(
             if panel.width and panel.height:
                 lines.append(f"Resolution: {panel.width}×{panel.height}")
             lines.append(f"Credits: {panel.price}" + ("" if panel.ok else " (refunded)"))
+        if stored.text is not None:  # what was read names no model, so blind cards show it too
+            read = "; ".join(f"“{t}”" if t else "nothing legible" for t in stored.text.read)
+            lines.append(f"Text read: {read} ({stored.text.cell()})")
         params.add_field(
             name=f"{vote_emoji(panel.letter)} {card.shown(panel)}",
             value="\n".join(lines),

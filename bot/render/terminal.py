@@ -59,7 +59,11 @@ def criteria_table(verdict: Verdict, labels: Sequence[str] | None = None) -> str
     labels = tuple(labels or verdict.labels)
     headers = ["Criteria", *labels, "Winner"]
     rows = [
-        [row.name, *(dots(s) for s in row.scores), _winner(row.winner, verdict.labels, labels)]
+        [
+            row.name,
+            *(row.cells or tuple(dots(s) for s in row.scores)),
+            _winner(row.winner, verdict.labels, labels),
+        ]
         for row in verdict.rows
     ]
     return table(headers, rows)
@@ -74,6 +78,7 @@ SHORT_NAMES = {
     "final_polish": "Polish",
     "consistency": "Consistent",
     "best_first_test": "First pick",
+    "text_measured": "Text read",
 }
 
 
@@ -84,7 +89,7 @@ def compact_criteria_table(verdict: Verdict, letters: Sequence[str]) -> str:
     rows = [
         [
             SHORT_NAMES.get(row.criterion_id, row.name[:10]),
-            *(dots(s) for s in row.scores),
+            *(row.cells or tuple(dots(s) for s in row.scores)),
             _winner(row.winner, verdict.labels, letters),
         ]
         for row in verdict.rows
@@ -131,6 +136,8 @@ def render_verdict(verdict: Verdict, *, full: bool = False) -> str:
         "Dots: editorial ratings from the catalog; cost efficiency from price; "
         "best first test weighted for the use case."
     )
+    if verdict.text_note:
+        parts.append(verdict.text_note)
     if verdict.measured:
         parts += ["", measured_table(verdict)]
     if verdict.community:

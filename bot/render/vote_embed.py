@@ -8,7 +8,7 @@ the leaderboard embed shows the table as monospace text beside the chart image
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import discord
@@ -28,6 +28,7 @@ from bot.voting.rules import OPTION_EMOJI, CloseResult, Tally, seed_emojis
 if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.comparisons.records import ComparisonRecord
+    from bot.measure.store import TextRecord
     from bot.voting.leaderboard import Leaderboard, LeaderboardRow
 
 #: the widest model name in the tables before it is cut; the tables stay under ~45 characters,
@@ -38,6 +39,10 @@ DEMO_SUFFIX = " · demo"
 DEMO_STAR = "*"
 DASH = "—"
 DEMO_TITLE = "demo stand-ins"
+TEXT_NOTE = (
+    "Text: mean measured text accuracy (images read) when prompts quoted text — read back by "
+    "OCR, not voted."
+)
 DEMO_NOTE = "⚠️ Counts votes on **demo stand-ins** — pictures drawn offline, not real model output."
 COMMUNITY_FOOTER = "Community results: this server's votes, not editorial ratings"
 
@@ -124,18 +129,29 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
     return "\n".join([line(header), *(line(r) for r in rows)])
 
 
-def ratings_table(board: Leaderboard) -> str:
-    """Rank, model, rating ± half-interval (or what it needs), votes and win rate."""
+def ratings_table(board: Leaderboard, text: Mapping[str, TextRecord] | None = None) -> str:
+    """Rank, model, rating ± half-interval (or what it needs), votes and win rate.
+
+    With ``text`` (mean measured text accuracy per model), a "Text" column follows the rating.
+    """
     rows = []
     for rank, row in enumerate(board.rows, start=1):
         rating = row.rating_text()
         if row.ranked and rating is not None:
-            rows.append([str(rank), _name(row), rating, f"{row.votes:,}", _percent(row.win_rate)])
+            cells = [str(rank), _name(row), rating, f"{row.votes:,}", _percent(row.win_rate)]
         else:
             votes = f"{row.votes}/{board.min_votes}"
-            rows.append([DASH, _name(row), "not ranked", votes, _percent(row.win_rate)])
+            cells = [DASH, _name(row), "not ranked", votes, _percent(row.win_rate)]
+        if text:
+            record = text.get(row.model_id)
+            cells.insert(3, DASH if record is None else record.text())
+        rows.append(cells)
     header = ["#", "Model", "Rating", "Votes", "Won"]
-    return _table(header, rows, [True, False, True, True, True])
+    right = [True, False, True, True, True]
+    if text:
+        header.insert(3, "Text")
+        right.insert(3, True)
+    return _table(header, rows, right)
 
 
 def cost_table(board: Leaderboard) -> str:
@@ -186,9 +202,17 @@ def _summary(board: Leaderboard) -> str:
 
 
 def leaderboard_embed(
-    board: Leaderboard, *, title: str, chart_filename: str, demo: bool
+    board: Leaderboard,
+    *,
+    title: str,
+    chart_filename: str,
+    demo: bool,
+    text: Mapping[str, TextRecord] | None = None,
 ) -> discord.Embed:
-    """The leaderboard: a sentence, the ratings and cost tables, and the chart image."""
+    """The leaderboard: a sentence, the ratings and cost tables, and the chart image.
+
+    ``text`` adds each model's mean measured text accuracy beside its rating.
+    """
     description = []
     if demo:
         description.append(DEMO_NOTE)
@@ -198,7 +222,10 @@ def leaderboard_embed(
         description.append(vote_hint())
     embed = discord.Embed(title=title, description="\n\n".join(description), colour=COLOUR_INFO)
     if board.rows:
-        embed.add_field(name="Ratings", value=code_block(ratings_table(board)), inline=False)
+        ratings = code_block(ratings_table(board, text))
+        if text:
+            ratings += f"\n{TEXT_NOTE}"
+        embed.add_field(name="Ratings", value=ratings, inline=False)
         embed.add_field(
             name="Cost, speed and refusals", value=code_block(cost_table(board)), inline=False
         )

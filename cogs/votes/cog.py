@@ -20,6 +20,7 @@ from discord.ext import commands
 
 from bot.client import is_moderator, use_case_choices
 from bot.errors import SplitshotError
+from bot.measure.store import text_means
 from bot.render.vote_embed import leaderboard_embed, leaderboard_title
 from bot.voting.chart import CHART_FILENAME, leaderboard_chart
 from bot.voting.store import ReactionEvent, VoteStore, VoteTarget, may_close
@@ -308,9 +309,12 @@ class VotesCog(commands.Cog, name=COG_NAME):
         board = await self.store.leaderboard(
             interaction.guild_id, use_case_id, settings, include_demo=demo
         )
+        text = await text_means(self.bot.db, interaction.guild_id, use_case_id, include_demo=demo)
         title = leaderboard_title(name, demo=demo)
         chart = await asyncio.to_thread(leaderboard_chart, board, title=title)
-        embed = leaderboard_embed(board, title=title, chart_filename=CHART_FILENAME, demo=demo)
+        embed = leaderboard_embed(
+            board, title=title, chart_filename=CHART_FILENAME, demo=demo, text=text
+        )
         await interaction.followup.send(
             embed=embed, file=discord.File(io.BytesIO(chart), CHART_FILENAME)
         )
