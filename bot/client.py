@@ -354,6 +354,7 @@ class SplitshotBot(commands.Bot):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         progress_interval: float = PROGRESS_INTERVAL,
         cogs: Sequence[str] = COGS,
+        **client_options: Any,
     ) -> None:
         if resources.db is None or resources.ledger is None:
             raise ValueError("the bot needs the database: open the resources with with_db=True")
@@ -367,6 +368,7 @@ class SplitshotBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions(
                 everyone=False, roles=False, users=True, replied_user=False
             ),
+            **client_options,
         )
         self.resources = resources
         self.dev_guild_id = dev_guild_id
@@ -541,6 +543,43 @@ class SplitshotBot(commands.Bot):
         await super().close()
 
 
+class ShardedSplitshotBot(SplitshotBot, commands.AutoShardedBot):
+    """The same bot over several Discord shards in one process (``SPLITSHOT_SHARD_IDS``).
+
+    Every process of a sharded deployment runs its own shard range against one database;
+    votes, buttons and settings work whichever process posted the message, because their
+    state is in the database.
+    """
+
+    def __init__(
+        self,
+        resources: Resources,
+        *,
+        shard_ids: Sequence[int] | None,
+        shard_count: int | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            resources,
+            shard_ids=list(shard_ids) if shard_ids is not None else None,
+            shard_count=shard_count,
+            **kwargs,
+        )
+
+
+def make_bot(resources: Resources, settings: Settings) -> SplitshotBot:
+    """The bot for these settings: sharded when the operator named shards, else one client."""
+    if settings.shard_ids is None and settings.shard_count is None:
+        return SplitshotBot(resources, dev_guild_id=settings.dev_guild_id)
+    log.info("running shards %s of %s", settings.shard_ids or "auto", settings.shard_count)
+    return ShardedSplitshotBot(
+        resources,
+        dev_guild_id=settings.dev_guild_id,
+        shard_ids=settings.shard_ids,
+        shard_count=settings.shard_count,
+    )
+
+
 # ------------------------------------------------------------------------ run
 def run_bot(settings: Settings) -> int:
     """Run the bot on Discord until interrupted; returns the process exit code."""
@@ -561,7 +600,7 @@ async def _serve(settings: Settings) -> int:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     async with open_resources(settings, for_discord=True) as resources:
         try:
-            async with SplitshotBot(resources, dev_guild_id=settings.dev_guild_id) as bot:
+            async with make_bot(resources, settings) as bot:
                 await bot.start(token)
         except discord.LoginFailure:
             log.error(

@@ -143,6 +143,10 @@ class Settings:
     #: the operator's ceilings on what any server may set, and the provider budget
     limits: OperatorLimits = field(default_factory=OperatorLimits)
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
+    #: the Discord shards this process owns (None: one process, discord.py's default)
+    shard_ids: tuple[int, ...] | None = None
+    #: how many shards the bot has in all (with ``shard_ids``; None lets Discord say)
+    shard_count: int | None = None
 
     def __repr__(self) -> str:
         # Secrets must never reach logs through a repr.
@@ -203,6 +207,7 @@ class Settings:
                 f"SPLITSHOT_MODEL_TIMEOUT={model_timeout:g}, or running comparisons could be "
                 "refunded while they deliver."
             )
+        shard_ids, shard_count = _shards(env)
         if dev_guild is not None and not dev_guild.isdigit():
             raise SettingsError(
                 f"SPLITSHOT_DEV_GUILD must be a server id (digits), got {dev_guild!r}."
@@ -222,4 +227,35 @@ class Settings:
             playground_real=bool(_bool(env, "SPLITSHOT_PLAYGROUND_REAL")),
             limits=_limits(env),
             providers=providers,
+            shard_ids=shard_ids,
+            shard_count=shard_count,
         )
+
+
+def _shards(env: Mapping[str, str]) -> tuple[tuple[int, ...] | None, int | None]:
+    """SPLITSHOT_SHARD_IDS=0,1 with SPLITSHOT_SHARD_COUNT=4: this process runs shards 0 and 1."""
+    ids_text = _opt(env, "SPLITSHOT_SHARD_IDS")
+    count_text = _opt(env, "SPLITSHOT_SHARD_COUNT")
+    count = None
+    if count_text is not None:
+        if not count_text.isdigit() or int(count_text) < 1:
+            raise SettingsError(
+                f"SPLITSHOT_SHARD_COUNT must be a whole number of shards, got {count_text!r}."
+            )
+        count = int(count_text)
+    if ids_text is None:
+        return None, count
+    parts = [part.strip() for part in ids_text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise SettingsError(
+            f"SPLITSHOT_SHARD_IDS must list shard numbers such as 0,1; got {ids_text!r}."
+        )
+    ids = tuple(sorted({int(part) for part in parts}))
+    if count is None:
+        raise SettingsError("SPLITSHOT_SHARD_IDS needs SPLITSHOT_SHARD_COUNT (shards in all).")
+    if ids[-1] >= count:
+        raise SettingsError(
+            f"Shard {ids[-1]} does not exist with SPLITSHOT_SHARD_COUNT={count} (shards are "
+            f"numbered 0 to {count - 1})."
+        )
+    return ids, count
