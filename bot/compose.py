@@ -162,6 +162,9 @@ class Composite:
     """Per panel, the reason shown on its placeholder, or ``None`` when the image was shown."""
 
 
+#: how much larger labels and captions are drawn in a grid of 3–4 panels
+LABEL_GROWTH = 1.3
+
 _FORMAT_INFO = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg")}
 
 
@@ -456,6 +459,8 @@ def _cpu_count() -> int:
 class _Layout:
     area: tuple[int, int]
     unit: float
+    #: the unit of labels and captions: larger for 3–4 panels, which Discord shows smaller
+    label_unit: float
     width: int
     height: int
     card_boxes: tuple[Box, ...]
@@ -469,9 +474,12 @@ class _Layout:
     ) -> _Layout:
         area = _area(sizes, long_edge)
         unit = max(area) / 1024
+        # Discord shows a 2×2 grid at about half the scale of a pair (checked at 400 px wide):
+        # its labels and captions grow so they stay readable there.
+        label_unit = unit * (LABEL_GROWTH if count > 2 else 1.0)
         margin, gap, pad = _px(28, unit), _px(20, unit), _px(18, unit)
-        header, header_gap = _px(92, unit), _px(18, unit)
-        caption_gap, caption_h = _px(12, unit), _px(46, unit)
+        header, header_gap = _px(92, label_unit), _px(18, unit)
+        caption_gap, caption_h = _px(12, unit), _px(46, label_unit)
 
         card_w = area[0] + 2 * pad
         card_h = pad + header + header_gap + area[1] + pad
@@ -503,6 +511,7 @@ class _Layout:
         return _Layout(
             area=area,
             unit=unit,
+            label_unit=label_unit,
             width=width,
             height=height,
             card_boxes=tuple(cards),
@@ -553,9 +562,9 @@ def _draw_canvas(
     unit = layout.unit
     for index, panel in enumerate(panels):
         draw.rounded_rectangle(layout.card_boxes[index], radius=_px(22, unit), fill=CARD_RGB)
-        _draw_label(draw, layout.label_boxes[index], index, panel.label, unit)
+        _draw_label(draw, layout.label_boxes[index], index, panel.label, layout.label_unit)
         if layout.caption_boxes:
-            _draw_caption(draw, layout.caption_boxes[index], panel.caption, unit)
+            _draw_caption(draw, layout.caption_boxes[index], panel.caption, layout.label_unit)
         draw.rectangle(_inclusive(layout.panel_boxes[index]), fill=LETTERBOX_RGB)
 
     content: list[Box] = []
