@@ -432,3 +432,20 @@ def test_an_edit_shows_its_original_small_under_the_panels() -> None:
         strip = image.convert("RGB").crop((0, plain.height, image.width, image.height))
         yellow = sum(1 for r, g, b in strip.getdata() if r > 200 and 160 < g < 230 and b < 60)
     assert yellow > 1000, "the original is drawn in the strip"
+
+
+def test_labels_of_a_four_panel_grid_stay_legible_inline() -> None:
+    """Discord shows an attachment inline in about 400×350 px: a 2×2 grid shrinks twice as much
+    as a pair, so its label band grows to stay readable there (at least 15 px tall)."""
+    images = [png_bytes((768, 1024), (40 * i, 90, 160)) for i in range(4)]
+    labels = ["GPT-Image 2", "Nano Banana Pro", "Nano Banana 2", "GPT-Image 1.5"]
+    panels = [Panel(label, "3.1 s", image) for label, image in zip(labels, images, strict=True)]
+    four, pair = compose(panels), compose(panels[:2])
+
+    def band(composite: Composite) -> int:
+        _, top, _, bottom = composite.label_boxes[0]
+        return bottom - top
+
+    inline = min(400 / four.width, 350 / four.height)
+    assert band(four) * inline >= 15
+    assert band(four) / four.width > band(pair) / pair.width / 2, "grown past a pair's share"
