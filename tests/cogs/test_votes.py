@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -382,20 +381,7 @@ async def test_closing_a_blind_comparison_reveals_the_models(world: World) -> No
     ]
 
 
-async def test_the_close_button_is_limited_and_removed_once_closed(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # What cogs/compare/views.py::result_view does once it adds the button (diff requested).
-    from cogs.compare.views import result_view
-    from cogs.votes.views import CloseVoteButton
-
-    def with_close_button(comparison_id: str) -> discord.ui.View:
-        view = result_view(comparison_id)
-        if not any(isinstance(item, CloseVoteButton) for item in view.children):
-            view.add_item(CloseVoteButton(comparison_id))
-        return view
-
-    monkeypatch.setattr(sys.modules["cogs.compare.run"], "result_view", with_close_button)
+async def test_the_close_button_is_limited_and_removed_once_closed(world: World) -> None:
     w = world
     message, cid = await post(w)
     await w.other.react(message, "🇦")
