@@ -75,7 +75,9 @@ class Admission:
         """How many comparisons this member has running."""
         return self._running.get(key, 0)
 
-    def admit(self, key: Key, *, max_running: int, cooldown_s: float) -> Ticket:
+    def admit(
+        self, key: Key, *, max_running: int, cooldown_s: float, command: str = "/compare"
+    ) -> Ticket:
         """Claim a slot and the cooldown now, or raise TooManyRunning / CoolingDown."""
         running = self._running.get(key, 0)
         if running >= max_running:
@@ -85,7 +87,7 @@ class Admission:
         started = None
         if cooldown_s > 0:
             if last is not None and last + cooldown_s - now > 0:
-                raise CoolingDown(last + cooldown_s - now)
+                raise CoolingDown(last + cooldown_s - now, command)
             self._started[key] = started = now
         self._running[key] = running + 1
         return Ticket(self, key, started, last)

@@ -51,10 +51,12 @@ async def run_comparison(
             # Bad options are answered privately at once, before anything public shows.
             check_first(bot.policy(cached))
         limits = cached or DEFAULTS
+        command = interaction.command
         ticket = bot.admission.admit(
             key,
             max_running=limits.max_running_per_member,
             cooldown_s=limits.compare_cooldown_seconds if cooldown else 0,
+            command=f"/{command.qualified_name}" if command is not None else "/compare",
         )
     except SplitshotError as exc:
         await reply_privately(interaction, str(exc))
