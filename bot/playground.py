@@ -90,9 +90,8 @@ def welcome_text(resources: Resources) -> str:
         f"```\n{prompt}\n```",
         "**2.** Vote with a reaction under the result, then type `/vote close`.",
         "**3.** See the ratings with `/leaderboard portrait`.",
-        "**4.** Build on a result: **Variants**, **Reroll** or **Swap model** under it, or "
-        "`/edit` an image of your own.",
-        "*More: `/versus`, `/models list`, `/credits balance`, and `/wait` to let simulated time "
+        "*More: **Variants**, **Reroll** and **Swap model** under a result, `/edit`, `/history`, "
+        "`/versus`, `/models list`, `/credits balance`, and `/wait` to let simulated time "
         "pass. Switch “Viewing as” to Moderator for `/config`. Here your own vote counts.*",
     ]
     if demo:
