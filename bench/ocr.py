@@ -6,7 +6,7 @@ The set (bot/measure/synthetic.py) is generated with Pillow: correct renders, on
 garbled renders and images with no text, at 1K and 2K, in DejaVu/Liberation/Pillow fonts, on
 noisy backgrounds, rotated up to 10°, with one to three quoted strings — 120 images by default.
 
-Targets (issue 14):
+Targets:
 - verdict (exact / not exact) agrees with the ground truth on >= 95% of images;
 - mean absolute error of the score against the true similarity <= 0.03;
 - no image without text scores >= 0.5;

@@ -1,6 +1,6 @@
 """How much of the requested text an image shows: normalise, then a word-bounded fuzzy search.
 
-The rule (issue 14): normalise both sides (drop accents, case-fold, fold look-alikes 0→o and
+The rule: normalise both sides (drop accents, case-fold, fold look-alikes 0→o and
 1/i/l→l, keep letters and digits), then find the span of whole OCR words whose edit distance to
 the requested text is smallest, trying three readings of the image — boxes grouped into lines
 (top to bottom, left to right), boxes in the order the OCR returned them, and word by word (the

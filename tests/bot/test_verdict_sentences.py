@@ -1,4 +1,4 @@
-"""Every sentence of a verdict agrees with its own table (issue: /versus contradicted itself).
+"""Every sentence of a verdict agrees with its own table.
 
 For every ordered pair, triple and quad of catalog models, every use case and every quality's
 prices (plus arbitrary server prices), each claim a sentence makes is read back out of the text
