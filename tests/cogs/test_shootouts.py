@@ -1,0 +1,291 @@
+"""Shoot-outs end to end in SimCord: start (modal, price, Start), rounds in a thread, team votes,
+closing on time with a report, restart in the middle, the team pool, and the export."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+import pytest
+import simcord
+
+from bot.client import NotModerator, SplitshotBot
+from bot.comparisons.records import panel_images
+from bot.guild_settings import update_guild_settings
+from bot.shootouts.pool import POOL_USER_ID
+from tests.cogs.conftest import Behaviour, FakeAdapter, VirtualSleep, World
+
+HOUR = 3600
+PROMPTS = {
+    "prompt1": 'A poster for the summer fair, title "SUMMER FAIR"',
+    "prompt2": "A poster for a jazz night in a small club",
+    "prompt3": "A poster for a charity run at dawn",
+}
+MODELS = {"model_a": "gpt-image-2", "model_b": "nano-banana-pro"}
+ROUND_PRICE = 8 + 22
+
+
+@dataclass(slots=True)
+class PromptAwareFake(FakeAdapter):
+    """The usual fake, which can also be slow for prompts containing ``slow_prompt``."""
+
+    slow_prompt: str | None = None
+
+    async def generate(self, target: Any, request: Any, *, deadline: float) -> Any:
+        if self.slow_prompt and self.slow_prompt in request.prompt:
+            await self.sleep(600)
+        return await FakeAdapter.generate(self, target, request, deadline=deadline)
+
+
+@pytest.fixture
+def fake(virtual_sleep: VirtualSleep) -> PromptAwareFake:
+    return PromptAwareFake(sleep=virtual_sleep)
+
+
+async def open_start(
+    w: World, by: simcord.MemberActor, **options: Any
+) -> simcord.InteractionResult:
+    values: dict[str, Any] = {"name": "Event posters", "use_case": "poster", **MODELS, "hours": 1}
+    values.update(options)
+    return await by.slash(
+        w.channel, "shootout start", **{k: v for k, v in values.items() if v is not None}
+    )
+
+
+async def priced(
+    w: World, by: simcord.MemberActor, prompts: dict[str, str] | None = None, **options: Any
+) -> simcord.InteractionResult:
+    shown = await open_start(w, by, **options)
+    return await by.submit_modal(shown, PROMPTS if prompts is None else prompts)
+
+
+async def started(w: World, by: simcord.MemberActor, **options: Any) -> simcord.ChannelHandle:
+    confirm = await priced(w, by, **options)
+    assert confirm.response is not None and confirm.response.ephemeral
+    await by.click(confirm.response, label="Start")
+    (thread,) = w.channel.threads
+    return thread
+
+
+async def rounds(w: World) -> list[Any]:
+    return await w.bot.db.fetchall(
+        "SELECT r.idx, r.state, r.note, c.id, c.message_id, c.blind, c.charged, c.refunded "
+        "FROM shootout_rounds r LEFT JOIN comparisons c ON c.id = r.comparison_id ORDER BY r.idx"
+    )
+
+
+def round_messages(thread: simcord.ChannelHandle) -> list[discord.Message]:
+    return [m for m in thread.history() if m.attachments]
+
+
+async def fund_pool(w: World, amount: int) -> None:
+    res = await w.moderator.slash(w.channel, "credits pool grant", amount=amount, reason="posters")
+    assert res.response is not None and res.response.ephemeral
+    assert f"Granted **{amount:,} credits** to the team pool" in res.response.content
+
+
+async def pool_balance(w: World) -> int:
+    return await w.bot.ledger.balance(w.guild.id, POOL_USER_ID)
+
+
+# ------------------------------------------------------------------ the whole thing
+async def test_a_whole_team_shootout_from_pool_to_report_and_export(world: World) -> None:
+    w = world
+    team = w.guild.create_role("Poster team")
+    voter1 = w.guild.add_member(w.env.create_user("carol"), roles=[team])
+    voter2 = w.guild.add_member(w.env.create_user("dave"), roles=[team])
+    outsider = w.other
+
+    await fund_pool(w, 500)
+    confirm = await priced(w, w.moderator, team=team, pool=True)
+    price = confirm.response.embeds[0].description or ""
+    assert "3 prompts × 2 models = 90 credits" in price, price
+    assert "GPT-Image 2: 3 prompts × 8 = 24 credits" in price
+    assert await pool_balance(w) == 500, "nothing is spent before Start"
+
+    await w.moderator.click(confirm.response, label="Start")
+    (thread,) = w.channel.threads
+    posted = round_messages(thread)
+    assert len(posted) == 3
+    assert await pool_balance(w) == 500 - 3 * ROUND_PRICE
+    stored = await rounds(w)
+    assert [r["state"] for r in stored] == ["posted"] * 3
+    assert all(r["blind"] == 1 for r in stored)
+    for message in posted:
+        assert "Votes count from" in message.content and str(team.id) in message.content
+        text = json.dumps(message.embeds[0].to_dict())
+        assert "GPT-Image 2" not in text and "Nano Banana Pro" not in text, "blind until it closes"
+
+    # Team members' votes count; an outsider's reaction is ignored.
+    for message in posted:
+        await voter1.react(message, "🇦")
+        await voter2.react(message, "🇦")
+        await outsider.react(message, "🇧")
+    votes = await w.bot.db.fetchall("SELECT user_id FROM votes")
+    assert {row[0] for row in votes} == {voter1.id, voter2.id}
+
+    await w.env.advance_time(HOUR + 60)
+    states = await w.bot.db.fetchall("SELECT state FROM comparisons WHERE kind = 'shootout'")
+    assert [row[0] for row in states] == ["closed"] * 3
+    report = next(m for m in thread.history() if m.embeds and "report" in (m.embeds[0].title or ""))
+    embed = report.embeds[0]
+    assert "Rounds" in [f.name for f in embed.fields]
+    assert {f.name for f in embed.fields} >= {"GPT-Image 2", "Nano Banana Pro"}
+    assert "No clear winner after 6 votes" in (embed.description or "") or "Recommended" in (
+        embed.description or ""
+    )
+    notes = next(f.value for f in embed.fields if f.name == "Notes")
+    assert "text accuracy is not available" in (notes or "")
+
+    # The ledger balances, and the pool's spend is in its history.
+    assert await w.bot.ledger.audit() == []
+    kinds = await w.bot.db.fetchall(
+        "SELECT kind FROM ledger WHERE user_id = ? ORDER BY id", (POOL_USER_ID,)
+    )
+    assert [k[0] for k in kinds] == ["grant", "spend", "spend", "spend"]
+
+    # Export from the report's button: the HTML holds every round's images, the JSON the rows.
+    exported = await voter1.click(report, label="Export")
+    files = {a.filename: await a.read() for a in exported.response.attachments}
+    (html_name,) = [n for n in files if n.endswith(".html")]
+    (json_name,) = [n for n in files if n.endswith(".json")]
+    page = files[html_name].decode()
+    document = json.loads(files[json_name])
+    for row in stored:
+        for mime, data in (await panel_images(w.bot.db, row["id"])).values():
+            assert f"data:{mime};base64,{base64.b64encode(data).decode()}" in page
+    assert [r["prompt"] for r in document["rounds"]] == list(PROMPTS.values())
+    for r, row in zip(document["rounds"], stored, strict=True):
+        c = r["comparison"]
+        assert c["id"] == row["id"] and c["charged"] == row["charged"]
+        assert [p["model_id"] for p in c["panels"]] != []
+        db_votes = await w.bot.db.fetchall(
+            "SELECT user_id, choice FROM votes WHERE comparison_id = ? ORDER BY user_id",
+            (row["id"],),
+        )
+        assert sorted((v["user_id"], v["choice"]) for v in c["votes"]) == [
+            tuple(v) for v in db_votes
+        ]
+    assert document["paid_by"] == "team pool"
+
+
+# ------------------------------------------------------------------ restart
+async def test_a_restart_in_the_middle_refunds_what_did_not_run_and_still_closes_on_time(
+    world: World, fake: PromptAwareFake
+) -> None:
+    w = world
+    await fund_pool(w, 500)
+    confirm = await priced(w, w.moderator, pool=True)
+    # The second round takes a while: the bot restarts while it runs.
+    fake.slow_prompt = "jazz"
+    await w.moderator.click(confirm.response, label="Start")
+    await w.env.restart_bot(SplitshotBot(w.bot.resources, clock=w.bot.clock, progress_interval=10))
+    stored = await rounds(w)
+    assert [r["state"] for r in stored] == ["posted", "refunded", "refunded"]
+    assert await pool_balance(w) == 500 - ROUND_PRICE, "the rounds that did not finish are refunded"
+    assert await w.bot.ledger.audit() == []
+
+    (thread,) = w.channel.threads
+    await w.env.advance_time(HOUR + 60)
+    shootout = await w.bot.db.fetchone("SELECT state, reported_at FROM shootouts")
+    assert shootout["state"] == "closed" and shootout["reported_at"] is not None
+    assert any(m.embeds and "report" in (m.embeds[0].title or "") for m in thread.history())
+
+
+# ------------------------------------------------------------------ bad input
+async def test_no_prompts_is_refused_privately(world: World) -> None:
+    w = world
+    res = await priced(w, w.member, prompts={})
+    assert "at least one prompt" in w.private_answer(res)
+
+
+async def test_a_banned_word_names_the_prompt_and_spends_nothing(world: World) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, banned_words=("jazz",))
+    res = await priced(w, w.member)
+    assert w.private_answer(res).startswith("Prompt 2: This server does not allow")
+    assert w.channel.threads == []
+
+
+async def test_a_member_short_of_credits_sees_the_shortfall(world: World) -> None:
+    w = world
+    res = await priced(w, w.member)
+    answer = w.private_answer(res)
+    assert "You have 60 credits; this shoot-out costs 90, 30 short" in answer
+    assert await w.balance(w.member) == 60
+
+
+async def test_an_empty_pool_refuses_with_the_shortfall(world: World) -> None:
+    w = world
+    res = await priced(w, w.moderator, pool=True)
+    assert "The team pool has 0 credits; this shoot-out costs 90, 90 short" in w.private_answer(res)
+
+
+async def test_only_moderators_spend_the_pool(world: World) -> None:
+    w = world
+    res = await open_start(w, w.member, pool=True)
+    assert "Only moderators can spend the team pool" in w.private_answer(res)
+
+
+async def test_disabled_models_are_refused(world: World) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, enabled_models=("gpt-image-2", "flux-2-pro"))
+    res = await priced(w, w.moderator)
+    assert "Nano Banana Pro is turned off on this server" in w.private_answer(res)
+
+
+async def test_a_refusing_model_is_refunded_for_that_round_and_the_rest_continue(
+    world: World, fake: FakeAdapter
+) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, starter_grant=500)
+    fake.behaviour["nano-banana-pro"] = Behaviour(refuse="the prompt was declined")
+    thread = await started(w, w.member, prompts=None)
+    stored = await rounds(w)
+    assert [r["state"] for r in stored] == ["posted"] * 3
+    assert [r["refunded"] for r in stored] == [22] * 3
+    assert all("declined" in (r["note"] or "") for r in stored)
+    assert await w.balance(w.member) == 500 - 3 * 8
+    assert len(round_messages(thread)) == 3
+
+
+async def test_close_by_command_and_list(world: World) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, starter_grant=500)
+    thread = await started(w, w.member)
+    refused = await w.other.slash(thread, "shootout close")
+    assert "Only the member who started" in w.private_answer(refused)
+    listed = await w.member.slash(w.channel, "shootout list")
+    assert "Event posters" in (listed.response.embeds[0].description or "")
+    closed = await w.member.slash(thread, "shootout close")
+    assert "closed" in closed.response.content
+    assert any(m.embeds and "report" in (m.embeds[0].title or "") for m in thread.history())
+
+
+async def test_export_of_an_open_blind_comparison_is_refused(world: World) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, starter_grant=500)
+    await started(w, w.member)
+    row = (await rounds(w))[0]
+    res = await w.member.slash(w.channel, "export comparison", id=row["id"])
+    assert "blind and still open" in w.private_answer(res)
+    res = await w.member.slash(w.channel, "export shootout", id="nope")
+    assert "no shoot-out" in w.private_answer(res)
+
+
+async def test_pool_grants_are_moderator_only_and_audited(world: World) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, audit_channel_id=w.audit.id)
+    await fund_pool(w, 100)
+    res = await w.member.slash(w.channel, "credits pool grant", amount=5, reason="please")
+    simcord.assert_error(w.env, NotModerator)
+    simcord.assert_responded(res, ephemeral=True, contains="Only moderators")
+    balance = await w.member.slash(w.channel, "credits pool balance")
+    assert "100 credits" in balance.response.content
+    assert any(
+        "team pool" in (m.embeds[0].description or "") for m in w.audit.history() if m.embeds
+    )
+    assert await w.bot.ledger.audit() == []
