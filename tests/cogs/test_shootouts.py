@@ -3,15 +3,18 @@ closing on time with a report, restart in the middle, the team pool, and the exp
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import discord
 import pytest
 import simcord
 
+from bot.cli.main import main
 from bot.client import NotModerator, SplitshotBot
 from bot.comparisons.records import panel_images
 from bot.guild_settings import update_guild_settings
@@ -92,7 +95,9 @@ async def pool_balance(w: World) -> int:
 
 
 # ------------------------------------------------------------------ the whole thing
-async def test_a_whole_team_shootout_from_pool_to_report_and_export(world: World) -> None:
+async def test_a_whole_team_shootout_from_pool_to_report_and_export(
+    world: World, tmp_path: Path
+) -> None:
     w = world
     team = w.guild.create_role("Poster team")
     voter1 = w.guild.add_member(w.env.create_user("carol"), roles=[team])
@@ -170,6 +175,27 @@ async def test_a_whole_team_shootout_from_pool_to_report_and_export(world: World
             tuple(v) for v in db_votes
         ]
     assert document["paid_by"] == "team pool"
+
+    # The command line writes the same export from the database.
+    shootout_id = document["id"]
+    out = tmp_path / "report.html"
+    code = await asyncio.to_thread(
+        main,
+        [
+            "export",
+            "--db",
+            str(w.bot.settings.db_path),
+            "--shootout",
+            shootout_id,
+            "--out",
+            str(out),
+        ],
+        settings=w.bot.settings,
+    )
+    assert code == 0
+    assert out.read_text().count("data:image/png;base64,") == page.count("data:image/png;base64,")
+    cli_document = json.loads(out.with_suffix(".json").read_text())
+    assert cli_document["rounds"] == document["rounds"]
 
 
 # ------------------------------------------------------------------ restart
@@ -289,3 +315,68 @@ async def test_pool_grants_are_moderator_only_and_audited(world: World) -> None:
         "team pool" in (m.embeds[0].description or "") for m in w.audit.history() if m.embeds
     )
     assert await w.bot.ledger.audit() == []
+
+
+# ------------------------------------------------------------------ mid-way failures
+def report_in(channel: simcord.ChannelHandle) -> discord.Message | None:
+    return next(
+        (m for m in channel.history() if m.embeds and "report" in (m.embeds[0].title or "")), None
+    )
+
+
+async def test_without_thread_permission_the_rounds_go_to_the_channel(world: World) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, starter_grant=500)
+    w.env.inject_error(
+        "POST", "/channels/*/threads", status=403, code=50013, message="Missing Permissions"
+    )
+    confirm = await priced(w, w.member)
+    started_ = await w.member.click(confirm.response, label="Start")
+    assert w.channel.threads == []
+    assert len(round_messages(w.channel)) == 3
+    answer = started_.response.content if started_.response else ""
+    assert "couldn't create a thread" in answer
+
+
+async def test_a_thread_deleted_mid_way_keeps_votes_and_reports_in_the_channel(
+    world: World, fake: PromptAwareFake
+) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, starter_grant=500)
+    fake.slow_prompt = "jazz"
+    thread = await started(w, w.member)
+    (first,) = round_messages(thread)
+    await w.other.react(first, "🇦")
+    await w.bot.get_channel(thread.id).delete()  # type: ignore[union-attr]
+    await w.env.advance_time(601)  # round 2 finishes after its thread is gone
+
+    stored = await rounds(w)
+    assert [r["state"] for r in stored] == ["posted"] * 3
+    assert len(round_messages(w.channel)) == 2, "the later rounds went to the channel"
+    assert await w.balance(w.member) == 500 - 3 * ROUND_PRICE
+    await w.env.advance_time(HOUR)
+    report = report_in(w.channel)
+    assert report is not None
+    rounds_field = next(f.value for f in report.embeds[0].fields if f.name == "Rounds") or ""
+    assert rounds_field.startswith("**1.**") and "1 votes" in rounds_field.splitlines()[0]
+    assert await w.bot.ledger.audit() == []
+
+
+async def test_a_deleted_team_role_lets_everyone_vote_and_is_reported(world: World) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, starter_grant=500)
+    team = w.guild.create_role("Poster team")
+    thread = await started(w, w.member, team=team)
+    first = round_messages(thread)[0]
+    await w.other.react(first, "🇦")
+    assert await w.bot.db.fetchall("SELECT * FROM votes") == []
+    await w.bot.get_guild(w.guild.id).get_role(team.id).delete()  # type: ignore[union-attr]
+    await w.other.react(first, "🇧")
+    assert [tuple(r) for r in await w.bot.db.fetchall("SELECT user_id, choice FROM votes")] == [
+        (w.other.id, "B")
+    ]
+    await w.env.advance_time(HOUR + 60)
+    report = report_in(thread)
+    assert report is not None
+    notes = next(f.value for f in report.embeds[0].fields if f.name == "Notes") or ""
+    assert "team role was deleted" in notes
