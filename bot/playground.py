@@ -85,6 +85,10 @@ def welcome_text(resources: Resources) -> str:
         "`/vote close`, and see the ratings with `/leaderboard portrait`. "
         "Open **Details**, or try `/versus`, `/models list`, `/credits balance`. "
         "Switch to the *moderator* viewer for `/config` and `/credits grant`.",
+        "🏁 **Shoot-outs** — switch to the *moderator*, fund the team pool with "
+        "`/credits pool grant amount:200 reason:posters`, then run `/shootout start` with "
+        "`pool:True` and two prompts in the form. The rounds land in a thread; "
+        "`/shootout close` there posts the report, with an **Export** button.",
         "🗳️ Here you play every part, so your votes on your own results count and one vote "
         "ranks a model (a real server ignores the requester's vote and needs more).",
     ]

@@ -380,3 +380,36 @@ async def test_a_deleted_team_role_lets_everyone_vote_and_is_reported(world: Wor
     assert report is not None
     notes = next(f.value for f in report.embeds[0].fields if f.name == "Notes") or ""
     assert "team role was deleted" in notes
+
+
+# ------------------------------------------------------------------ the playground's hint
+async def test_the_playground_hint_runs_a_two_prompt_shootout(
+    simcord_env: simcord.Env, simcord_bot: SplitshotBot, virtual_sleep: VirtualSleep
+) -> None:
+    """What the welcome message tells a moderator to do works, in the playground's world."""
+    from bot.playground import PLAYGROUND_SETTINGS, build_world, welcome_text
+
+    env = simcord_env
+    virtual_sleep.env = env
+    hint = welcome_text(simcord_bot.resources)
+    assert "/credits pool grant amount:200" in hint and "/shootout start" in hint
+    world = build_world(env)
+    await update_guild_settings(simcord_bot.db, world.guild.id, **PLAYGROUND_SETTINGS)
+    mod, channel = world.moderator, world.channel
+
+    await mod.slash(channel, "credits pool grant", amount=200, reason="posters")
+    shown = await mod.slash(
+        channel, "shootout start", name="Posters", use_case="poster", **MODELS, pool=True
+    )
+    confirm = await mod.submit_modal(
+        shown, {"prompt1": "a fair poster", "prompt2": "a jazz poster"}
+    )
+    await mod.click(confirm.response, label="Start")
+    (thread,) = channel.threads
+    assert len(round_messages(thread)) == 2
+    for message in round_messages(thread):
+        await world.member.react(message, "🇦")
+    closed = await mod.slash(thread, "shootout close")
+    assert "closed" in closed.response.content
+    assert report_in(thread) is not None
+    assert await simcord_bot.ledger.balance(world.guild.id, POOL_USER_ID) == 200 - 2 * ROUND_PRICE
