@@ -280,7 +280,7 @@ class ShootoutsCog(
                 status_message_id=status.id,
             )
         except BaseException:
-            await asyncio.shield(self.runner._release(jobs, "shoot-out could not start"))
+            await asyncio.shield(self.runner.release(jobs, "shoot-out could not start"))
             raise
         shootout = await self.store.get(plan.id)
         assert shootout is not None

@@ -75,7 +75,12 @@ def status_embed(
         if shootout.blind and shootout.state != "closed"
         else ", ".join(model_names)
     )
-    lines = [head, f"{models} · {who} · paid by {payer_name(shootout.payer_id)}", ""]
+    lines = [
+        head,
+        f"{models} · {who} · started by <@{shootout.user_id}>, "
+        f"paid by {payer_name(shootout.payer_id)}",
+        "",
+    ]
     for r in shootout.rounds:
         state = ROUND_STATES.get(r.state, r.state)
         link = f" · [jump]({links[r.idx]})" if r.idx in links else ""
@@ -85,7 +90,7 @@ def status_embed(
     embed = discord.Embed(
         title=f"🏁 Shoot-out: {shootout.name}", description="\n".join(lines), colour=colour
     )
-    embed.set_footer(text=f"Shoot-out {shootout.id} · started by a member · /shootout close")
+    embed.set_footer(text=f"Shoot-out {shootout.id} · /shootout close · /export shootout")
     return fit_embed(embed)
 
 

@@ -15,15 +15,17 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.comparisons.job import ComparisonJob, Requester
+from bot.comparisons.records import mark_undelivered
 from bot.credits.rules import InsufficientCredits
 from bot.errors import SplitshotError
 from bot.shootouts.plan import ShootoutPlan
-from bot.shootouts.pool import POOL_USER_ID, open_pool, payer_name
+from bot.shootouts.pool import POOL_USER_ID, open_pool
 from bot.shootouts.report import Report, build_report, load
 from bot.shootouts.store import ShootoutRow, ShootoutStore
 from bot.tasks import stop_task
@@ -35,6 +37,7 @@ from cogs.votes.views import COG_NAME as VOTES_COG
 
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
+    from bot.comparisons.plan import Plan
     from bot.guild_settings import GuildSettings
     from cogs.votes.cog import VotesCog
 
@@ -108,19 +111,14 @@ class ShootoutRunner:
                 await job.reserve()
                 jobs.append(job)
         except BaseException as exc:
-            await asyncio.shield(
-                self._release([j for j in jobs if j.hold], "shoot-out not started")
-            )
+            await asyncio.shield(self.release([j for j in jobs if j.hold], "shoot-out not started"))
             if isinstance(exc, InsufficientCredits):
                 balance = await self.balance(requester.guild_id, requester.account_id)
                 raise NotEnoughForShootout(requester.account_id, balance, plan.total) from None
             raise
         return jobs
 
-    def _job(self, round_plan: object, requester: Requester) -> ComparisonJob:
-        from bot.comparisons.plan import Plan
-
-        assert isinstance(round_plan, Plan)
+    def _job(self, round_plan: Plan, requester: Requester) -> ComparisonJob:
         return ComparisonJob(
             round_plan,
             service=self.bot.service,
@@ -130,7 +128,7 @@ class ShootoutRunner:
             requester=requester,
         )
 
-    async def _release(self, jobs: list[ComparisonJob], reason: str) -> None:
+    async def release(self, jobs: list[ComparisonJob], reason: str) -> None:
         for job in jobs:
             if job.hold is None:
                 continue
@@ -208,7 +206,7 @@ class ShootoutRunner:
     async def _refund_unstarted(
         self, shootout_id: str, first: int, jobs: list[ComparisonJob]
     ) -> None:
-        await self._release([j for j in jobs if j.settlement is None], RESTARTED)
+        await self.release([j for j in jobs if j.settlement is None], RESTARTED)
         for offset, job in enumerate(jobs):
             if job.settlement is None:
                 await self.store.set_round(shootout_id, first + offset, "refunded", RESTARTED)
@@ -387,10 +385,6 @@ class ShootoutRunner:
                 settlement = await self.bot.ledger.release(r.hold_id, RESTARTED)
                 refunded += not settlement.already_closed
             elif row is not None and row["hold_id"] is not None:
-                from functools import partial
-
-                from bot.comparisons.records import mark_undelivered
-
                 mark = partial(mark_undelivered, comparison_id=r.comparison_id)
                 settlement = await self.bot.ledger.unsettle(row["hold_id"], RESTARTED, also=mark)
                 refunded += not settlement.already_closed
@@ -408,6 +402,3 @@ class ShootoutRunner:
 def deadline_after(now: datetime, hours: int) -> datetime:
     """When a shoot-out started now closes."""
     return now + timedelta(hours=hours)
-
-
-__all__ = ["NotEnoughForShootout", "ShootoutRunner", "Started", "deadline_after", "payer_name"]

@@ -315,6 +315,8 @@ async def test_pool_grants_are_moderator_only_and_audited(world: World) -> None:
         "team pool" in (m.embeds[0].description or "") for m in w.audit.history() if m.embeds
     )
     assert await w.bot.ledger.audit() == []
+    top = await w.member.slash(w.channel, "credits top")
+    assert "<@0>" not in (top.response.embeds[0].description or ""), "the pool is not a member"
 
 
 # ------------------------------------------------------------------ mid-way failures
