@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -415,3 +416,55 @@ async def test_the_playground_hint_runs_a_two_prompt_shootout(
     assert "closed" in closed.response.content
     assert report_in(thread) is not None
     assert await simcord_bot.ledger.balance(world.guild.id, POOL_USER_ID) == 200 - 2 * ROUND_PRICE
+
+
+async def test_a_named_round_exports_as_a_comparison(world: World) -> None:
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, starter_grant=500)
+    await started(w, w.member, blind=False)
+    row = (await rounds(w))[0]
+    res = await w.other.slash(w.channel, "export comparison", id=row["id"])
+    files = {a.filename: await a.read() for a in res.response.attachments}
+    assert sorted(files) == [
+        f"splitshot-comparison-{row['id']}.html",
+        f"splitshot-comparison-{row['id']}.json",
+    ]
+    page = files[f"splitshot-comparison-{row['id']}.html"].decode()
+    for mime, data in (await panel_images(w.bot.db, row["id"])).values():
+        assert f"data:{mime};base64,{base64.b64encode(data).decode()}" in page
+    document = json.loads(files[f"splitshot-comparison-{row['id']}.json"])
+    assert document["type"] == "comparison" and document["parent_id"] is not None
+    assert document["prompt"] == PROMPTS["prompt1"]
+
+
+async def test_a_crash_leaves_nothing_held_after_the_next_start(world: World) -> None:
+    """A crash without a clean shutdown (no cancellation ran): the next start refunds."""
+    from bot.comparisons.job import ComparisonJob, Requester
+    from bot.shootouts.plan import ShootoutRequest, plan_shootout
+    from cogs.shootouts.cog import ShootoutsCog
+
+    w = world
+    await update_guild_settings(w.bot.db, w.guild.id, starter_grant=500)
+    cog = w.bot.get_cog("ShootoutsCog")
+    assert isinstance(cog, ShootoutsCog)
+    settings = await w.bot.guild_settings(w.guild.id)
+    request = ShootoutRequest("Crash", "poster", tuple(MODELS.values()), list(PROMPTS.values()))
+    plan = plan_shootout(w.bot.policy(settings), request)
+    requester = Requester(w.guild.id, w.member.id, w.channel.id)
+    now = discord.utils.utcnow()
+    await cog.store.create(plan, guild_id=w.guild.id, channel_id=w.channel.id,
+                           user_id=w.member.id, payer_id=w.member.id,
+                           deadline=now + timedelta(hours=1), now=now)  # fmt: skip
+    for idx, round_plan in enumerate(plan.rounds):
+        job = ComparisonJob(round_plan, service=w.bot.service, catalog=w.bot.catalog,
+                            ledger=w.bot.ledger, db=w.bot.db, requester=requester)  # fmt: skip
+        hold = await job.reserve()
+        await cog.store.set_hold(plan.id, idx, hold.id if hold else None)
+    assert await w.balance(w.member) == 500 - 3 * ROUND_PRICE
+
+    assert await cog.runner.recover() == 3
+    assert await w.balance(w.member) == 500
+    assert [r["state"] for r in await rounds(w)] == ["refunded"] * 3
+    shootout = await cog.store.get(plan.id)
+    assert shootout is not None and shootout.state == "open"
+    assert await w.bot.ledger.audit() == []
