@@ -152,10 +152,13 @@ class ShootoutRunner:
                 log.info("no thread for shoot-out in %s: %s", channel.id, exc)
             else:
                 return Started(thread, thread.id, True, None)
-        note = (
-            "I couldn't create a thread here (I need the Create Public Threads permission), "
-            "so the rounds are posted in this channel."
-        )
+        if isinstance(channel, discord.Thread):
+            note = "Started inside a thread, so the rounds are posted right here."
+        else:
+            note = (
+                "I couldn't create a thread here (I need the Create Public Threads permission), "
+                "so the rounds are posted in this channel."
+            )
         return Started(channel, channel.id, False, note)
 
     async def run(
