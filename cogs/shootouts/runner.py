@@ -309,7 +309,8 @@ class ShootoutRunner:
                 log.exception("text accuracy failed for shoot-out %s", shootout.id)
         use_case = self.bot.catalog.use_cases.get(shootout.use_case)
         name = use_case.name if use_case else shootout.use_case
-        return build_report(data, name, text_accuracy=accuracy)
+        # The bootstrap is CPU work: small for a shoot-out, but never on the event loop.
+        return await asyncio.to_thread(build_report, data, name, text_accuracy=accuracy)
 
     async def _close_rounds(self, shootout: ShootoutRow, by: int | None) -> None:
         votes: VotesCog | None = self.bot.get_cog(VOTES_COG)  # type: ignore[assignment]
