@@ -58,7 +58,7 @@ BASE_COGS = (
     "cogs.config",
 )
 # Loaded when present, so the voting feature lands by adding its file.
-OPTIONAL_COGS = ("cogs.votes",)
+OPTIONAL_COGS = ("cogs.votes", "cogs.shootouts")
 COGS = BASE_COGS + tuple(name for name in OPTIONAL_COGS if importlib.util.find_spec(name))
 
 #: the fastest a progress message is edited (Discord allows ~5 edits per 5 s per message)

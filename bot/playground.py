@@ -93,6 +93,9 @@ def welcome_text(resources: Resources) -> str:
         "*More: **Variants**, **Reroll** and **Swap model** under a result, `/edit`, `/history`, "
         "`/versus`, `/models list`, `/credits balance`, and `/wait` to let simulated time "
         "pass. Switch “Viewing as” to Moderator for `/config`. Here your own vote counts.*",
+        "🏁 *Shoot-outs:* as the Moderator, fund the team pool with "
+        "`/credits pool grant amount:200 reason:posters`, then `/shootout start` with "
+        "`pool:True` and two prompts; `/shootout close` posts the report and its **Export**.",
     ]
     if demo:
         lines.append("⚠️ No provider keys are set: the models are **demo stand-ins**.")

@@ -112,10 +112,12 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
 
     from bot.cli import credits as cli_credits
     from bot.cli import doctor as cli_doctor
+    from bot.cli import export as cli_export
     from bot.cli import sync as cli_sync
 
     cli_credits.register(sub, default_db=settings.db_path if settings else None)
     cli_doctor.register(sub)
+    cli_export.register(sub, default_db=settings.db_path if settings else None)
     cli_sync.register(sub)
     return parser
 

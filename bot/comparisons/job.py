@@ -60,6 +60,13 @@ class Requester:
     guild_id: int
     user_id: int
     channel_id: int | None = None
+    #: the account charged when it is not the member's own (a shoot-out paid by the team pool)
+    payer_id: int | None = None
+
+    @property
+    def account_id(self) -> int:
+        """The ledger account that pays: the payer when one is set, else the member."""
+        return self.user_id if self.payer_id is None else self.payer_id
 
 
 def utc_now() -> datetime:
@@ -117,7 +124,7 @@ class ComparisonJob:
         try:
             self.hold = await self.ledger.reserve(
                 self.requester.guild_id,
-                self.requester.user_id,
+                self.requester.account_id,
                 self.plan.line_items(),
                 comparison_id=self.plan.id,
             )

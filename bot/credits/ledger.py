@@ -144,9 +144,10 @@ FROM (
 )
 ORDER BY id DESC LIMIT ? OFFSET ?
 """
+# user_id 0 is the server's own account (the shoot-outs' team pool), not a member.
 SQL_TOP = """
 SELECT user_id, balance FROM accounts
-WHERE guild_id = ? AND balance > 0
+WHERE guild_id = ? AND balance > 0 AND user_id <> 0
 ORDER BY balance DESC, user_id
 LIMIT ?
 """

@@ -11,7 +11,7 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from bot.voting.store import CloseResult
 
 log = logging.getLogger(__name__)
+
+#: a rule another feature adds to voting (a shoot-out's team role): why a reaction does not
+#: count, or None when it may
+VoteGate = Callable[[discord.RawReactionActionEvent], Awaitable[str | None]]
 
 MESSAGE_LINK = re.compile(
     r"discord(?:app)?\.com/channels/(?:\d+|@me)/(?P<channel>\d+)/(?P<message>\d+)"
@@ -161,6 +165,8 @@ class VotesCog(commands.Cog, name=COG_NAME):
         self.closer = VoteCloser(bot, self.store, self.community_lines)
         self.vote_group = build_vote_group(self)
         self.leaderboard_command = build_leaderboard_command(self)
+        #: extra rules for added reactions, asked in order; withdrawing a vote always works
+        self.gates: list[VoteGate] = []
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.vote_group)
@@ -220,6 +226,12 @@ class VotesCog(commands.Cog, name=COG_NAME):
             # Discord names the author on adds: skip the database for other people's messages.
             log.debug("reaction on message %d ignored: not the bot's message", payload.message_id)
             return
+        if added:
+            for gate in self.gates:
+                reason = await gate(payload)
+                if reason is not None:
+                    log.debug("reaction on message %d ignored: %s", payload.message_id, reason)
+                    return
         decision = await self.store.handle_reaction(
             reaction_event(payload, added=added, bot_id=me.id)
         )
