@@ -106,3 +106,20 @@ async def text_means(
     return await db.run_read(
         lambda conn: _means(conn, guild_id=guild_id, use_case=use_case, include_demo=include_demo)
     )
+
+
+SQL_CHILD_TEXT_MEANS = """
+SELECT p.model_id, avg(t.score)
+FROM comparisons c
+JOIN panels p ON p.comparison_id = c.id
+JOIN panel_text t ON t.comparison_id = p.comparison_id AND t.idx = p.idx
+WHERE c.parent_id = ? AND c.state <> 'deleted'
+GROUP BY p.model_id
+"""
+
+
+async def child_text_means(db: Database, parent_id: str) -> dict[str, float]:
+    """Mean measured text accuracy per model over the comparisons made from ``parent_id``
+    (a shoot-out's rounds); empty when none of them was measured."""
+    rows = await db.fetchall(SQL_CHILD_TEXT_MEANS, (parent_id,))
+    return {row[0]: float(row[1]) for row in rows}

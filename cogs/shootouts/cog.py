@@ -20,6 +20,7 @@ from discord.ext import commands
 from bot.client import is_moderator, model_choices, reply_privately, use_case_choices
 from bot.comparisons.job import Requester
 from bot.errors import SplitshotError
+from bot.measure.store import child_text_means
 from bot.render.embed import COLOUR_INFO, fit_embed
 from bot.shootouts.export import ExportBlocked, export_comparison, export_shootout, to_json
 from bot.shootouts.plan import (
@@ -31,7 +32,7 @@ from bot.shootouts.plan import (
     plan_shootout,
 )
 from bot.shootouts.pool import POOL_USER_ID
-from bot.shootouts.store import ShootoutStore
+from bot.shootouts.store import ShootoutRow, ShootoutStore
 from cogs.shootouts.render import jump_url, price_embed, status_embed
 from cogs.shootouts.runner import ShootoutRunner, deadline_after
 from cogs.shootouts.views import ConfirmView, ExportButton, PromptsModal
@@ -157,9 +158,14 @@ class ShootoutsCog(
         self.bot = bot
         self.store = ShootoutStore(bot.db)
         self.runner = ShootoutRunner(bot, self.store)
+        self.runner.text_accuracy = self._text_accuracy
         super().__init__()
         self.__cog_app_commands_group__.add_command(build_start_command(self))  # type: ignore[union-attr]
         self.export_group = build_export_group(self)
+
+    async def _text_accuracy(self, shootout: ShootoutRow) -> dict[str, float] | None:
+        """Each model's mean measured text accuracy over the rounds (None: nothing measured)."""
+        return await child_text_means(self.bot.db, shootout.id) or None
 
     async def cog_load(self) -> None:
         from cogs.shootouts.pool import attach_pool_group

@@ -88,3 +88,18 @@ async def test_a_stored_comparison_keeps_its_measured_row_and_details_show_the_r
     assert "wrote “OPEN 2A/7” (86%)" in card.verdict.quick_verdict
     details = str([e.to_dict() for e in details_embeds(record, CATALOG)])
     assert "Text read: “OPEN 2A/7” (86%)" in details
+
+
+async def test_a_shootouts_rounds_give_its_text_accuracy(db: Any) -> None:
+    from bot.measure.store import child_text_means
+
+    first = await run_and_record(db, 'a sign "OPEN 24/7"')
+    second = await run_and_record(db, 'a poster "OPEN 24/7"')
+    await run_and_record(db, 'a sign "OPEN 24/7" elsewhere')  # not a round of this shoot-out
+    for comparison_id in (first, second):
+        await db.execute(
+            "UPDATE comparisons SET parent_id = 'shoot1' WHERE id = ?", (comparison_id,)
+        )
+    means = await child_text_means(db, "shoot1")
+    assert means["gpt-image-2"] == 1.0 and abs(means["nano-banana-pro"] - 6 / 7) < 1e-9
+    assert await child_text_means(db, "nobody") == {}
