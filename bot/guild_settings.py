@@ -22,7 +22,8 @@ from bot.credits.rules import MAX_AMOUNT, MAX_BALANCE
 from bot.errors import SplitshotError
 
 if TYPE_CHECKING:
-    from bot.db import Database
+    from bot.db import AnyDatabase
+    from bot.db.postgres import PgConnection
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,17 @@ SQL_UPSERT_SETTINGS = """
 INSERT INTO guild_settings (guild_id, data, updated_at) VALUES (:guild_id, :data, :now)
 ON CONFLICT (guild_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at
 """
+PG_SELECT_SETTINGS = "SELECT data FROM guild_settings WHERE guild_id = $1"
+# FOR UPDATE: two moderators changing different settings at once must not lose either change.
+PG_SELECT_SETTINGS_FOR_UPDATE = PG_SELECT_SETTINGS + " FOR UPDATE"
+PG_UPSERT_SETTINGS = """
+INSERT INTO guild_settings (guild_id, data, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (guild_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at
+"""
+# Serialises the first write of a guild's settings, when there is no row to lock yet.
+PG_LOCK_GUILD_SETTINGS = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('guild-settings:' || $1, 0))"
+)
 
 
 def load_guild_settings(conn: sqlite3.Connection, guild_id: int) -> GuildSettings:
@@ -217,42 +229,71 @@ def load_guild_settings(conn: sqlite3.Connection, guild_id: int) -> GuildSetting
     return DEFAULTS if row is None else _from_stored(guild_id, row[0])
 
 
-def _stored_changes(conn: sqlite3.Connection, guild_id: int) -> dict[str, object]:
-    row = conn.execute(SQL_SELECT_SETTINGS, (guild_id,)).fetchone()
-    stored = json.loads(row[0]) if row is not None else {}
+async def load_guild_settings_pg(conn: PgConnection, guild_id: int) -> GuildSettings:
+    """Read a guild's settings on a PostgreSQL connection (inside a ledger transaction)."""
+    data = await conn.fetchval(PG_SELECT_SETTINGS, guild_id)
+    return DEFAULTS if data is None else _from_stored(guild_id, str(data))
+
+
+def _stored_changes(data: str | None) -> dict[str, object]:
+    stored = json.loads(data) if data is not None else {}
     return {key: value for key, value in stored.items() if key in _KINDS}
 
 
-async def get_guild_settings(db: Database, guild_id: int) -> GuildSettings:
+def _merged(data: str | None, changes: dict[str, object], reset: tuple[str, ...]) -> str:
+    stored = _stored_changes(data)
+    stored.update({name: _to_json(value) for name, value in changes.items()})
+    for name in reset:
+        stored.pop(name, None)
+    return json.dumps(stored)
+
+
+async def get_guild_settings(db: AnyDatabase, guild_id: int) -> GuildSettings:
     """Return a guild's settings; defaults when it never changed any."""
+    from bot.db import PostgresDatabase
+
+    if isinstance(db, PostgresDatabase):
+        async with db.transaction(readonly=True) as conn:
+            return await load_guild_settings_pg(conn, guild_id)
     return await db.run_read(lambda conn: load_guild_settings(conn, guild_id))
 
 
 def _write(
     conn: sqlite3.Connection, guild_id: int, changes: dict[str, object], reset: tuple[str, ...]
 ) -> GuildSettings:
-    stored = _stored_changes(conn, guild_id)
-    stored.update({name: _to_json(value) for name, value in changes.items()})
-    for name in reset:
-        stored.pop(name, None)
+    row = conn.execute(SQL_SELECT_SETTINGS, (guild_id,)).fetchone()
+    data = _merged(None if row is None else row[0], changes, reset)
     now = datetime.now(UTC).isoformat(timespec="microseconds")
-    conn.execute(
-        SQL_UPSERT_SETTINGS, {"guild_id": guild_id, "data": json.dumps(stored), "now": now}
-    )
-    return _from_stored(guild_id, json.dumps(stored))
+    conn.execute(SQL_UPSERT_SETTINGS, {"guild_id": guild_id, "data": data, "now": now})
+    return _from_stored(guild_id, data)
 
 
-async def update_guild_settings(db: Database, guild_id: int, **changes: object) -> GuildSettings:
+async def _save(
+    db: AnyDatabase, guild_id: int, changes: dict[str, object], reset: tuple[str, ...]
+) -> GuildSettings:
+    from bot.db import PostgresDatabase
+
+    if not isinstance(db, PostgresDatabase):
+        return await db.run_in_transaction(lambda conn: _write(conn, guild_id, changes, reset))
+    async with db.transaction() as conn:
+        await conn.execute(PG_LOCK_GUILD_SETTINGS, str(guild_id))
+        current = await conn.fetchval(PG_SELECT_SETTINGS_FOR_UPDATE, guild_id)
+        data = _merged(None if current is None else str(current), changes, reset)
+        await conn.execute(PG_UPSERT_SETTINGS, guild_id, data, datetime.now(UTC))
+    return _from_stored(guild_id, data)
+
+
+async def update_guild_settings(db: AnyDatabase, guild_id: int, **changes: object) -> GuildSettings:
     """Validate and save the given settings for a guild; return the guild's new settings."""
     checked = {name: validate_setting(name, value) for name, value in changes.items()}
-    settings = await db.run_in_transaction(lambda conn: _write(conn, guild_id, checked, ()))
+    settings = await _save(db, guild_id, checked, ())
     log.info("guild %d changed settings: %s", guild_id, ", ".join(sorted(checked)))
     return settings
 
 
-async def reset_guild_settings(db: Database, guild_id: int, *names: str) -> GuildSettings:
+async def reset_guild_settings(db: AnyDatabase, guild_id: int, *names: str) -> GuildSettings:
     """Return the named settings of a guild to their defaults."""
     for name in names:
         if name not in _KINDS:
             validate_setting(name, None)  # raises the "no such setting" sentence
-    return await db.run_in_transaction(lambda conn: _write(conn, guild_id, {}, names))
+    return await _save(db, guild_id, {}, names)

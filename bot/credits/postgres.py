@@ -1,0 +1,535 @@
+"""The ledger on PostgreSQL: the same operations and invariants as SQLite's, for many processes.
+
+Concurrency comes from the database, not from a process-local lock:
+
+* A debit is one conditional ``UPDATE accounts ... WHERE balance >= $n RETURNING balance``. Two
+  debits of one account serialise on its row lock, and the second re-checks the WHERE clause
+  against the first's committed balance, so no process can overdraw another's spend.
+* The common reserve — the account exists and can pay — is a single statement (data-modifying
+  CTEs: debit, hold, its line items and the spend row) and so a single round trip and a single
+  transaction.
+* Settle and release lock the hold (``SELECT ... FOR UPDATE``), and only the call that moves it
+  out of ``'open'`` refunds anything; a retry or a racing call waits for the lock and then finds
+  the hold closed. Unique indexes on the ledger back this up: one spend row per hold, one
+  refund row per model of a hold.
+* Stale-hold recovery claims holds with ``FOR UPDATE SKIP LOCKED``: two processes sweeping at
+  once take disjoint sets, so each stale hold is refunded by exactly one of them.
+* The moderator cap (a sum over recent grants) is read under a transaction-scoped advisory lock
+  per (guild, moderator), so two grants cannot both pass it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from bot.credits.accounts import MODERATOR_CAP_WINDOW, DailyClaim
+from bot.credits.audit import Discrepancy, discrepancies
+from bot.credits.holds import (
+    RECOVERY_REASON,
+    Hold,
+    HoldState,
+    LineItem,
+    Refund,
+    Settlement,
+    refund_reasons,
+)
+from bot.credits.rules import (
+    MAX_BALANCE,
+    BalanceLimit,
+    DailyAlreadyClaimed,
+    DailyDisabled,
+    HoldNotFound,
+    InsufficientCredits,
+    LedgerError,
+    OverGrantLimit,
+    OverModeratorDailyCap,
+    RevokeBeyondBalance,
+    price_text,
+)
+from bot.credits.store import HistoryPage, LedgerCounts, LedgerEntry
+from bot.db.postgres import PostgresDatabase
+from bot.guild_settings import load_guild_settings_pg
+
+if TYPE_CHECKING:
+    from bot.db.postgres import PgConnection
+
+RECOVERY_BATCH = 100
+
+# --- accounts -------------------------------------------------------------------------------
+
+SQL_BALANCE = "SELECT balance FROM accounts WHERE guild_id = $1 AND user_id = $2"
+SQL_CREATE_ACCOUNT = """
+INSERT INTO accounts (guild_id, user_id, balance, created_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+RETURNING balance
+"""
+SQL_INSERT_LEDGER = """
+INSERT INTO ledger (guild_id, user_id, delta, kind, reason, actor_id, comparison_id, hold_id,
+                    model_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+# Grants and allowances stop at MAX_BALANCE; refunds (only returning what was taken) never do.
+SQL_CREDIT = """
+UPDATE accounts SET balance = balance + $3
+WHERE guild_id = $1 AND user_id = $2 AND balance <= $4
+RETURNING balance
+"""
+# The one way credits leave an account: the WHERE clause is the balance check.
+SQL_DEBIT = """
+UPDATE accounts SET balance = balance - $3
+WHERE guild_id = $1 AND user_id = $2 AND balance >= $3
+RETURNING balance
+"""
+SQL_CLAIM_DAILY = """
+UPDATE accounts SET balance = balance + $3, last_daily_at = $4
+WHERE guild_id = $1 AND user_id = $2
+  AND (last_daily_at IS NULL OR last_daily_at <= $5) AND balance <= $6
+RETURNING balance
+"""
+SQL_LAST_DAILY = "SELECT last_daily_at FROM accounts WHERE guild_id = $1 AND user_id = $2"
+SQL_LOCK_MODERATOR = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+SQL_GRANTED_SINCE = """
+SELECT COALESCE(SUM(delta), 0)::bigint FROM ledger
+WHERE guild_id = $1 AND actor_id = $2 AND kind = 'grant' AND created_at > $3
+"""
+
+# --- holds ----------------------------------------------------------------------------------
+
+# Debit, hold, line items and spend row in one statement: nothing is written unless the debit
+# found the account and it could pay (every later CTE reads from the one before).
+SQL_RESERVE = """
+WITH debit AS (
+    UPDATE accounts SET balance = balance - $3
+    WHERE guild_id = $1 AND user_id = $2 AND balance >= $3
+    RETURNING balance
+), hold AS (
+    INSERT INTO holds (guild_id, user_id, comparison_id, amount, created_at)
+    SELECT $1, $2, $4, $3, $5 FROM debit
+    RETURNING id
+), items AS (
+    INSERT INTO hold_items (hold_id, position, model_id, label, credits)
+    SELECT hold.id, item.position - 1, item.model_id, item.label, item.credits
+    FROM hold, unnest($6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY
+         AS item (model_id, label, credits, position)
+), spend AS (
+    INSERT INTO ledger (guild_id, user_id, delta, kind, reason, actor_id, comparison_id,
+                        hold_id, created_at)
+    SELECT $1, $2, -$3, 'spend', $9, $2, $4, hold.id, $5 FROM hold WHERE $3 > 0
+)
+SELECT hold.id, debit.balance FROM hold, debit
+"""
+SQL_LOCK_HOLD = """
+SELECT h.id, h.guild_id, h.user_id, h.comparison_id, h.amount, h.state, h.charged, h.refunded
+FROM holds AS h WHERE h.id = $1
+FOR UPDATE
+"""
+SQL_HOLD_ITEMS = """
+SELECT model_id, label, credits, outcome, reason FROM hold_items WHERE hold_id = $1
+ORDER BY position
+"""
+# Close the hold, record each item's outcome, refund the account and write the refund rows in
+# one statement; `WHERE state = 'open'` is the exactly-once guard (the row is locked already).
+SQL_CLOSE_HOLD = """
+WITH closed AS (
+    UPDATE holds SET state = $2, charged = $3, refunded = $4, closed_at = $5
+    WHERE id = $1 AND state = 'open'
+    RETURNING guild_id, user_id, comparison_id
+), outcomes AS (
+    UPDATE hold_items AS i SET outcome = o.outcome, reason = o.reason
+    FROM closed, unnest($6::text[], $7::text[], $8::text[]) AS o (model_id, outcome, reason)
+    WHERE i.hold_id = $1 AND i.model_id = o.model_id
+), refund AS (
+    UPDATE accounts AS a SET balance = a.balance + $4
+    FROM closed WHERE a.guild_id = closed.guild_id AND a.user_id = closed.user_id
+    RETURNING a.balance
+), refund_rows AS (
+    INSERT INTO ledger (guild_id, user_id, delta, kind, reason, comparison_id, hold_id,
+                        model_id, created_at)
+    SELECT closed.guild_id, closed.user_id, r.credits, $9, r.reason, closed.comparison_id, $1,
+           r.model_id, $5
+    FROM closed, unnest($10::text[], $11::bigint[], $12::text[]) AS r (model_id, credits, reason)
+    WHERE r.credits > 0
+)
+SELECT balance FROM refund
+"""
+# SKIP LOCKED: a hold another process is recovering (or settling) right now is left to it.
+# Account order keeps two sweeps from locking the same accounts in opposite orders.
+SQL_CLAIM_STALE = """
+SELECT id FROM holds WHERE state = 'open' AND created_at <= $1
+ORDER BY guild_id, user_id, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+
+# --- reading --------------------------------------------------------------------------------
+
+SQL_HISTORY_COUNT = "SELECT COUNT(*) FROM ledger WHERE guild_id = $1 AND user_id = $2"
+SQL_HISTORY_PAGE = """
+SELECT id, delta, kind, reason, actor_id, comparison_id, model_id, created_at, balance_after
+FROM (
+    SELECT *, (SUM(delta) OVER (ORDER BY id))::bigint AS balance_after
+    FROM ledger WHERE guild_id = $1 AND user_id = $2
+) AS l
+ORDER BY id DESC LIMIT $3 OFFSET $4
+"""
+SQL_TOP = """
+SELECT user_id, balance FROM accounts
+WHERE guild_id = $1 AND balance > 0
+ORDER BY balance DESC, user_id
+LIMIT $2
+"""
+SQL_COUNTS = """
+SELECT (SELECT COUNT(*) FROM accounts) AS accounts,
+       (SELECT COUNT(*) FROM ledger) AS rows,
+       (SELECT COUNT(*) FROM holds) AS holds,
+       (SELECT COUNT(*) FROM holds WHERE state = 'open') AS open_holds
+"""
+SQL_AUDIT_BALANCES = """
+SELECT a.guild_id, a.user_id, a.balance, COALESCE(l.total, 0) AS ledger_total
+FROM accounts AS a
+LEFT JOIN (
+    SELECT guild_id, user_id, SUM(delta)::bigint AS total FROM ledger GROUP BY guild_id, user_id
+) AS l ON l.guild_id = a.guild_id AND l.user_id = a.user_id
+WHERE a.balance <> COALESCE(l.total, 0) OR a.balance < 0
+"""
+SQL_AUDIT_ORPHAN_ROWS = """
+SELECT l.guild_id, l.user_id, COUNT(*) AS n
+FROM ledger AS l
+LEFT JOIN accounts AS a ON a.guild_id = l.guild_id AND a.user_id = l.user_id
+WHERE a.user_id IS NULL
+GROUP BY l.guild_id, l.user_id
+"""
+SQL_AUDIT_UNLINKED_ROWS = """
+SELECT id, guild_id, user_id, kind FROM ledger
+WHERE kind IN ('spend', 'refund', 'recovery') AND hold_id IS NULL
+"""
+SQL_AUDIT_HOLDS = """
+WITH money AS (
+    SELECT l.hold_id,
+           -SUM(CASE WHEN l.kind = 'spend' THEN l.delta ELSE 0 END)::bigint AS spent,
+           SUM(CASE WHEN l.kind IN ('refund', 'recovery') THEN l.delta ELSE 0 END)::bigint
+               AS returned,
+           COUNT(*) FILTER (WHERE l.kind NOT IN ('spend', 'refund', 'recovery')
+                            OR l.guild_id <> h.guild_id OR l.user_id <> h.user_id) AS stray
+    FROM ledger AS l JOIN holds AS h ON h.id = l.hold_id
+    GROUP BY l.hold_id
+), items AS (
+    SELECT hold_id, SUM(credits)::bigint AS total, COUNT(*) AS n,
+           COUNT(*) FILTER (WHERE outcome IS NULL) AS pending,
+           SUM(CASE WHEN outcome = 'refunded' THEN credits ELSE 0 END)::bigint AS refunded
+    FROM hold_items GROUP BY hold_id
+)
+SELECT h.id, h.guild_id, h.user_id, h.state, h.amount, h.charged, h.refunded, h.closed_at,
+       COALESCE(m.spent, 0) AS spent, COALESCE(m.returned, 0) AS returned,
+       COALESCE(m.stray, 0) AS stray, COALESCE(i.total, 0) AS items_total,
+       COALESCE(i.n, 0) AS items, COALESCE(i.pending, 0) AS pending,
+       COALESCE(i.refunded, 0) AS items_refunded
+FROM holds AS h
+LEFT JOIN money AS m ON m.hold_id = h.id
+LEFT JOIN items AS i ON i.hold_id = h.id
+ORDER BY h.id
+"""
+
+
+async def _balance(conn: PgConnection, guild_id: int, user_id: int) -> int:
+    value = await conn.fetchval(SQL_BALANCE, guild_id, user_id)
+    return 0 if value is None else int(value)
+
+
+async def _ledger_row(
+    conn: PgConnection,
+    guild_id: int,
+    user_id: int,
+    delta: int,
+    kind: str,
+    now: datetime,
+    *,
+    reason: str = "",
+    actor_id: int | None = None,
+    comparison_id: str | None = None,
+    hold_id: int | None = None,
+    model_id: str | None = None,
+) -> None:
+    await conn.execute(
+        SQL_INSERT_LEDGER,
+        guild_id, user_id, delta, kind, reason, actor_id, comparison_id, hold_id, model_id, now,
+    )  # fmt: skip
+
+
+async def _ensure_account(conn: PgConnection, guild_id: int, user_id: int, now: datetime) -> int:
+    """Create the account with its starter grant (exactly once); return the balance."""
+    balance = await conn.fetchval(SQL_BALANCE, guild_id, user_id)
+    if balance is not None:
+        return int(balance)
+    starter = (await load_guild_settings_pg(conn, guild_id)).starter_grant
+    # Of two racing first touches, the second waits on the first's key and then inserts
+    # nothing: only the one that inserted writes the starter row.
+    created = await conn.fetchval(SQL_CREATE_ACCOUNT, guild_id, user_id, starter, now)
+    if created is None:
+        return await _balance(conn, guild_id, user_id)
+    if starter > 0:
+        await _ledger_row(conn, guild_id, user_id, starter, "starter", now, reason="starter grant")
+    return starter
+
+
+def _as_closed(hold: asyncpg.Record, rows: list[asyncpg.Record], balance: int) -> Settlement:
+    """The settlement recorded earlier, for a repeated settle or release."""
+    refunds = tuple(
+        Refund(row["model_id"], row["label"], int(row["credits"]), row["reason"] or "")
+        for row in rows
+        if row["outcome"] == "refunded"
+    )
+    return Settlement(
+        int(hold["id"]),
+        HoldState(hold["state"]),
+        int(hold["charged"]),
+        int(hold["refunded"]),
+        refunds,
+        True,
+        balance,
+    )
+
+
+class PostgresLedgerStore:
+    """The ledger on a PostgreSQL pool; safe to share one database between many processes."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def ensure_account(self, guild_id: int, user_id: int, now: datetime) -> int:
+        async with self._db.transaction() as conn:
+            return await _ensure_account(conn, guild_id, user_id, now)
+
+    async def balance(self, guild_id: int, user_id: int) -> int:
+        value = await self._db.fetchval(SQL_BALANCE, guild_id, user_id)
+        return 0 if value is None else int(value)
+
+    async def reserve(
+        self,
+        guild_id: int,
+        user_id: int,
+        items: tuple[LineItem, ...],
+        comparison_id: str,
+        now: datetime,
+    ) -> Hold | LedgerError:
+        amount = sum(item.credits for item in items)
+        args = (
+            guild_id,
+            user_id,
+            amount,
+            comparison_id,
+            now,
+            [item.model_id for item in items],
+            [item.label for item in items],
+            [item.credits for item in items],
+            price_text(items),
+        )
+        # Nearly always the account exists and can pay: one statement, one transaction.
+        row = await self._db.fetchrow(SQL_RESERVE, *args)
+        if row is None:
+            # First touch (or not enough credits): create the account with its starter grant
+            # and try once more, in one transaction that commits the account either way.
+            async with self._db.transaction() as conn:
+                await _ensure_account(conn, guild_id, user_id, now)
+                row = await conn.fetchrow(SQL_RESERVE, *args)
+                if row is None:
+                    balance = await _balance(conn, guild_id, user_id)
+                    return InsufficientCredits(balance, amount, items)
+        hold_id, balance = int(row["id"]), int(row["balance"])
+        return Hold(
+            hold_id, guild_id, user_id, comparison_id, amount, items, HoldState.OPEN, balance
+        )
+
+    async def close_hold(
+        self,
+        hold_id: int,
+        state: HoldState,
+        now: datetime,
+        *,
+        delivered: Collection[str] | None = None,
+        reasons: Mapping[str, str] | None = None,
+        release_reason: str = "",
+    ) -> Settlement | LedgerError:
+        async with self._db.transaction() as conn:
+            return await self._close(
+                conn, hold_id, state, now, delivered, reasons or {}, "refund", release_reason
+            )
+
+    async def _close(
+        self,
+        conn: PgConnection,
+        hold_id: int,
+        state: HoldState,
+        now: datetime,
+        delivered: Collection[str] | None,
+        reasons: Mapping[str, str],
+        kind: str,
+        release_reason: str,
+    ) -> Settlement | LedgerError:
+        hold = await conn.fetchrow(SQL_LOCK_HOLD, hold_id)
+        if hold is None:
+            return HoldNotFound(hold_id)
+        rows = list(await conn.fetch(SQL_HOLD_ITEMS, hold_id))
+        items = [LineItem(row["model_id"], row["label"], int(row["credits"])) for row in rows]
+        if delivered is None:
+            refund_for = {item.model_id: release_reason for item in items}
+        else:
+            refund_for = refund_reasons(items, delivered, reasons)
+        guild_id, user_id = int(hold["guild_id"]), int(hold["user_id"])
+        if hold["state"] != HoldState.OPEN:
+            return _as_closed(hold, rows, await _balance(conn, guild_id, user_id))
+        refunds = tuple(
+            Refund(item.model_id, item.label, item.credits, refund_for[item.model_id])
+            for item in items
+            if item.model_id in refund_for
+        )
+        refunded = sum(refund.credits for refund in refunds)
+        charged = int(hold["amount"]) - refunded
+        outcomes = (
+            [item.model_id for item in items],
+            ["refunded" if item.model_id in refund_for else "charged" for item in items],
+            [refund_for.get(item.model_id) for item in items],
+        )
+        if delivered is None:
+            # A release or recovery: one row for the whole hold, with no model.
+            refund_rows: tuple[list[str | None], list[int], list[str]] = (
+                [None], [refunded], [release_reason]
+            )  # fmt: skip
+        else:
+            refund_rows = (
+                [refund.model_id for refund in refunds],
+                [refund.credits for refund in refunds],
+                [f"{refund.label}: {refund.reason}" for refund in refunds],
+            )
+        balance = await conn.fetchval(
+            SQL_CLOSE_HOLD,
+            hold_id, state.value, charged, refunded, now, *outcomes, kind, *refund_rows,
+        )  # fmt: skip
+        if balance is None:  # unreachable: the hold's row lock is ours
+            return _as_closed(hold, rows, await _balance(conn, guild_id, user_id))
+        return Settlement(hold_id, state, charged, refunded, refunds, False, int(balance))
+
+    async def recover_stale(self, cutoff: datetime, now: datetime) -> list[int]:
+        recovered: list[int] = []
+        while True:
+            async with self._db.transaction() as conn:
+                claimed = [
+                    row["id"] for row in await conn.fetch(SQL_CLAIM_STALE, cutoff, RECOVERY_BATCH)
+                ]
+                for hold_id in claimed:
+                    await self._close(
+                        conn, hold_id, HoldState.RELEASED, now, None, {}, "recovery",
+                        RECOVERY_REASON,
+                    )  # fmt: skip
+            recovered.extend(claimed)
+            if len(claimed) < RECOVERY_BATCH:
+                return recovered
+
+    async def claim_daily(
+        self, guild_id: int, user_id: int, now: datetime
+    ) -> DailyClaim | LedgerError:
+        async with self._db.transaction() as conn:
+            await _ensure_account(conn, guild_id, user_id, now)
+            settings = await load_guild_settings_pg(conn, guild_id)
+            amount, period = settings.daily_allowance, timedelta(hours=settings.daily_period_hours)
+            if amount == 0:
+                return DailyDisabled()
+            cutoff = now - period
+            balance = await conn.fetchval(
+                SQL_CLAIM_DAILY, guild_id, user_id, amount, now, cutoff, MAX_BALANCE - amount
+            )
+            if balance is None:
+                last = await conn.fetchval(SQL_LAST_DAILY, guild_id, user_id)
+                if last is not None and last > cutoff:
+                    return DailyAlreadyClaimed(last + period, now)
+                return BalanceLimit(await _balance(conn, guild_id, user_id), amount)
+            await _ledger_row(
+                conn, guild_id, user_id, amount, "daily", now,
+                reason="daily allowance", actor_id=user_id,
+            )  # fmt: skip
+            return DailyClaim(amount, int(balance), now + period)
+
+    async def grant(
+        self, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int, now: datetime
+    ) -> int | LedgerError:
+        async with self._db.transaction() as conn:
+            await _ensure_account(conn, guild_id, user_id, now)
+            settings = await load_guild_settings_pg(conn, guild_id)
+            if amount > settings.max_grant:
+                return OverGrantLimit(amount, settings.max_grant)
+            if settings.mod_daily_cap:
+                # The cap is a sum over rows, which no row lock protects: serialise this
+                # moderator's grants in this guild until the transaction ends.
+                await conn.execute(SQL_LOCK_MODERATOR, f"grant-cap:{guild_id}:{actor_id}")
+                used = int(
+                    await conn.fetchval(
+                        SQL_GRANTED_SINCE, guild_id, actor_id, now - MODERATOR_CAP_WINDOW
+                    )
+                )
+                if used + amount > settings.mod_daily_cap:
+                    return OverModeratorDailyCap(amount, settings.mod_daily_cap, used)
+            balance = await conn.fetchval(
+                SQL_CREDIT, guild_id, user_id, amount, MAX_BALANCE - amount
+            )
+            if balance is None:
+                return BalanceLimit(await _balance(conn, guild_id, user_id), amount)
+            await _ledger_row(
+                conn, guild_id, user_id, amount, "grant", now, reason=reason, actor_id=actor_id
+            )
+            return int(balance)
+
+    async def revoke(
+        self, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int, now: datetime
+    ) -> int | LedgerError:
+        async with self._db.transaction() as conn:
+            await _ensure_account(conn, guild_id, user_id, now)
+            balance = await conn.fetchval(SQL_DEBIT, guild_id, user_id, amount)
+            if balance is None:
+                return RevokeBeyondBalance(await _balance(conn, guild_id, user_id), amount)
+            await _ledger_row(
+                conn, guild_id, user_id, -amount, "revoke", now, reason=reason, actor_id=actor_id
+            )
+            return int(balance)
+
+    async def history(self, guild_id: int, user_id: int, page: int, per_page: int) -> HistoryPage:
+        async with self._db.transaction(isolation="repeatable_read", readonly=True) as conn:
+            total = int(await conn.fetchval(SQL_HISTORY_COUNT, guild_id, user_id))
+            rows = await conn.fetch(SQL_HISTORY_PAGE, guild_id, user_id, per_page, page * per_page)
+        entries = tuple(
+            LedgerEntry(
+                int(row["id"]),
+                int(row["delta"]),
+                row["kind"],
+                row["reason"],
+                row["actor_id"],
+                row["comparison_id"],
+                row["model_id"],
+                row["created_at"],
+                int(row["balance_after"]),
+            )
+            for row in rows
+        )
+        return HistoryPage(entries, page, per_page, total)
+
+    async def top(self, guild_id: int, limit: int) -> list[tuple[int, int]]:
+        rows = await self._db.fetch(SQL_TOP, guild_id, limit)
+        return [(int(row[0]), int(row[1])) for row in rows]
+
+    async def audit(self) -> list[Discrepancy]:
+        # One snapshot for all four queries, as SQLite's deferred read transaction gives.
+        async with self._db.transaction(isolation="repeatable_read", readonly=True) as conn:
+            return discrepancies(
+                await conn.fetch(SQL_AUDIT_BALANCES),
+                await conn.fetch(SQL_AUDIT_ORPHAN_ROWS),
+                await conn.fetch(SQL_AUDIT_UNLINKED_ROWS),
+                await conn.fetch(SQL_AUDIT_HOLDS),
+            )
+
+    async def counts(self) -> LedgerCounts:
+        row = await self._db.fetchrow(SQL_COUNTS)
+        assert row is not None
+        return LedgerCounts(row["accounts"], row["rows"], row["holds"], row["open_holds"])

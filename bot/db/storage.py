@@ -1,0 +1,70 @@
+"""The storage seam: which backend a ``SPLITSHOT_DB`` / ``--db`` value names, and opening it.
+
+Splitshot keeps its data in one of two backends with the same invariants:
+
+* SQLite (``Database``): a file path; one connection, one writer; the embedded default.
+* PostgreSQL (``PostgresDatabase``): a ``postgresql://`` URL; a pool shared by several bot
+  processes, each of which may run on its own machine.
+
+Each domain defines its own small store interface — a ``Protocol`` of async operations that
+speak in domain objects, never in SQL rows — and one implementation per backend beside it; its
+facade (``Ledger``, the guild-settings functions, ...) validates input, picks the store with
+``store_for`` and keeps logging and cancellation handling in one place. So far:
+
+* credits: ``bot.credits.store.LedgerStore`` (SQLite and PostgreSQL)
+* guild settings: ``bot.guild_settings`` (SQLite and PostgreSQL)
+* comparison records, votes: SQLite only for now; they follow the same pattern next.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from bot.db.connection import Database
+from bot.db.postgres import PostgresDatabase, is_postgres_url, redact
+
+__all__ = [
+    "AnyDatabase",
+    "describe_target",
+    "is_postgres_url",
+    "open_database",
+    "store_for",
+]
+
+#: Either backend; code that works on both takes this.
+AnyDatabase = Database | PostgresDatabase
+
+S = TypeVar("S")
+
+
+def describe_target(target: str | os.PathLike[str]) -> str:
+    """A ``--db`` value as safe to print: a path as given, a URL without its password."""
+    text = os.fspath(target)
+    return redact(text) if is_postgres_url(text) else text
+
+
+async def open_database(
+    target: str | os.PathLike[str], *, pool_size: int | None = None
+) -> AnyDatabase:
+    """Open (and migrate) the database a ``SPLITSHOT_DB`` / ``--db`` value names."""
+    text = os.fspath(target)
+    if is_postgres_url(text):
+        if pool_size is None:
+            return await PostgresDatabase.open(text)
+        return await PostgresDatabase.open(text, max_size=pool_size)
+    return await Database.open(Path(text))
+
+
+def store_for(
+    db: AnyDatabase,
+    *,
+    sqlite: Callable[[Database], S],
+    postgresql: Callable[[PostgresDatabase], S],
+) -> S:
+    """Build the domain store that matches the backend ``db`` is."""
+    if isinstance(db, PostgresDatabase):
+        return postgresql(db)
+    return sqlite(db)
