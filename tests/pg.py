@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import os
+import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+
+from bot.db import AnyDatabase, Database, PostgresDatabase
+
+BACKENDS = ("sqlite", "postgresql")
+TEMPLATE = "splitshot_template"
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SERVER_USER = "postgres"
 
@@ -104,3 +116,86 @@ class PostgresCluster:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+_database_numbers = itertools.count(1)
+
+
+async def create_template(cluster: PostgresCluster) -> None:
+    """Create and migrate the template database every test database is copied from."""
+    admin = await asyncpg.connect(cluster.url())
+    try:
+        await admin.execute(f"CREATE DATABASE {TEMPLATE}")
+    finally:
+        await admin.close()
+    migrated = await PostgresDatabase.open(cluster.url(TEMPLATE), max_size=1)
+    await migrated.close()
+
+
+async def fresh_database(cluster: PostgresCluster) -> str:
+    """Copy the migrated template into a new database; return its URL."""
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    admin = await asyncpg.connect(cluster.url())
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    finally:
+        await admin.close()
+    return cluster.url(name)
+
+
+TABLES = ("hold_items", "ledger", "holds", "accounts", "guild_settings")
+
+
+async def empty_database(url: str) -> None:
+    """Delete every row (the ledger's append-only triggers are switched off for this session)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+    finally:
+        await conn.close()
+
+
+# --- raw SQL on either backend, for tests that inspect or tamper with the tables ------------
+
+_QMARK = re.compile(r"\?")
+
+
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, ...`` (the tests put no ``?`` in literals)."""
+    numbers = itertools.count(1)
+    return _QMARK.sub(lambda _match: f"${next(numbers)}", sql)
+
+
+def stamp(db: AnyDatabase, moment: datetime) -> Any:
+    """A time as each backend stores it: ISO text in SQLite, timestamptz in PostgreSQL."""
+    if isinstance(db, PostgresDatabase):
+        return moment
+    return moment.isoformat(timespec="microseconds")
+
+
+async def fetch(db: AnyDatabase, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one query with ``?`` placeholders on either backend; rows as tuples."""
+    if isinstance(db, PostgresDatabase):
+        return [tuple(row) for row in await db.fetch(_numbered(sql), *params)]
+    return [tuple(row) for row in await db.fetchall(sql, params)]
+
+
+async def run_script(db: AnyDatabase, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    """Run statements with ``?`` placeholders in one transaction on either backend."""
+    if isinstance(db, PostgresDatabase):
+        async with db.transaction() as conn:
+            for sql, params in statements:
+                await conn.execute(_numbered(sql), *params)
+        return
+    assert isinstance(db, Database)
+    async with db.transaction() as conn:
+        for sql, params in statements:
+            await conn.execute(sql, tuple(params))
+
+
+def schema_errors(db: AnyDatabase) -> tuple[type[Exception], ...]:
+    """What each backend raises when its schema (constraints, triggers, types) refuses a row."""
+    if isinstance(db, PostgresDatabase):
+        return (asyncpg.IntegrityConstraintViolationError, asyncpg.NumericValueOutOfRangeError)
+    return (sqlite3.IntegrityError,)
