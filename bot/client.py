@@ -23,6 +23,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from bot.db import Database
 from bot.errors import SplitshotError
 from bot.guild_settings import GuildSettings, get_guild_settings
 from bot.resources import Resources, open_resources
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.comparisons.service import ComparisonService
     from bot.credits.ledger import Ledger
-    from bot.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -260,8 +260,10 @@ class SplitshotBot(commands.Bot):
     @property
     def db(self) -> Database:
         """The one database connection."""
-        assert self.resources.db is not None
-        return self.resources.db
+        db = self.resources.db
+        # Comparison records and votes have no PostgreSQL store yet (see bot.db.storage).
+        assert isinstance(db, Database), "the bot runs on SQLite until votes move to PostgreSQL"
+        return db
 
     @property
     def ledger(self) -> Ledger:

@@ -75,7 +75,9 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int)
     compare.add_argument("--out", type=Path, help="where to write the split image")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
-    compare.add_argument("--db", type=Path, help="charge an account in this credits database")
+    compare.add_argument(
+        "--db", help="charge an account in this credits database (a file or a postgresql:// URL)"
+    )
     compare.add_argument("--guild", type=int, default=0, help="account's server id (with --db)")
     compare.add_argument("--user", type=int, default=0, help="account's user id (with --db)")
     compare.set_defaults(func=_compare)
@@ -96,7 +98,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     from bot.cli import credits as cli_credits
     from bot.cli import doctor as cli_doctor
 
-    cli_credits.register(sub, default_db=settings.db_path if settings else None)
+    cli_credits.register(sub, default_db=settings.db_target if settings else None)
     cli_doctor.register(sub)
     return parser
 
