@@ -8,10 +8,12 @@ Concurrency comes from the database, not from a process-local lock:
 * The common reserve — the account exists and can pay — is a single statement (data-modifying
   CTEs: debit, hold, its line items and the spend row) and so a single round trip and a single
   transaction.
-* Settle and release lock the hold (``SELECT ... FOR UPDATE``), and only the call that moves it
-  out of ``'open'`` refunds anything; a retry or a racing call waits for the lock and then finds
-  the hold closed. Unique indexes on the ledger back this up: one spend row per hold, one
-  refund row per model of a hold.
+* Settle and release read the hold and its line items (which never change), then write in one
+  statement that closes the hold ``WHERE state = 'open'``, records each item's outcome, refunds
+  the account and appends the refund rows. Only the call whose guard matched refunds anything:
+  a retry, or a racing call that waited for the row lock, matches nothing and reports the
+  settlement recorded first. Unique indexes on the ledger back this up: one spend row per hold,
+  one refund row per model of a hold.
 * Stale-hold recovery claims holds with ``FOR UPDATE SKIP LOCKED``: two processes sweeping at
   once take disjoint sets, so each stale hold is refunded by exactly one of them.
 * The moderator cap (a sum over recent grants) is read under a transaction-scoped advisory lock
@@ -122,17 +124,18 @@ WITH debit AS (
 )
 SELECT hold.id, debit.balance FROM hold, debit
 """
-SQL_LOCK_HOLD = """
-SELECT h.id, h.guild_id, h.user_id, h.comparison_id, h.amount, h.state, h.charged, h.refunded
-FROM holds AS h WHERE h.id = $1
-FOR UPDATE
-"""
-SQL_HOLD_ITEMS = """
-SELECT model_id, label, credits, outcome, reason FROM hold_items WHERE hold_id = $1
-ORDER BY position
+# The hold and its line items in one read; the amount and the items never change once written,
+# so a settle may compute its refunds from this read and leave the guard to its one write.
+SQL_HOLD_WITH_ITEMS = """
+SELECT h.id, h.guild_id, h.user_id, h.comparison_id, h.amount, h.state, h.charged, h.refunded,
+       i.model_id, i.label, i.credits, i.outcome, i.reason
+FROM holds AS h LEFT JOIN hold_items AS i ON i.hold_id = h.id
+WHERE h.id = $1
+ORDER BY i.position
 """
 # Close the hold, record each item's outcome, refund the account and write the refund rows in
-# one statement; `WHERE state = 'open'` is the exactly-once guard (the row is locked already).
+# one statement, so one transaction: `WHERE state = 'open'` is the exactly-once guard. Of two
+# racing closes, the second waits for the first's row lock, re-checks the guard, writes nothing.
 SQL_CLOSE_HOLD = """
 WITH closed AS (
     UPDATE holds SET state = $2, charged = $3, refunded = $4, closed_at = $5
@@ -144,7 +147,7 @@ WITH closed AS (
     WHERE i.hold_id = $1 AND i.model_id = o.model_id
 ), refund AS (
     UPDATE accounts AS a SET balance = a.balance + $4
-    FROM closed WHERE a.guild_id = closed.guild_id AND a.user_id = closed.user_id
+    FROM closed WHERE a.guild_id = closed.guild_id AND a.user_id = closed.user_id AND $4 > 0
     RETURNING a.balance
 ), refund_rows AS (
     INSERT INTO ledger (guild_id, user_id, delta, kind, reason, comparison_id, hold_id,
@@ -154,7 +157,12 @@ WITH closed AS (
     FROM closed, unnest($10::text[], $11::bigint[], $12::text[]) AS r (model_id, credits, reason)
     WHERE r.credits > 0
 )
-SELECT balance FROM refund
+-- Nothing refunded (the common case) leaves the account row alone; NULL: not closed here.
+SELECT COALESCE(
+    (SELECT balance FROM refund),
+    (SELECT a.balance FROM accounts AS a, closed
+     WHERE a.guild_id = closed.guild_id AND a.user_id = closed.user_id)
+)
 """
 # SKIP LOCKED: a hold another process is recovering (or settling) right now is left to it.
 # Account order keeps two sweeps from locking the same accounts in opposite orders.
@@ -354,7 +362,9 @@ class PostgresLedgerStore:
         reasons: Mapping[str, str] | None = None,
         release_reason: str = "",
     ) -> Settlement | LedgerError:
-        async with self._db.transaction() as conn:
+        # Two round trips, no BEGIN/COMMIT: a read of what cannot change, then one statement
+        # that is the whole transaction.
+        async with self._db.pool.acquire() as conn:
             return await self._close(
                 conn, hold_id, state, now, delivered, reasons or {}, "refund", release_reason
             )
@@ -370,11 +380,15 @@ class PostgresLedgerStore:
         kind: str,
         release_reason: str,
     ) -> Settlement | LedgerError:
-        hold = await conn.fetchrow(SQL_LOCK_HOLD, hold_id)
-        if hold is None:
+        rows = list(await conn.fetch(SQL_HOLD_WITH_ITEMS, hold_id))
+        if not rows:
             return HoldNotFound(hold_id)
-        rows = list(await conn.fetch(SQL_HOLD_ITEMS, hold_id))
-        items = [LineItem(row["model_id"], row["label"], int(row["credits"])) for row in rows]
+        hold = rows[0]
+        items = [
+            LineItem(row["model_id"], row["label"], int(row["credits"]))
+            for row in rows
+            if row["model_id"] is not None
+        ]
         if delivered is None:
             refund_for = {item.model_id: release_reason for item in items}
         else:
@@ -409,8 +423,10 @@ class PostgresLedgerStore:
             SQL_CLOSE_HOLD,
             hold_id, state.value, charged, refunded, now, *outcomes, kind, *refund_rows,
         )  # fmt: skip
-        if balance is None:  # unreachable: the hold's row lock is ours
-            return _as_closed(hold, rows, await _balance(conn, guild_id, user_id))
+        if balance is None:
+            # Another call closed it between our read and our write: report what it did.
+            rows = list(await conn.fetch(SQL_HOLD_WITH_ITEMS, hold_id))
+            return _as_closed(rows[0], rows, await _balance(conn, guild_id, user_id))
         return Settlement(hold_id, state, charged, refunded, refunds, False, int(balance))
 
     async def recover_stale(self, cutoff: datetime, now: datetime) -> list[int]:

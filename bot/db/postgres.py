@@ -96,6 +96,15 @@ async def apply_postgres_migrations(conn: PgConnection, migrations: list[Migrati
     return current
 
 
+async def _no_session_reset(conn: PgConnection) -> None:
+    """Skip asyncpg's reset query on release (one more round trip per borrowed connection).
+
+    Splitshot never leaves session state behind: no SET, no LISTEN, no cursors, and only
+    transaction-scoped advisory locks (the migration lock is unlocked in ``finally``); asyncpg
+    still rolls back any transaction left open before calling this.
+    """
+
+
 class PostgresDatabase:
     """A pool of asyncpg connections to one PostgreSQL database, migrated on open."""
 
@@ -120,7 +129,11 @@ class PostgresDatabase:
     ) -> PostgresDatabase:
         """Connect a pool to ``url`` and bring the schema up to date."""
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, command_timeout=60
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=60,
+            reset=_no_session_reset,
         )
         try:
             found = discover(
