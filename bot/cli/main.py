@@ -96,10 +96,12 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     from bot.cli import credits as cli_credits
+    from bot.cli import db as cli_db
     from bot.cli import doctor as cli_doctor
 
     cli_credits.register(sub, default_db=settings.db_target if settings else None)
     cli_doctor.register(sub)
+    cli_db.register(sub)
     return parser
 
 

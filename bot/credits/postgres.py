@@ -302,6 +302,16 @@ def _as_closed(hold: asyncpg.Record, rows: list[asyncpg.Record], balance: int) -
     )
 
 
+async def audit_on(conn: PgConnection) -> list[Discrepancy]:
+    """The ledger audit on this connection, in its current transaction (e.g. before a COMMIT)."""
+    return discrepancies(
+        await conn.fetch(SQL_AUDIT_BALANCES),
+        await conn.fetch(SQL_AUDIT_ORPHAN_ROWS),
+        await conn.fetch(SQL_AUDIT_UNLINKED_ROWS),
+        await conn.fetch(SQL_AUDIT_HOLDS),
+    )
+
+
 class PostgresLedgerStore:
     """The ledger on a PostgreSQL pool; safe to share one database between many processes."""
 
@@ -538,12 +548,7 @@ class PostgresLedgerStore:
     async def audit(self) -> list[Discrepancy]:
         # One snapshot for all four queries, as SQLite's deferred read transaction gives.
         async with self._db.transaction(isolation="repeatable_read", readonly=True) as conn:
-            return discrepancies(
-                await conn.fetch(SQL_AUDIT_BALANCES),
-                await conn.fetch(SQL_AUDIT_ORPHAN_ROWS),
-                await conn.fetch(SQL_AUDIT_UNLINKED_ROWS),
-                await conn.fetch(SQL_AUDIT_HOLDS),
-            )
+            return await audit_on(conn)
 
     async def counts(self) -> LedgerCounts:
         row = await self._db.fetchrow(SQL_COUNTS)
