@@ -1,8 +1,8 @@
 """Ledger throughput: reserve + settle pairs per second, SQLite and (with --db) PostgreSQL.
 
 Run: ``.venv/bin/python bench/ledger.py [--seconds 3] [--tasks 100]`` (about 20 s in total), and
-``--db postgresql://...`` to add PostgreSQL with 1 and with 4 OS processes (``--tasks`` each, on
-a pool of ``--pool`` connections each) next to the SQLite rows. The PostgreSQL database must
+``--db postgresql://...`` to add PostgreSQL with 1 and with 4 OS processes (``--pg-tasks`` tasks
+each, on a pool of ``--pool`` connections each) next to the SQLite rows. The PostgreSQL database must
 exist; the bench adds its own accounts in guilds it picks at random and leaves them there.
 Targets: >= 2,000 settled comparisons/s on a 2-core machine, reserve p99 < 150 ms (PostgreSQL:
 with 4 processes).
@@ -260,7 +260,8 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     parser.add_argument("--tasks", type=int, default=100, help="concurrent tasks")
     parser.add_argument("--db", help="also measure this postgresql:// database")
-    parser.add_argument("--pool", type=int, default=8, help="connections per PostgreSQL process")
+    parser.add_argument("--pool", type=int, default=4, help="connections per PostgreSQL process")
+    parser.add_argument("--pg-tasks", type=int, default=16, help="tasks per PostgreSQL process")
     parser.add_argument("--processes", type=int, default=4, help="the multi-process PostgreSQL run")
     parser.add_argument("--pg-worker", help=argparse.SUPPRESS)
     parser.add_argument("--guild", type=int, help=argparse.SUPPRESS)
@@ -288,9 +289,9 @@ async def main() -> None:
     postgres: list[tuple[int, float, list[float], float]] = []
     if args.db:
         print(f"{await _postgres_settings(args.db)} at {describe_target(args.db)}, "
-              f"{tasks} tasks and {args.pool} connections per process")  # fmt: skip
+              f"{args.pg_tasks} tasks and {args.pool} connections per process")  # fmt: skip
         for processes in sorted({1, args.processes}):
-            run = await bench_postgres(args.db, processes, tasks, args.pool, seconds)
+            run = await bench_postgres(args.db, processes, args.pg_tasks, args.pool, seconds)
             postgres.append((processes, *run))
 
     p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)

@@ -1,15 +1,21 @@
-"""Stores every comparison, its panels and its message, for votes, follow-ups and audits."""
+"""Stores every comparison, its panels and its message, for votes, follow-ups and audits.
+
+On either backend (``bot.db.storage``): the rows are built once; SQLite stores times as ISO
+text and flags as 0/1, PostgreSQL casts the same values to ``timestamptz`` and ``boolean``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.comparisons.service import ComparisonResult
-from bot.db import Database
+from bot.db import AnyDatabase, PostgresDatabase
+from bot.db.storage import Row
 
 SQL_INSERT_COMPARISON = """
 INSERT INTO comparisons (id, guild_id, channel_id, message_id, user_id, prompt, use_case, aspect,
@@ -28,6 +34,24 @@ SQL_PANELS = "SELECT * FROM panels WHERE comparison_id = ? ORDER BY idx"
 SQL_MARK_DELETED = (
     "UPDATE comparisons SET state = 'deleted', closed_at = ? WHERE id = ? AND state <> 'deleted'"
 )
+PG_INSERT_COMPARISON = """
+INSERT INTO comparisons (id, guild_id, channel_id, message_id, user_id, prompt, use_case, aspect,
+    quality, blind, demo, charged, refunded, image_format, image_bytes, image_sha256, state,
+    vote_deadline, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::int <> 0, $11::int <> 0, $12, $13, $14, $15,
+    $16, 'open', $17::text::timestamptz, $18::text::timestamptz)
+"""
+PG_INSERT_PANEL = """
+INSERT INTO panels (comparison_id, idx, letter, model_id, label, adapter, upstream_model, status,
+    reason, latency_s, price, credits, width, height, image_bytes, image_sha256, params)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+"""
+PG_COMPARISON = "SELECT * FROM comparisons WHERE id = $1"
+PG_COMPARISON_BY_MESSAGE = "SELECT * FROM comparisons WHERE message_id = $1"
+PG_PANELS = "SELECT * FROM panels WHERE comparison_id = $1 ORDER BY idx"
+PG_MARK_DELETED = """
+UPDATE comparisons SET state = 'deleted', closed_at = $1 WHERE id = $2 AND state <> 'deleted'
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +103,17 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _moment(value: str | datetime) -> datetime:
+    """A stored time: ISO text from SQLite, a datetime from PostgreSQL."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
 async def record_comparison(
-    db: Database,
+    db: AnyDatabase,
     result: ComparisonResult,
     *,
     guild_id: int,
@@ -150,6 +179,12 @@ async def record_comparison(
             )
         )
 
+    if isinstance(db, PostgresDatabase):
+        async with db.transaction() as pg:
+            await pg.execute(PG_INSERT_COMPARISON, *comparison_row)
+            await pg.executemany(PG_INSERT_PANEL, panel_rows)
+        return
+
     def write(conn: sqlite3.Connection) -> None:
         conn.execute(SQL_INSERT_COMPARISON, comparison_row)
         conn.executemany(SQL_INSERT_PANEL, panel_rows)
@@ -157,7 +192,7 @@ async def record_comparison(
     await db.run_in_transaction(write)
 
 
-def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
+def _parse(row: Row, panels: Sequence[Row]) -> ComparisonRecord:
     deadline = row["vote_deadline"]
     return ComparisonRecord(
         id=row["id"],
@@ -175,8 +210,8 @@ def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
         refunded=row["refunded"],
         image_format=row["image_format"],
         state=row["state"],
-        vote_deadline=datetime.fromisoformat(deadline) if deadline else None,
-        created_at=datetime.fromisoformat(row["created_at"]),
+        vote_deadline=_moment(deadline) if deadline else None,
+        created_at=_moment(row["created_at"]),
         panels=tuple(
             PanelRecord(
                 p["idx"],
@@ -199,7 +234,15 @@ def _parse(row: sqlite3.Row, panels: list[sqlite3.Row]) -> ComparisonRecord:
     )
 
 
-async def _load(db: Database, sql: str, key: object) -> ComparisonRecord | None:
+async def _load(db: AnyDatabase, sql: str, key: object) -> ComparisonRecord | None:
+    if isinstance(db, PostgresDatabase):
+        pg_sql = PG_COMPARISON if sql == SQL_COMPARISON else PG_COMPARISON_BY_MESSAGE
+        async with db.transaction(isolation="repeatable_read", readonly=True) as pg:
+            found = await pg.fetchrow(pg_sql, key)
+            if found is None:
+                return None
+            return _parse(found, await pg.fetch(PG_PANELS, found["id"]))
+
     def read(conn: sqlite3.Connection) -> ComparisonRecord | None:
         row = conn.execute(sql, (key,)).fetchone()
         if row is None:
@@ -209,16 +252,19 @@ async def _load(db: Database, sql: str, key: object) -> ComparisonRecord | None:
     return await db.run_read(read)
 
 
-async def get_comparison(db: Database, comparison_id: str) -> ComparisonRecord | None:
+async def get_comparison(db: AnyDatabase, comparison_id: str) -> ComparisonRecord | None:
     """The stored comparison with this id."""
     return await _load(db, SQL_COMPARISON, comparison_id)
 
 
-async def get_comparison_by_message(db: Database, message_id: int) -> ComparisonRecord | None:
+async def get_comparison_by_message(db: AnyDatabase, message_id: int) -> ComparisonRecord | None:
     """The stored comparison posted as this message."""
     return await _load(db, SQL_COMPARISON_BY_MESSAGE, message_id)
 
 
-async def mark_deleted(db: Database, comparison_id: str, *, now: datetime | None = None) -> bool:
+async def mark_deleted(db: AnyDatabase, comparison_id: str, *, now: datetime | None = None) -> bool:
     """Mark a comparison deleted (its message was removed); False when it already was."""
-    return await db.execute(SQL_MARK_DELETED, (_iso(now or datetime.now(UTC)), comparison_id)) == 1
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    if isinstance(db, PostgresDatabase):
+        return await db.execute(PG_MARK_DELETED, at, comparison_id) == "UPDATE 1"
+    return await db.execute(SQL_MARK_DELETED, (_iso(at), comparison_id)) == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+
+from bot.db.storage import Row
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,6 @@ LEFT JOIN money AS m ON m.hold_id = h.id
 LEFT JOIN items AS i ON i.hold_id = h.id
 ORDER BY h.id
 """
-
-
-class Row(Protocol):
-    """A result row read by column name: ``sqlite3.Row`` or ``asyncpg.Record``."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def _hold_problems(row: Row) -> list[str]:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.db.connection import Database
 from bot.db.postgres import PostgresDatabase, is_postgres_url, redact
 
 __all__ = [
     "AnyDatabase",
+    "Row",
     "describe_target",
     "is_postgres_url",
     "open_database",
@@ -38,6 +39,12 @@ __all__ = [
 AnyDatabase = Database | PostgresDatabase
 
 S = TypeVar("S")
+
+
+class Row(Protocol):
+    """A result row read by column name: ``sqlite3.Row`` or ``asyncpg.Record``."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def describe_target(target: str | os.PathLike[str]) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+import pytest
 
 from bot.catalog import load_catalog
 from bot.comparisons.records import (
@@ -14,12 +16,22 @@ from bot.comparisons.records import (
     record_comparison,
 )
 from bot.comparisons.service import CompareRequest, ComparisonService
+from bot.db import AnyDatabase, open_database
 from providers.base import Refused
 from providers.registry import Registry
 from tests.conftest import FakeAdapter
+from tests.pg import fetch
 
 
-async def test_record_round_trip(db: Any) -> None:
+@pytest.fixture
+async def db(db_target: str) -> AsyncIterator[AnyDatabase]:
+    """Both backends: a temp SQLite file, then a fresh PostgreSQL database."""
+    database = await open_database(db_target)
+    yield database
+    await database.close()
+
+
+async def test_record_round_trip(db: AnyDatabase) -> None:
     adapter = FakeAdapter(errors={"nano-banana-pro": Refused("safety")})
     service = ComparisonService(load_catalog(), Registry({"openai": adapter, "gemini": adapter}))
     plan = service.plan(CompareRequest("a fox", "portrait", blind=True))
@@ -43,13 +55,16 @@ async def test_record_round_trip(db: Any) -> None:
     assert (gpt.price, nbp.price) == (8, 22)  # what each cost when reserved
     assert record.refunded == 22 and record.image_format == result.composite.format
     assert gpt.upstream_model == "gpt-image-2"
-    row = await db.fetchone(
+    [(sha, adapter)] = await fetch(
+        db,
         "SELECT image_sha256, adapter FROM panels WHERE comparison_id = ? AND idx = ?",
-        (plan.id, gpt.idx),
+        plan.id,
+        gpt.idx,
     )
     gpt_outcome = next(o for o in result.outcomes if o.panel.model.id == "gpt-image-2")
-    assert row["image_sha256"] == hashlib.sha256(gpt_outcome.result.image).hexdigest()
-    assert row["adapter"] == "fake"
+    assert gpt_outcome.result is not None
+    assert sha == hashlib.sha256(gpt_outcome.result.image).hexdigest()
+    assert adapter == "fake"
     assert await mark_deleted(db, plan.id, now=deadline + timedelta(hours=1))
     assert not await mark_deleted(db, plan.id)
     assert await get_comparison(db, "missing") is None
