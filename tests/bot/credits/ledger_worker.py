@@ -4,6 +4,8 @@
 accounts — reserve, wait up to MAX_DELAY seconds "generating", then settle (most) or release
 (some) — printing one JSON line per event, flushed, so the test can follow and kill it.
 ``recover URL``: refund every hold left open and print how many this process refunded.
+``sweep URL START_AT``: at START_AT (epoch seconds), close every vote past its deadline and
+refund every stale hold at once, as each bot process does on start; print what it closed.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import asyncio
 import json
 import random
 import sys
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 from bot.credits.ledger import InsufficientCredits, Ledger, LineItem
 from bot.db import PostgresDatabase
+from bot.voting.store import VoteStore
 
 ACCOUNTS = 20
 GUILD = 1
@@ -71,8 +75,27 @@ async def recover(url: str) -> None:
         await db.close()
 
 
+async def sweep(url: str, start_at: float) -> None:
+    db = await PostgresDatabase.open(url, max_size=4)
+    try:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        now = datetime.now(UTC)
+        closed, recovered = await asyncio.gather(
+            VoteStore(db).close_due(now), Ledger(db).recover_stale_holds(timedelta(0))
+        )
+        emit(
+            event="swept",
+            closed=[result.tally.comparison_id for result in closed],
+            recovered=recovered,
+        )
+    finally:
+        await db.close()
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "comparisons":
+    if sys.argv[1] == "sweep":
+        asyncio.run(sweep(sys.argv[2], float(sys.argv[3])))
+    elif sys.argv[1] == "comparisons":
         url, worker, count, delay = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
         asyncio.run(comparisons(url, worker, count, float(delay)))
     else:

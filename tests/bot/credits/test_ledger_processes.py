@@ -1,5 +1,6 @@
-"""Several OS processes on one PostgreSQL ledger: no overdraw, every hold closed exactly once,
-and a fresh process (two, racing) refunding what processes killed with SIGKILL left open."""
+"""Several OS processes on one PostgreSQL database: no overdraw, every hold closed exactly once,
+a fresh process (two, racing) refunding what processes killed with SIGKILL left open, and two
+processes starting together closing each due vote and refunding each stale hold once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import os
 import signal
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import pytest
 from bot.credits.ledger import Ledger
 from bot.db import PostgresDatabase
 from bot.guild_settings import update_guild_settings
-from tests.bot.credits.ledger_worker import ACCOUNTS, GUILD
+from tests.bot.credits.ledger_worker import ACCOUNTS, GUILD, ITEMS
 
 pytestmark = pytest.mark.slow
 
@@ -146,5 +149,46 @@ async def test_killed_processes_holds_are_refunded_once_by_a_fresh_process(pg_ur
         total = await db.fetchval("SELECT COUNT(*) FROM holds")
         assert len(closed) == total
         await _check_books(db, closed)
+    finally:
+        await db.close()
+
+
+async def test_two_processes_close_each_due_vote_and_refund_each_stale_hold_once(
+    pg_url: str,
+) -> None:
+    db = await _fund(pg_url)
+    try:
+        ledger = Ledger(db)
+        holds = [
+            await ledger.reserve(GUILD, n % ACCOUNTS, [ITEMS[0]], comparison_id=f"stale-{n}")
+            for n in range(60)
+        ]
+        past = datetime.now(UTC) - timedelta(minutes=5)
+        comparisons = [
+            (f"due-{n}", GUILD, 10, 1000 + n, 7, "a fox", "portrait", "1:1", "standard", past, past)
+            for n in range(1200)
+        ]
+        async with db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO comparisons (id, guild_id, channel_id, message_id, user_id, prompt,"
+                " use_case, aspect, quality, vote_deadline, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                comparisons,
+            )
+            await conn.executemany(
+                "INSERT INTO panels (comparison_id, idx, letter, model_id, label, adapter, status)"
+                " VALUES ($1, 0, 'A', 'gpt-image-2', 'GPT-Image 2', 'fake', 'ok')",
+                [(row[0],) for row in comparisons],
+            )
+        start_at = str(time.time() + 3)
+        sweepers = [await _spawn("sweep", pg_url, start_at) for _ in range(2)]
+        results = [events[0] for events in await asyncio.gather(*(_events(s) for s in sweepers))]
+        first, second = (set(result["closed"]) for result in results)
+        assert not first & second
+        assert first | second == {row[0] for row in comparisons}
+        assert sum(result["recovered"] for result in results) == len(holds)
+        assert await db.fetchval("SELECT COUNT(*) FROM vote_closures") == len(comparisons)
+        assert await db.fetchval("SELECT COUNT(*) FROM ledger WHERE kind = 'recovery'") == 60
+        assert await Ledger(db).audit() == []
     finally:
         await db.close()
