@@ -22,16 +22,6 @@ def configure_logging(level: str) -> None:
 
 def run_bot_or_playground(settings: Settings, *, stop_after: float | None = None) -> int:
     """Run the Discord bot with a token, else the local playground."""
-    if settings.database_url:
-        # The ledger and server settings run on PostgreSQL already; comparison records and
-        # votes do not yet, and the bot needs all of them.
-        print(
-            "splitshot: the bot and the playground still need SQLite for comparisons and votes; "
-            "a postgresql:// SPLITSHOT_DB serves the credits commands (splitshot credits ...) "
-            "and `splitshot compare --db` for now.",
-            file=sys.stderr,
-        )
-        return 2
     if settings.discord_token:
         from bot.client import run_bot
 

@@ -23,7 +23,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from bot.db import Database
 from bot.errors import SplitshotError
 from bot.guild_settings import GuildSettings, get_guild_settings
 from bot.resources import Resources, open_resources
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.comparisons.service import ComparisonService
     from bot.credits.ledger import Ledger
+    from bot.db import AnyDatabase
 
 log = logging.getLogger(__name__)
 
@@ -258,12 +258,10 @@ class SplitshotBot(commands.Bot):
         return self.resources.service
 
     @property
-    def db(self) -> Database:
-        """The one database connection."""
-        db = self.resources.db
-        # Comparison records and votes have no PostgreSQL store yet (see bot.db.storage).
-        assert isinstance(db, Database), "the bot runs on SQLite until votes move to PostgreSQL"
-        return db
+    def db(self) -> AnyDatabase:
+        """The database: SQLite's one connection or a PostgreSQL pool."""
+        assert self.resources.db is not None
+        return self.resources.db
 
     @property
     def ledger(self) -> Ledger:

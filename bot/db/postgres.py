@@ -64,6 +64,30 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
+def with_database(url: str, database: str) -> str:
+    """The same server and credentials, another database name."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + database))
+
+
+def database_name(url: str) -> str:
+    """The database a URL names (PostgreSQL's default: the user's name)."""
+    parts = urlsplit(url)
+    return parts.path.lstrip("/") or (parts.username or "postgres")
+
+
+async def recreate_database(url: str, database: str) -> None:
+    """Drop and create ``database`` on the server of ``url`` (connecting to ``url``'s own)."""
+    if database == database_name(url):
+        raise ValueError("refusing to drop the database the connection itself uses")
+    quoted = '"' + database.replace('"', '""') + '"'
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {quoted}")
+    finally:
+        await conn.close()
+
+
 def bundled_postgres_migrations() -> Traversable:
     """Return the PostgreSQL migrations directory shipped inside the package."""
     return resources.files("bot.db") / "postgres_migrations"
@@ -133,6 +157,11 @@ class PostgresDatabase:
             min_size=min_size,
             max_size=max_size,
             command_timeout=60,
+            # No timers on idle connections or cached statements: the statements are a fixed
+            # set and a pool this size costs the server little, while a timer armed per idle
+            # connection and per statement keeps SimCord (the playground) from ever settling.
+            max_inactive_connection_lifetime=0,
+            max_cached_statement_lifetime=0,
             reset=_no_session_reset,
         )
         try:

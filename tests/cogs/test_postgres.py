@@ -1,0 +1,64 @@
+"""The Discord layer end to end on PostgreSQL: the same SimCord tests, another backend.
+
+The tests below are imported from their own modules and collected again here, where the
+``resources`` fixture opens a fresh PostgreSQL database instead of a SQLite file: /compare
+charges and records, reactions vote, buttons and votes survive a restart, credits and config
+commands work, all through the PostgreSQL stores.
+
+Left out: tests that read the tables with SQLite's SQL, tests that assert a panel took 0.00 s
+(real socket waits show up in the measured time), and tests that dispatch a raw gateway event
+by hand and assert straight after ``env.settle()``, which does not wait for a handler that is
+waiting on the database's socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest_asyncio
+
+from bot.catalog import load_catalog
+from bot.comparisons.service import ComparisonService
+from bot.credits.ledger import Ledger
+from bot.db import PostgresDatabase
+from bot.resources import Resources
+from bot.settings import Settings
+from providers.registry import Registry
+from tests.cogs.conftest import MODEL_TIMEOUT, FakeAdapter
+from tests.cogs.test_compare import (  # noqa: F401
+    test_blind_results_name_no_model,
+    test_details_and_delete_buttons,
+    test_result_buttons_survive_a_restart,
+)
+from tests.cogs.test_config import test_config_set_show_reset_round_trip  # noqa: F401
+from tests.cogs.test_credits import (  # noqa: F401
+    test_daily_once_per_period,
+    test_grant_caps_and_refusals,
+    test_history_pages_with_buttons,
+    test_top_lists_the_richest_members,
+)
+from tests.cogs.test_votes import (  # noqa: F401
+    test_closing_a_blind_comparison_reveals_the_models,
+    test_the_requester_counts_when_the_server_allows_it,
+    test_votes_count_on_results_from_before_a_restart,
+)
+
+
+@pytest_asyncio.fixture
+async def resources(pg_url: str, fake: FakeAdapter) -> AsyncIterator[Resources]:
+    settings = Settings(database_url=pg_url, demo_mode=False)
+    catalog = load_catalog()
+    registry = Registry({"openai": fake, "gemini": fake, "fal": fake})
+    service = ComparisonService(catalog, registry, model_timeout_s=MODEL_TIMEOUT, allow_demo=False)
+    db = await PostgresDatabase.open(pg_url)
+
+    def no_network(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"unexpected HTTP call to {request.url}")
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(no_network))
+    try:
+        yield Resources(settings, catalog, http, registry, service, db, Ledger(db))
+    finally:
+        await http.aclose()
+        await db.close()
