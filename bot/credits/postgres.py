@@ -8,9 +8,10 @@ Concurrency comes from the database, not from a process-local lock:
 * The common reserve — the account exists and can pay — is a single statement (data-modifying
   CTEs: debit, hold, its line items and the spend row) and so a single round trip and a single
   transaction.
-* Settle and release read the hold and its line items (which never change), then write in one
-  statement that closes the hold ``WHERE state = 'open'``, records each item's outcome, refunds
-  the account and appends the refund rows. Only the call whose guard matched refunds anything:
+* Settle and release write in one statement that closes the hold ``WHERE state = 'open'``,
+  records each item's outcome, refunds the account and appends the refund rows. It needs the
+  hold's amount and line items, which never change: remembered from the reserve when this
+  process made it (one round trip in all), read first otherwise. Only the call whose guard matched refunds anything:
   a retry, or a racing call that waited for the row lock, matches nothing and reports the
   settlement recorded first. Unique indexes on the ledger back this up: one spend row per hold,
   one refund row per model of a hold.
@@ -22,7 +23,8 @@ Concurrency comes from the database, not from a process-local lock:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections import OrderedDict
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
     from bot.db.postgres import PgConnection
 
 RECOVERY_BATCH = 100
+#: holds remembered between reserve and settle (comparisons in flight in this process)
+RESERVED_CACHE = 10_000
 
 # --- accounts -------------------------------------------------------------------------------
 
@@ -312,11 +316,100 @@ async def audit_on(conn: PgConnection) -> list[Discrepancy]:
     )
 
 
+async def _write_close(
+    conn: PgConnection,
+    hold_id: int,
+    amount: int,
+    items: Sequence[LineItem],
+    state: HoldState,
+    now: datetime,
+    delivered: Collection[str] | None,
+    reasons: Mapping[str, str],
+    kind: str,
+    release_reason: str,
+) -> Settlement | None:
+    """Close an open hold in one statement; None when it was not open (nothing written)."""
+    if delivered is None:
+        refund_for = {item.model_id: release_reason for item in items}
+    else:
+        refund_for = refund_reasons(items, delivered, reasons)
+    refunds = tuple(
+        Refund(item.model_id, item.label, item.credits, refund_for[item.model_id])
+        for item in items
+        if item.model_id in refund_for
+    )
+    refunded = sum(refund.credits for refund in refunds)
+    charged = amount - refunded
+    outcomes = (
+        [item.model_id for item in items],
+        ["refunded" if item.model_id in refund_for else "charged" for item in items],
+        [refund_for.get(item.model_id) for item in items],
+    )
+    if delivered is None:
+        # A release or recovery: one row for the whole hold, with no model.
+        refund_rows: tuple[list[str | None], list[int], list[str]] = (
+            [None], [refunded], [release_reason]
+        )  # fmt: skip
+    else:
+        refund_rows = (
+            [refund.model_id for refund in refunds],
+            [refund.credits for refund in refunds],
+            [f"{refund.label}: {refund.reason}" for refund in refunds],
+        )
+    balance = await conn.fetchval(
+        SQL_CLOSE_HOLD,
+        hold_id, state.value, charged, refunded, now, *outcomes, kind, *refund_rows,
+    )  # fmt: skip
+    if balance is None:
+        return None
+    return Settlement(hold_id, state, charged, refunded, refunds, False, int(balance))
+
+
+async def _close(
+    conn: PgConnection,
+    hold_id: int,
+    state: HoldState,
+    now: datetime,
+    delivered: Collection[str] | None,
+    reasons: Mapping[str, str],
+    kind: str,
+    release_reason: str,
+) -> Settlement | LedgerError:
+    """Read the hold and its items, then close it with ``_write_close`` (or report it closed)."""
+    rows = list(await conn.fetch(SQL_HOLD_WITH_ITEMS, hold_id))
+    if not rows:
+        return HoldNotFound(hold_id)
+    hold = rows[0]
+    items = [
+        LineItem(row["model_id"], row["label"], int(row["credits"]))
+        for row in rows
+        if row["model_id"] is not None
+    ]
+    if delivered is not None:
+        refund_reasons(items, delivered, reasons)  # a bad call is refused even on a closed hold
+    guild_id, user_id = int(hold["guild_id"]), int(hold["user_id"])
+    if hold["state"] == HoldState.OPEN:
+        settled = await _write_close(
+            conn, hold_id, int(hold["amount"]), items, state, now, delivered, reasons, kind,
+            release_reason,
+        )  # fmt: skip
+        if settled is not None:
+            return settled
+        # Another call closed it between our read and our write: report what it did.
+        rows = list(await conn.fetch(SQL_HOLD_WITH_ITEMS, hold_id))
+        hold = rows[0]
+    return _as_closed(hold, rows, await _balance(conn, guild_id, user_id))
+
+
 class PostgresLedgerStore:
     """The ledger on a PostgreSQL pool; safe to share one database between many processes."""
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
+        # hold id -> (amount, items) of holds this process reserved and has not closed yet:
+        # facts that never change, kept so the common settle needs no read. Correctness never
+        # depends on it (the guarded write does); a miss just costs the read.
+        self._reserved: OrderedDict[int, tuple[int, tuple[LineItem, ...]]] = OrderedDict()
 
     async def ensure_account(self, guild_id: int, user_id: int, now: datetime) -> int:
         async with self._db.transaction() as conn:
@@ -358,6 +451,9 @@ class PostgresLedgerStore:
                     balance = await _balance(conn, guild_id, user_id)
                     return InsufficientCredits(balance, amount, items)
         hold_id, balance = int(row["id"]), int(row["balance"])
+        self._reserved[hold_id] = (amount, items)
+        if len(self._reserved) > RESERVED_CACHE:
+            self._reserved.popitem(last=False)
         return Hold(
             hold_id, guild_id, user_id, comparison_id, amount, items, HoldState.OPEN, balance
         )
@@ -372,72 +468,23 @@ class PostgresLedgerStore:
         reasons: Mapping[str, str] | None = None,
         release_reason: str = "",
     ) -> Settlement | LedgerError:
-        # Two round trips, no BEGIN/COMMIT: a read of what cannot change, then one statement
-        # that is the whole transaction.
         async with self._db.pool.acquire() as conn:
-            return await self._close(
+            known = self._reserved.pop(hold_id, None)
+            if known is not None:
+                # Reserved by this process: the amount and items are known (they never change),
+                # so the one guarded statement is the whole settle — one round trip.
+                amount, items = known
+                settled = await _write_close(
+                    conn, hold_id, amount, items, state, now, delivered, reasons or {},
+                    "refund", release_reason,
+                )  # fmt: skip
+                if settled is not None:
+                    return settled
+            # Reserved elsewhere (another process, before a restart) or already closed: read
+            # the hold, then write. Two round trips, still no BEGIN/COMMIT.
+            return await _close(
                 conn, hold_id, state, now, delivered, reasons or {}, "refund", release_reason
             )
-
-    async def _close(
-        self,
-        conn: PgConnection,
-        hold_id: int,
-        state: HoldState,
-        now: datetime,
-        delivered: Collection[str] | None,
-        reasons: Mapping[str, str],
-        kind: str,
-        release_reason: str,
-    ) -> Settlement | LedgerError:
-        rows = list(await conn.fetch(SQL_HOLD_WITH_ITEMS, hold_id))
-        if not rows:
-            return HoldNotFound(hold_id)
-        hold = rows[0]
-        items = [
-            LineItem(row["model_id"], row["label"], int(row["credits"]))
-            for row in rows
-            if row["model_id"] is not None
-        ]
-        if delivered is None:
-            refund_for = {item.model_id: release_reason for item in items}
-        else:
-            refund_for = refund_reasons(items, delivered, reasons)
-        guild_id, user_id = int(hold["guild_id"]), int(hold["user_id"])
-        if hold["state"] != HoldState.OPEN:
-            return _as_closed(hold, rows, await _balance(conn, guild_id, user_id))
-        refunds = tuple(
-            Refund(item.model_id, item.label, item.credits, refund_for[item.model_id])
-            for item in items
-            if item.model_id in refund_for
-        )
-        refunded = sum(refund.credits for refund in refunds)
-        charged = int(hold["amount"]) - refunded
-        outcomes = (
-            [item.model_id for item in items],
-            ["refunded" if item.model_id in refund_for else "charged" for item in items],
-            [refund_for.get(item.model_id) for item in items],
-        )
-        if delivered is None:
-            # A release or recovery: one row for the whole hold, with no model.
-            refund_rows: tuple[list[str | None], list[int], list[str]] = (
-                [None], [refunded], [release_reason]
-            )  # fmt: skip
-        else:
-            refund_rows = (
-                [refund.model_id for refund in refunds],
-                [refund.credits for refund in refunds],
-                [f"{refund.label}: {refund.reason}" for refund in refunds],
-            )
-        balance = await conn.fetchval(
-            SQL_CLOSE_HOLD,
-            hold_id, state.value, charged, refunded, now, *outcomes, kind, *refund_rows,
-        )  # fmt: skip
-        if balance is None:
-            # Another call closed it between our read and our write: report what it did.
-            rows = list(await conn.fetch(SQL_HOLD_WITH_ITEMS, hold_id))
-            return _as_closed(rows[0], rows, await _balance(conn, guild_id, user_id))
-        return Settlement(hold_id, state, charged, refunded, refunds, False, int(balance))
 
     async def recover_stale(self, cutoff: datetime, now: datetime) -> list[int]:
         recovered: list[int] = []
@@ -447,7 +494,7 @@ class PostgresLedgerStore:
                     row["id"] for row in await conn.fetch(SQL_CLAIM_STALE, cutoff, RECOVERY_BATCH)
                 ]
                 for hold_id in claimed:
-                    await self._close(
+                    await _close(
                         conn, hold_id, HoldState.RELEASED, now, None, {}, "recovery",
                         RECOVERY_REASON,
                     )  # fmt: skip
