@@ -419,7 +419,8 @@ async def test_a_blind_result_hides_prices_dots_and_sizes_until_voting_closes(
     assert field(params, "Charged") == "30 credits"
     for letter in "AB":
         panel = field(params, f"{'🇦' if letter == 'A' else '🇧'} Model {letter}")
-        assert "Status: delivered" in panel and "Time: 0.00 s" in panel
+        # Real elapsed time (the service's clock is not SimCord's): milliseconds on a busy host.
+        assert "Status: delivered" in panel and "Time: 0.0" in panel
 
     await w.member.slash(w.channel, "vote close")
 

@@ -5,10 +5,9 @@ The tests below are imported from their own modules and collected again here, wh
 charges and records, reactions vote, buttons and votes survive a restart, credits and config
 commands work, all through the PostgreSQL stores.
 
-Left out: tests that read the tables with SQLite's SQL, tests that assert a panel took 0.00 s
-(real socket waits show up in the measured time), and tests that dispatch a raw gateway event
-by hand and assert straight after ``env.settle()``, which does not wait for a handler that is
-waiting on the database's socket.
+Left out: tests that read the tables with SQLite's SQL, and tests that dispatch a raw gateway
+event by hand and assert straight after ``env.settle()``, which does not wait for a handler
+that is waiting on the database's socket.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from bot.settings import Settings
 from providers.registry import Registry
 from tests.cogs.conftest import MODEL_TIMEOUT, FakeAdapter
 from tests.cogs.test_compare import (  # noqa: F401
+    test_a_blind_result_hides_prices_dots_and_sizes_until_voting_closes,
     test_blind_results_name_no_model,
     test_details_and_delete_buttons,
     test_result_buttons_survive_a_restart,
