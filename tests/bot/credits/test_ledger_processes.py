@@ -54,6 +54,7 @@ async def _fund(url: str) -> PostgresDatabase:
 async def _check_books(db: PostgresDatabase, closed: dict[int, int]) -> None:
     """Audit clean, money conserved, and every hold closed by exactly one call."""
     assert await Ledger(db).audit() == []
+    assert await db.fetchval("SELECT MIN(balance) FROM accounts") >= 0  # no overdraw
     balances = await db.fetchval("SELECT SUM(balance) FROM accounts")
     charged = await db.fetchval("SELECT COALESCE(SUM(charged), 0) FROM holds")
     assert balances + charged == ACCOUNTS * FUNDS
