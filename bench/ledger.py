@@ -49,12 +49,14 @@ from bot.guild_settings import update_guild_settings
 
 ITEMS = (LineItem("gpt-image-2", "GPT-Image 2", 8), LineItem("nano-banana-pro", "NBP", 22))
 FUNDS = 900_000_000
+#: who grants the funds: not one of the members (nobody grants to themselves)
+OPERATOR = 10**12
 
 
 async def _fund(ledger: Ledger, db: AnyDatabase, members: int, guild: int = 1) -> None:
     await update_guild_settings(db, guild, max_grant=FUNDS, mod_daily_cap=0)
     for user in range(members):
-        await ledger.grant(guild, user, FUNDS, "benchmark funds", actor_id=0)
+        await ledger.grant(guild, user, FUNDS, "benchmark funds", actor_id=OPERATOR)
 
 
 async def _comparison(

@@ -9,15 +9,24 @@ from collections.abc import Sequence
 from bot.settings import Settings
 
 
-def configure_logging(level: str) -> None:
-    """One plain log format for the whole process."""
+def configure_logging(level: str, discord_level: str | None = None) -> None:
+    """One plain log format for the whole process.
+
+    discord.py's loggers never go below INFO unless ``discord_level`` asks: at DEBUG they print
+    interaction webhook URLs, and those carry the interaction's token.
+    """
+    root = getattr(logging, level, logging.INFO)
     logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
+        level=root,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     # httpx logs full URLs at INFO; keep ours as the one line per provider call.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    asked = getattr(logging, discord_level, None) if discord_level else None
+    logging.getLogger("discord").setLevel(
+        asked if isinstance(asked, int) else max(root, logging.INFO)
+    )
 
 
 def run_bot_or_playground(settings: Settings, *, stop_after: float | None = None) -> int:
@@ -43,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = list(sys.argv[1:] if argv is None else argv)
     default = "INFO" if args[:1] == ["run"] else "WARNING"
-    configure_logging(settings.log_level or default)
+    configure_logging(settings.log_level or default, settings.discord_log_level)
     return cli_main(argv, settings=settings)
 
 

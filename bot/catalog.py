@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from bot.errors import SplitshotError
+from bot.pricing import RouteCost, credits_for, parse_cost
 from providers.base import QUALITIES, Quality
+from providers.families import aspects_drawn
 
 KNOWN_ADAPTERS = frozenset({"openai", "gemini", "fal"})
 #: criteria whose dots are computed, never rated by hand
@@ -27,6 +29,9 @@ REQUIRED_CRITERIA = (
     "best_first_test",
 )
 ASPECT_RE = re.compile(r"^([1-9][0-9]?):([1-9][0-9]?)$")
+#: the aspect the catalog's "credits per image" table is quoted at
+LIST_ASPECT = "1:1"
+DEFAULT_CREDITS_PER_DOLLAR = 130.0
 
 
 class CatalogError(SplitshotError):
@@ -92,6 +97,23 @@ class Model:
     avoid_if: str
     ratings: Mapping[str, int]
     overrides: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: upstream cost formula per adapter name; empty for a catalog with fixed ``credits``
+    costs: Mapping[str, RouteCost] = field(default_factory=dict)
+    #: no image of this model costs fewer credits (the advertised starting price)
+    min_credits: int = 1
+
+    def upstream(self, route: str) -> str:
+        """The upstream model id on ``route`` (the first route's for the demo stand-in)."""
+        return dict(self.adapters).get(route, self.adapters[0][1] if self.adapters else self.id)
+
+    def cost(self, route: str) -> tuple[str, RouteCost] | None:
+        """The route whose bill applies and its formula (the preferred one for the demo)."""
+        if route in self.costs:
+            return route, self.costs[route]
+        for name, _ in self.adapters:  # the demo is priced as the real model it stands in for
+            if name in self.costs:
+                return name, self.costs[name]
+        return None
 
     @property
     def starting_price(self) -> int:
@@ -119,6 +141,47 @@ class Catalog:
     updated: date
     #: example prompts by id: (use case id, prompt)
     examples: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    #: the one rate turning upstream dollars into credits
+    credits_per_dollar: float = DEFAULT_CREDITS_PER_DOLLAR
+
+    def cost_usd(self, model_id: str, quality: Quality, aspect: str, route: str) -> float | None:
+        """What the provider bills for one image on ``route`` (None without a cost formula)."""
+        model = self.model(model_id)
+        found = model.cost(route)
+        if found is None:
+            return None
+        name, cost = found
+        return cost.usd_for(quality, aspect, model.upstream(name))
+
+    def price(
+        self,
+        model_id: str,
+        quality: Quality,
+        aspect: str,
+        route: str,
+        *,
+        standard_override: int | None = None,
+    ) -> int:
+        """Credits for one image of ``model_id`` at this quality and aspect, served by ``route``.
+
+        A server's override is its standard-tier price; the other tiers keep the formula's ratio.
+        """
+        model = self.model(model_id)
+        usd = self.cost_usd(model_id, quality, aspect, route)
+        own = (
+            model.credits[quality]
+            if usd is None
+            else credits_for(usd, self.credits_per_dollar, model.min_credits)
+        )
+        if standard_override is None:
+            return own
+        standard = self.price(model_id, "standard", aspect, route)
+        return max(1, round(standard_override * own / standard))
+
+    def formula(self, model_id: str) -> list[tuple[str, str, str]]:
+        """(route, formula in words, source) per route, for `/models info` and the README."""
+        model = self.model(model_id)
+        return [(name, cost.describe(), cost.source) for name, cost in model.costs.items()]
 
     def model(self, model_id: str) -> Model:
         """The model with this id, or a BadInput naming the known ones."""
@@ -186,6 +249,12 @@ class _Validator:
         models = self._models(criterion_ids, set(use_cases))
         meta = self.raw.get("meta", {})
         updated = self._date(meta.get("updated"))
+        rate = self.raw.get("pricing", {}).get("credits_per_dollar", DEFAULT_CREDITS_PER_DOLLAR)
+        if not isinstance(rate, int | float) or isinstance(rate, bool) or rate <= 0:
+            self.problems.append(
+                f"pricing.credits_per_dollar must be a positive number, got {rate!r}"
+            )
+            rate = DEFAULT_CREDITS_PER_DOLLAR
         defaults = tuple(meta.get("default_models", ()))[:2] or tuple(models)[:2]
         for model_id in defaults:
             if model_id not in models:
@@ -203,7 +272,7 @@ class _Validator:
                 examples[eid] = (uc, prompt.strip())
         if self.problems:
             raise CatalogError(self.source, self.problems)
-        return Catalog(
+        catalog = Catalog(
             models=models,
             use_cases=use_cases,
             criteria=criteria,
@@ -211,7 +280,20 @@ class _Validator:
             source=str(meta.get("source", "")),
             updated=updated,
             examples=examples,
+            credits_per_dollar=float(rate),
         )
+        return self._with_list_prices(catalog)
+
+    def _with_list_prices(self, catalog: Catalog) -> Catalog:
+        """Fill each formula-priced model's ``credits`` with its list price (first route, 1:1)."""
+        models = {}
+        for model in catalog.models.values():
+            if model.costs and model.adapters:
+                route = model.adapters[0][0]
+                credits = {q: catalog.price(model.id, q, LIST_ASPECT, route) for q in QUALITIES}
+                model = replace(model, credits=credits)
+            models[model.id] = model
+        return replace(catalog, models=models)
 
     def _date(self, value: object) -> date:
         if isinstance(value, date):
@@ -221,7 +303,7 @@ class _Validator:
                 return date.fromisoformat(value)
             except ValueError:
                 pass
-        self.problems.append(f"meta.updated must be a date like 2026-06-08, got {value!r}")
+        self.problems.append(f"meta.updated must be a date like 2026-12-05, got {value!r}")
         return date(1970, 1, 1)
 
     def _criteria(self) -> tuple[Criterion, ...]:
@@ -333,7 +415,20 @@ class _Validator:
                     adapters.append((name, upstream))
             if not adapters:
                 self.problems.append(f"{where}: needs at least one adapter")
-            credits = self._credits(where, entry.get("credits"))
+            costs = self._costs(where, entry.get("costs"), adapters)
+            if costs and "credits" in entry:
+                self.problems.append(f"{where}: give costs or fixed credits, not both")
+            credits = (
+                dict.fromkeys(QUALITIES, 1) if costs else self._credits(where, entry.get("credits"))
+            )
+            min_credits = entry.get("min_credits", 1)
+            if (
+                not isinstance(min_credits, int)
+                or isinstance(min_credits, bool)
+                or not 1 <= min_credits <= 10_000
+            ):
+                self.problems.append(f"{where}: min_credits must be 1-10000, got {min_credits!r}")
+                min_credits = 1
             ratings = self._rating_table(f"{where} ratings", entry.get("ratings", {}), criteria)
             for cid in sorted(rated - set(ratings)):
                 self.problems.append(f"{where}: rating for '{cid}' is missing")
@@ -343,12 +438,7 @@ class _Validator:
                     self.problems.append(f"{where}: override for unknown use case '{uc}'")
                     continue
                 overrides[uc] = self._rating_table(f"{where} override '{uc}'", table, criteria)
-            aspects = tuple(entry.get("aspects", ()))
-            for aspect in aspects:
-                if not isinstance(aspect, str) or not ASPECT_RE.match(aspect):
-                    self.problems.append(f"{where}: aspect {aspect!r} must look like '3:4'")
-            if not aspects:
-                self.problems.append(f"{where}: needs at least one aspect ratio")
+            aspects = self._aspects(where, entry.get("aspects"), adapters)
             caps = dict(entry.get("capabilities", {}))
             try:
                 capabilities = Capabilities(**caps)
@@ -373,7 +463,49 @@ class _Validator:
                 avoid_if=str(entry.get("avoid_if", "")),
                 ratings=ratings,
                 overrides=overrides,
+                costs=costs,
+                min_credits=min_credits,
             )
+        return out
+
+    def _aspects(
+        self, where: str, listed: object, adapters: list[tuple[str, str]]
+    ) -> tuple[str, ...]:
+        """What every route draws (from the family rules), narrowed by ``aspects`` if given."""
+        drawn = aspects_drawn(tuple(upstream for _, upstream in adapters))
+        if listed is None:
+            if adapters and not drawn:
+                self.problems.append(f"{where}: its routes share no aspect ratio")
+            return drawn
+        if not isinstance(listed, list) or not listed:
+            self.problems.append(f"{where}: aspects, when given, must be a list of ratios")
+            return drawn
+        for aspect in listed:
+            if not isinstance(aspect, str) or not ASPECT_RE.match(aspect):
+                self.problems.append(f"{where}: aspect {aspect!r} must look like '3:4'")
+            elif aspect not in drawn:
+                self.problems.append(f"{where}: its routes cannot draw {aspect}")
+        return tuple(a for a in listed if a in drawn)
+
+    def _costs(
+        self, where: str, table: object, adapters: list[tuple[str, str]]
+    ) -> dict[str, RouteCost]:
+        if table is None:
+            return {}
+        if not isinstance(table, Mapping):
+            self.problems.append(f"{where}: costs must be a table of adapter = formula")
+            return {}
+        out: dict[str, RouteCost] = {}
+        for name, spec in table.items():
+            if name not in {adapter for adapter, _ in adapters}:
+                self.problems.append(f"{where}: cost for adapter '{name}' that does not serve it")
+                continue
+            cost = parse_cost(f"{where} costs.{name}", spec, self.problems)
+            if cost is not None:
+                out[name] = cost
+        for adapter, _ in adapters:
+            if adapter not in table:
+                self.problems.append(f"{where}: no cost formula for its '{adapter}' route")
         return out
 
     def _credits(self, where: str, table: object) -> dict[Quality, int]:

@@ -4,6 +4,10 @@ Everything here is a deterministic function of its arguments: no event loop, no 
 no global Pillow settings touched. Async callers run :func:`compose` with
 ``asyncio.to_thread``; inside, panels are decoded on a small thread pool because Pillow
 releases the GIL while decoding, resampling and encoding.
+
+Longer than the ~400-line guide on purpose: layout, letterboxing, labels and the size-capped
+encoding are one pipeline whose pieces share private geometry; split, they would only import
+each other.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from PIL import (
     _imaging,  # Image.core, which Pillow does not re-export for type checkers
 )
 
+from bot.comparisons.plan import blind_name
 from providers.fonts import Font, displayable, has_bold_face, has_glyph, load_font
 
 try:
@@ -165,8 +170,13 @@ def compose(
     *,
     max_bytes: int = MAX_UPLOAD_BYTES,
     panel_long_edge: int = 1024,
+    original: bytes | None = None,
 ) -> Composite:
-    """Lay out 1–4 panels with labels and captions and encode the result under ``max_bytes``."""
+    """Lay out 1–4 panels with labels and captions and encode the result under ``max_bytes``.
+
+    ``original`` (an edit's source image) is shown small in a strip under the panels,
+    labelled "Original", so the panels keep their letters for voting.
+    """
     if not 1 <= len(panels) <= MAX_PANELS:
         raise ValueError(f"compose() takes 1 to {MAX_PANELS} panels, got {len(panels)}")
     if max_bytes < MIN_MAX_BYTES:
@@ -191,6 +201,8 @@ def compose(
         ]
         # The chrome is drawn while the workers decode.
         canvas, outcome = _draw_canvas(panels, pending, layout)
+    if original is not None:
+        canvas = _with_original(canvas, original, layout.unit)
 
     data, fmt, scale = _encode(canvas, max_bytes)
     mime, ext = _FORMAT_INFO[fmt]
@@ -567,6 +579,41 @@ def _draw_canvas(
     return canvas, _Outcome(tuple(content), tuple(failures))
 
 
+ORIGINAL_LABEL = "Original"
+
+
+def _with_original(canvas: Image.Image, data: bytes, unit: float) -> Image.Image:
+    """The canvas with a strip under it: the source image, small, labelled "Original"."""
+    margin, pad = _px(28, unit), _px(18, unit)
+    thumb_h = _px(300, unit)
+    source = _probe(Panel(ORIGINAL_LABEL, image=data))
+    thumb = None
+    if isinstance(source, _Source):
+        rendered = _render(source, (thumb_h * 2, thumb_h), threading.Lock())
+        thumb = None if isinstance(rendered, _Failure) else rendered
+    strip_h = thumb_h + 2 * pad
+    out = Image.new("RGB", (canvas.width, canvas.height + strip_h), CANVAS_RGB)
+    out.paste(canvas, (0, 0))
+    canvas.close()
+    draw = ImageDraw.Draw(out)
+    top = out.height - margin - strip_h + margin // 2
+    card = (margin, top, out.width - margin, top + strip_h - margin // 2)
+    draw.rounded_rectangle(card, radius=_px(22, unit), fill=CARD_RGB)
+    left = card[0] + pad
+    if thumb is not None:
+        out.paste(thumb, (left, card[1] + pad), thumb if thumb.mode == "RGBA" else None)
+        left += thumb.width + pad
+        thumb.close()
+    font, text = _fit_line(
+        f"{ORIGINAL_LABEL} — the image every panel edited",
+        max(1, card[2] - pad - left),
+        (_px(50, unit), _px(30, unit)),
+        bold=True,
+    )
+    _text(draw, (left, (card[1] + card[3]) / 2), text, font, _TEXT_RGB, anchor="lm", bold=True)
+    return out
+
+
 def _inclusive(box: Box) -> Box:
     # ImageDraw rectangles include their far edge; boxes here are half-open like crop().
     return box[0], box[1], box[2] - 1, box[3] - 1
@@ -586,7 +633,7 @@ def _draw_label(draw: ImageDraw.ImageDraw, box: Box, index: int, label: str, uni
     text = _clean(label)
     if text.upper() == letter:
         # A blind panel's label is the letter already on its badge; spell it out instead.
-        text = f"Model {letter}"
+        text = blind_name(letter)
     left = x0 + side + _px(18, unit)
     width = x1 - left
     if width <= 0 or not text:

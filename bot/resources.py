@@ -14,6 +14,7 @@ import httpx
 
 from bot.catalog import Catalog, load_catalog
 from bot.comparisons.service import ComparisonService
+from bot.measure.ocr import TextMeter
 from bot.settings import Settings
 from providers.registry import Registry, build_registry
 
@@ -60,22 +61,33 @@ async def open_resources(
         )
         demo = settings.demo_enabled(for_discord=for_discord)
         registry = build_registry(settings.providers, http, demo_enabled=demo)
+        text_meter = TextMeter()
+        stack.callback(text_meter.close)
         service = ComparisonService(
-            catalog, registry, model_timeout_s=settings.model_timeout_s, allow_demo=demo
+            catalog,
+            registry,
+            model_timeout_s=settings.model_timeout_s,
+            allow_demo=demo,
+            text_meter=text_meter,
         )
         db = ledger = None
         if with_db:
+            from bot.comparisons.job import recover_undelivered
+            from bot.credits.budget import Budget
             from bot.credits.ledger import Ledger
             from bot.db import open_database
 
             db = await open_database(db_path or settings.db_target)
             stack.push_async_callback(db.close)
-            ledger = Ledger(db)
+            ledger = Ledger(db, limits=settings.limits)
+            service.budget = Budget(db, settings.limits)
             # A crash between reserve and settle must lose nothing: refund what was left open.
             recovered = await ledger.recover_stale_holds(
                 timedelta(minutes=settings.stale_hold_minutes)
             )
             if recovered:
                 log.warning("refunded %d comparison(s) left open by an earlier run", recovered)
+            # ...and a crash between the settle and the post must not charge for an unseen image.
+            await recover_undelivered(ledger, db, timedelta(minutes=settings.stale_hold_minutes))
         log.info("resources ready: %r", settings)
         yield Resources(settings, catalog, http, registry, service, db, ledger)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.credits.rules import OperatorLimits
 from bot.db.postgres import is_postgres_url, redact
 from bot.errors import SplitshotError
 from providers.registry import ProvidersConfig
@@ -36,6 +37,32 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}.")
     return value
+
+
+def _limit(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """A ceiling: unset keeps the default, 0 (or "off") means no limit."""
+    raw = _opt(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in {"off", "none", "unlimited"}:
+        return None
+    return _int(env, name, 0, minimum=0) or None
+
+
+def _limits(env: Mapping[str, str]) -> OperatorLimits:
+    base = OperatorLimits()
+    return OperatorLimits(
+        max_grant=_limit(env, "SPLITSHOT_MAX_GRANT", base.max_grant),
+        mod_daily_cap=_limit(env, "SPLITSHOT_MOD_DAILY_CAP", base.mod_daily_cap),
+        max_starter_grant=_limit(env, "SPLITSHOT_MAX_STARTER_GRANT", base.max_starter_grant),
+        max_daily_allowance=_limit(env, "SPLITSHOT_MAX_DAILY_ALLOWANCE", base.max_daily_allowance),
+        guild_daily_budget=_limit(env, "SPLITSHOT_GUILD_DAILY_BUDGET", base.guild_daily_budget),
+        global_daily_budget=_limit(env, "SPLITSHOT_DAILY_BUDGET", base.global_daily_budget),
+        price_floor_percent=_int(
+            env, "SPLITSHOT_PRICE_FLOOR_PERCENT", base.price_floor_percent, minimum=0
+        ),
+        max_running=_limit(env, "SPLITSHOT_MAX_RUNNING", base.max_running),
+    )
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -111,6 +138,13 @@ class Settings:
     playground_port: int = 8765
     #: None: INFO for the bot, WARNING for one-shot CLI commands
     log_level: str | None = None
+    #: discord.py's own loggers stay at INFO or quieter unless this asks for more: at DEBUG they
+    #: print interaction webhook URLs, which carry tokens
+    discord_log_level: str | None = None
+    #: the token-less playground spends real provider money only when this is set
+    playground_real: bool = False
+    #: the operator's ceilings on what any server may set, and the provider budget
+    limits: OperatorLimits = field(default_factory=OperatorLimits)
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
 
     def __repr__(self) -> str:
@@ -205,5 +239,8 @@ class Settings:
             user_hash_salt=_opt(env, "SPLITSHOT_USER_SALT") or "splitshot",
             playground_port=_int(env, "SPLITSHOT_PLAYGROUND_PORT", 8765, minimum=0),
             log_level=(_opt(env, "SPLITSHOT_LOG_LEVEL") or "").upper() or None,
+            discord_log_level=(_opt(env, "SPLITSHOT_DISCORD_LOG_LEVEL") or "").upper() or None,
+            playground_real=bool(_bool(env, "SPLITSHOT_PLAYGROUND_REAL")),
+            limits=_limits(env),
             providers=providers,
         )

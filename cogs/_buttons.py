@@ -25,6 +25,8 @@ class ComparisonButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
     prefix: ClassVar[str]
     button_label: ClassVar[str]
     button_emoji: ClassVar[str]
+    #: the action row: follow-ups on the first, Details / Close vote / Delete on the second
+    button_row: ClassVar[int] = 1
 
     def __init__(self, comparison_id: str) -> None:
         super().__init__(
@@ -33,6 +35,7 @@ class ComparisonButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
                 emoji=self.button_emoji,
                 style=discord.ButtonStyle.secondary,
                 custom_id=self.prefix + comparison_id,
+                row=self.button_row,
             )
         )
         self.comparison_id = comparison_id

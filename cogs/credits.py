@@ -10,11 +10,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import moderator_only
+from bot.client import acknowledge, answer, moderator_only
 from bot.credits.ledger import MAX_AMOUNT, HistoryPage, LedgerEntry
 from bot.credits.rules import MAX_REASON_LENGTH
 from bot.errors import SplitshotError
-from bot.render.embed import COLOUR_INFO, fit_embed
+from bot.render.embed import COLOUR_INFO, escaped, fit_embed
 
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
@@ -53,7 +53,7 @@ def credits_text(amount: int) -> str:
 def entry_line(entry: LedgerEntry) -> str:
     """One ledger row, e.g. "`  -30` comparison — GPT-Image 2 8 + … · 2 hours ago · balance 30"."""
     label = KIND_LABELS.get(entry.kind, entry.kind)
-    reason = f" — {entry.reason}" if entry.reason and entry.reason != label else ""
+    reason = f" — {escaped(entry.reason)}" if entry.reason and entry.reason != label else ""
     when = discord.utils.format_dt(entry.created_at, "R")
     return f"`{entry.delta:>+7,}` {label}{reason} · {when} · balance {entry.balance_after:,}"
 
@@ -89,9 +89,7 @@ class HistoryPager(discord.ui.View):
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         if interaction.user.id == self.origin.user.id:
             return True
-        await interaction.response.send_message(
-            "These buttons page someone else's history.", ephemeral=True
-        )
+        await answer(interaction, "These buttons page someone else's history.", ephemeral=True)
         return False
 
     async def _show(self, interaction: discord.Interaction[SplitshotBot], number: int) -> None:
@@ -148,6 +146,14 @@ class CreditsCog(
         self.bot = bot
         super().__init__()
 
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        """Acknowledge every command before its checks or body read the database."""
+        command = interaction.command
+        await acknowledge(
+            interaction, ephemeral=not (command is not None and command.name == "top")
+        )
+        return True
+
     @app_commands.command(name="balance", description="Your credits, or another member's")
     @app_commands.describe(member="Whose balance to show (default: yours)")
     async def balance(
@@ -165,7 +171,7 @@ class CreditsCog(
             amount = await ledger.balance(interaction.guild_id, target.id)
             text = f"{target.mention} has **{credits_text(amount)}**."
         text += " Claim more every day with `/credits daily`."
-        await interaction.response.send_message(text, ephemeral=True)
+        await answer(interaction, text, ephemeral=True)
 
     @app_commands.command(name="history", description="Your own credit history, newest first")
     async def history(self, interaction: discord.Interaction[SplitshotBot]) -> None:
@@ -175,8 +181,8 @@ class CreditsCog(
             interaction.guild_id, interaction.user.id, page=0, per_page=PER_PAGE
         )
         pager = HistoryPager(self.bot, interaction, page)
-        await interaction.response.send_message(
-            embed=history_embed(page, interaction.user), view=pager, ephemeral=True
+        await answer(
+            interaction, embed=history_embed(page, interaction.user), view=pager, ephemeral=True
         )
 
     @app_commands.command(name="top", description="The members with the most credits here")
@@ -193,15 +199,16 @@ class CreditsCog(
             description="\n".join(lines) or "Nobody has credits yet.",
             colour=COLOUR_INFO,
         )
-        await interaction.response.send_message(
-            embed=fit_embed(embed), allowed_mentions=discord.AllowedMentions.none()
+        await answer(
+            interaction, embed=fit_embed(embed), allowed_mentions=discord.AllowedMentions.none()
         )
 
     @app_commands.command(name="daily", description="Claim your daily credits")
     async def daily(self, interaction: discord.Interaction[SplitshotBot]) -> None:
         assert interaction.guild_id is not None
         claim = await self.bot.ledger.claim_daily(interaction.guild_id, interaction.user.id)
-        await interaction.response.send_message(
+        await answer(
+            interaction,
             f"You claimed **{credits_text(claim.amount)}** — balance {claim.balance:,}. "
             f"Next claim {discord.utils.format_dt(claim.next_due, 'R')}.",
             ephemeral=True,
@@ -225,7 +232,10 @@ class CreditsCog(
         balance = await self.bot.ledger.grant(
             interaction.guild_id, member.id, amount, reason, actor_id=interaction.user.id
         )
-        text = f"Granted **{credits_text(amount)}** to {member.mention} ({reason}); their balance is {balance:,}."
+        text = (
+            f"Granted **{credits_text(amount)}** to {member.mention} ({escaped(reason)}); "
+            f"their balance is {balance:,}."
+        )
         await self._answer_and_audit(interaction, text, "Credits granted", discord.Colour.green())
 
     @app_commands.command(name="revoke", description="Moderators: take credits from a member")
@@ -246,7 +256,10 @@ class CreditsCog(
         balance = await self.bot.ledger.revoke(
             interaction.guild_id, member.id, amount, reason, actor_id=interaction.user.id
         )
-        text = f"Revoked **{credits_text(amount)}** from {member.mention} ({reason}); their balance is {balance:,}."
+        text = (
+            f"Revoked **{credits_text(amount)}** from {member.mention} ({escaped(reason)}); "
+            f"their balance is {balance:,}."
+        )
         await self._answer_and_audit(interaction, text, "Credits revoked", discord.Colour.orange())
 
     async def _answer_and_audit(
@@ -263,8 +276,8 @@ class CreditsCog(
         "please try again" would have them grant twice.
         """
         assert interaction.guild_id is not None
-        await interaction.response.send_message(
-            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        await answer(
+            interaction, text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
         where = "the audit channel"
         try:

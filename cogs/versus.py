@@ -3,38 +3,95 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import model_choices, use_case_choices
-from bot.comparisons.service import price_for
+from bot.catalog import LIST_ASPECT
+from bot.client import model_choices, report_error, use_case_choices
 from bot.errors import BadInput
-from bot.render.pages import model_embed, models_embed, versus_embeds
-from bot.verdict import build_verdict
+from bot.render.pages import model_embed, models_embed, versus_embed, versus_more_embeds
+from bot.verdict import Verdict, build_verdict
 from providers.base import QUALITIES, Quality
 from providers.registry import ModelUnavailable
 
 if TYPE_CHECKING:
-    from bot.catalog import Model
+    from bot.catalog import Catalog, Model
     from bot.client import SplitshotBot
     from bot.guild_settings import GuildSettings
 
 log = logging.getLogger(__name__)
 
+MORE_PREFIX = "versus-more:"
+#: Discord's limit on a component's custom id
+CUSTOM_ID_LIMIT = 100
 
-def server_prices(model: Model, overrides: Mapping[str, int]) -> dict[Quality, int]:
-    """This server's credits per tier for a model, priced as /compare prices it."""
-    return {quality: price_for(model, quality, overrides) for quality in QUALITIES}
+
+def server_prices(
+    catalog: Catalog, model: Model, overrides: Mapping[str, int], aspect: str = LIST_ASPECT
+) -> dict[Quality, int]:
+    """This server's credits per tier for a model at ``aspect``, priced as /compare prices it."""
+    route = model.adapters[0][0] if model.adapters else ""
+    override = overrides.get(model.id)
+    return {
+        quality: catalog.price(model.id, quality, aspect, route, standard_override=override)
+        for quality in QUALITIES
+    }
 
 
-def priced(model: Model, overrides: Mapping[str, int]) -> Model:
-    """The model with this server's prices in place of the catalog's."""
-    return replace(model, credits=server_prices(model, overrides))
+def priced(catalog: Catalog, model: Model, overrides: Mapping[str, int], aspect: str) -> Model:
+    """The model with this server's prices (at the use case's aspect) in place of the list's."""
+    return replace(model, credits=server_prices(catalog, model, overrides, aspect))
+
+
+class MoreButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=re.escape(MORE_PREFIX) + r"(?P<use_case>[\w-]+):(?P<models>[\w.,-]+)",
+):
+    """/versus's "More": the rest of the page, privately; the id carries models and use case,
+    so it answers after a restart too."""
+
+    def __init__(self, use_case_id: str, model_ids: Sequence[str]) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="More",
+                emoji="📖",
+                style=discord.ButtonStyle.secondary,
+                custom_id=more_custom_id(use_case_id, model_ids),
+            )
+        )
+        self.use_case_id = use_case_id
+        self.model_ids = tuple(model_ids)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> Self:
+        """Rebuild the button from a clicked custom id."""
+        return cls(match["use_case"], match["models"].split(","))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """Send the rest of the page to whoever clicked, privately."""
+        try:
+            cog = interaction.client.get_cog(VersusCog.__cog_name__)
+            if not isinstance(cog, VersusCog):
+                raise BadInput("The comparison page is not available right now.")
+            verdict, models = await cog.page(interaction, list(self.model_ids), self.use_case_id)
+            await interaction.response.send_message(
+                embeds=versus_more_embeds(verdict, models), ephemeral=True
+            )
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+def more_custom_id(use_case_id: str, model_ids: Sequence[str]) -> str:
+    """The More button's custom id: the use case and the models it describes."""
+    return f"{MORE_PREFIX}{use_case_id}:{','.join(model_ids)}"
 
 
 def build_versus_command(cog: VersusCog) -> app_commands.Command[Any, ..., None]:
@@ -110,8 +167,10 @@ class VersusCog(commands.Cog):
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.versus_command)
         self.bot.tree.add_command(self.models_group)
+        self.bot.add_dynamic_items(MoreButton)
 
     async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(MoreButton)
         self.bot.tree.remove_command(self.versus_command.name)
         self.bot.tree.remove_command(self.models_group.name)
 
@@ -121,20 +180,38 @@ class VersusCog(commands.Cog):
         model_ids: list[str],
         use_case_id: str | None,
     ) -> None:
-        """Render the comparison page of PRODUCT §4 for the chosen models."""
+        """Render the comparison page of PRODUCT §4 for the chosen models: one screen, and More."""
         if len(set(model_ids)) != len(model_ids):
             raise BadInput("Each model can appear only once in a comparison.")
         catalog = self.bot.catalog
-        models = [catalog.model(m) for m in model_ids]
+        for model_id in model_ids:
+            catalog.model(model_id)  # an unknown model is refused before acknowledging
         use_case = catalog.use_case(use_case_id or next(iter(catalog.use_cases)))
         assert interaction.guild_id is not None
         # The server's voting results can take a while to gather: acknowledge first.
         await interaction.response.defer()
-        settings = await self.bot.guild_settings(interaction.guild_id)
-        models = [priced(m, settings.price_overrides) for m in models]
-        verdict = build_verdict(catalog, models, use_case)
+        verdict, models = await self.page(interaction, model_ids, use_case.id)
         community = await self.bot.community_lines(interaction.guild_id, use_case.id, model_ids)
-        await interaction.followup.send(embeds=versus_embeds(verdict, models, community=community))
+        view = discord.ui.View(timeout=None)
+        if len(more_custom_id(use_case.id, model_ids)) <= CUSTOM_ID_LIMIT:
+            view.add_item(MoreButton(use_case.id, model_ids))
+        await interaction.followup.send(
+            embed=versus_embed(verdict, models, community=community), view=view
+        )
+
+    async def page(
+        self, interaction: discord.Interaction[Any], model_ids: list[str], use_case_id: str
+    ) -> tuple[Verdict, list[Model]]:
+        """The verdict for these models at this server's prices."""
+        catalog = self.bot.catalog
+        assert interaction.guild_id is not None
+        settings = await self.bot.guild_settings(interaction.guild_id)
+        use_case = catalog.use_case(use_case_id)
+        models = [
+            priced(catalog, catalog.model(m), settings.price_overrides, use_case.default_aspect)
+            for m in model_ids
+        ]
+        return build_verdict(catalog, models, use_case), models
 
     async def list_models(self, interaction: discord.Interaction[SplitshotBot]) -> None:
         """The catalog as a compact table, with how each model is served in this server."""
@@ -142,7 +219,9 @@ class VersusCog(commands.Cog):
         settings = await self.bot.guild_settings(interaction.guild_id)
         models = self.bot.catalog.models.values()
         status = {m.id: self._status(m, settings) for m in models}
-        prices = {m.id: server_prices(m, settings.price_overrides) for m in models}
+        prices = {
+            m.id: server_prices(self.bot.catalog, m, settings.price_overrides) for m in models
+        }
         await interaction.response.send_message(
             embed=models_embed(self.bot.catalog, status, prices), ephemeral=True
         )
@@ -158,7 +237,8 @@ class VersusCog(commands.Cog):
             model,
             self.bot.catalog,
             self._status(model, settings),
-            server_prices(model, settings.price_overrides),
+            server_prices(self.bot.catalog, model, settings.price_overrides),
+            formula=self.bot.catalog.formula(model.id),
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Generic, Protocol, TypeVar
 
 import httpx
 
-from providers._http import Limits, Output, RetryPolicy, Upstream
+from providers._http import Limits, Output, Resolve, RetryPolicy, Upstream, system_resolve
 from providers.base import ImageRequest, ImageResult, ProviderError, Target
+
+log = logging.getLogger(__name__)
 
 
 class Endpoint(Protocol):
@@ -39,6 +42,7 @@ class DirectAdapter(Generic[E]):
         concurrency: int = 4,
         policy: RetryPolicy | None = None,
         limits: Limits | None = None,
+        resolve: Resolve = system_resolve,
     ) -> None:
         self.endpoint = endpoint
         self._upstream = Upstream(
@@ -48,6 +52,7 @@ class DirectAdapter(Generic[E]):
             concurrency=concurrency,
             policy=policy,
             limits=limits,
+            resolve=resolve,
         )
 
     def build_request(self, target: Target, request: ImageRequest) -> httpx.Request:
@@ -66,11 +71,27 @@ class DirectAdapter(Generic[E]):
         self, target: Target, request: ImageRequest, *, deadline: float
     ) -> ImageResult:
         """Generate one image; ``deadline`` is an absolute loop time."""
-        async with self._upstream.call(target, deadline) as call:
-            response = await self._upstream.send(
-                call,
-                lambda: self.build_request(target, request),
-                lambda answer: self.error_for(target, answer),
-            )
-            output = self.parse_response(target, response)
-            return await self._upstream.finish(call, output, base_url=self.endpoint.base_url)
+        up = self._upstream
+        async with up.call(target, deadline) as call:
+            retried = False
+            while True:
+                response = await up.send(
+                    call,
+                    lambda: self.build_request(target, request),
+                    lambda answer: self.error_for(target, answer),
+                )
+                try:
+                    output = self.parse_response(target, response)
+                except ProviderError as exc:
+                    # An answer that held no image by chance is worth one more request.
+                    if not exc.retry_once or retried or up.policy.clock() >= deadline:
+                        raise
+                    retried = True
+                    log.info(
+                        "%s: %s had no image (%s); asking once more",
+                        self.name,
+                        target.model_id,
+                        exc.detail,
+                    )
+                    continue
+                return await up.finish(call, output, base_url=self.endpoint.base_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -11,6 +12,8 @@ from providers.base import (
     BadRequest,
     ConfigError,
     MalformedResponse,
+    NetworkError,
+    NoImage,
     ProviderError,
     QuotaExhausted,
     RateLimited,
@@ -35,6 +38,21 @@ def unavailable(adapter: str, target: Target, detail: str) -> Unavailable:
     return Unavailable(msg, adapter=adapter, detail=detail)
 
 
+def network_error(adapter: str, target: Target, detail: str) -> NetworkError:
+    """The connection failed before an answer came back."""
+    msg = f"{target.display_name} could not be reached right now (a network problem)."
+    return NetworkError(msg, adapter=adapter, detail=detail)
+
+
+def no_image(adapter: str, target: Target, detail: str, *, retry_once: bool = False) -> NoImage:
+    """The model finished without drawing, for no reason it would name."""
+    error = NoImage(
+        f"{target.display_name} did not produce an image this time.", adapter=adapter, detail=detail
+    )
+    error.retry_once = retry_once
+    return error
+
+
 def timed_out(adapter: str, target: Target, detail: str) -> TimedOut:
     """The model's deadline passed (or would pass before the next try)."""
     msg = f"{target.display_name} took too long and was stopped."
@@ -42,15 +60,19 @@ def timed_out(adapter: str, target: Target, detail: str) -> TimedOut:
 
 
 def config_error(adapter: str, target: Target, detail: str) -> ConfigError:
-    """Something the operator must fix; ``detail`` says exactly what."""
-    msg = f"{target.display_name} is not set up correctly on this bot (the operator has been told)."
+    """Something the operator must fix; ``detail`` says exactly what (and how)."""
+    msg = (
+        f"{target.display_name} is not available on this bot right now"
+        ": its provider account needs setting up, and the operator has been told."
+    )
     return ConfigError(msg, adapter=adapter, detail=detail)
 
 
 def quota_exhausted(adapter: str, target: Target, detail: str) -> QuotaExhausted:
-    """The provider account is out of quota or credit."""
+    """The provider account is out of quota, credit or budget."""
     msg = (
-        f"{target.display_name} is out of quota on this bot's account (the operator has been told)."
+        f"{target.display_name} is not available on this bot right now"
+        ": its provider account is out of credit, and the operator has been told."
     )
     return QuotaExhausted(msg, adapter=adapter, detail=detail)
 
@@ -108,28 +130,109 @@ _KEY_PATTERNS = re.compile(
 )
 
 
+#: credentials inside a URL (a gateway base URL like https://user:pass@host/v1)
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
+
+
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove anything that looks like a provider key (and the given secrets) from ``text``."""
+    """Remove anything that looks like a provider key, URL credentials and ``secrets``."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")
+    text = _USERINFO.sub(r"\1[redacted]@", text)
     return _KEY_PATTERNS.sub("[redacted]", text)
+
+
+#: what a provider's JSON may hold before it is called malformed without being parsed; real
+#: answers have a few dozen keys and lists (the image is one long string) and nest < 10 deep
+MAX_JSON_BYTES = 96 * 1024 * 1024
+MAX_JSON_ITEMS = 20_000
+MAX_JSON_DEPTH = 64
+#: error bodies are a sentence or two; a bigger one is read as text, never parsed
+MAX_ERROR_JSON_BYTES = 256 * 1024
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+class JsonRefused(ValueError):
+    """JSON not parsed because it is too big, too wide or too deep (or not JSON at all)."""
+
+
+def load_json(body: bytes, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse a provider's JSON under caps on size, items and depth; JsonRefused otherwise.
+
+    The checks run on the raw bytes before ``json.loads`` builds anything, so a hostile body
+    of millions of keys or a 200,000-deep list costs a few scans at C speed, not gigabytes.
+    """
+    if len(body) > max_bytes:
+        raise JsonRefused(f"JSON body of {len(body)} bytes is over the {max_bytes}-byte cap")
+    # Every key and every list item needs a ',' or ':' (strings may hold some too, so this
+    # over-counts, which only makes the cap stricter for text-heavy bodies).
+    items = body.count(b",") + body.count(b":")
+    if items > MAX_JSON_ITEMS:
+        raise JsonRefused(f"JSON with over {MAX_JSON_ITEMS} items")
+    brackets = body.count(b"[") + body.count(b"{")
+    if brackets > MAX_JSON_DEPTH:
+        # Only then is the nesting measured; strings are blanked so '[' inside text is ignored.
+        depth = deepest = 0
+        for match in _BRACKETS.finditer(_STRING.sub(b'""', body)):
+            depth += 1 if match.group() in (b"[", b"{") else -1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise JsonRefused(f"JSON nested over {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(body)
+    except RecursionError:  # pragma: no cover - the depth check stops this first
+        raise JsonRefused("JSON nested too deep to parse") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JsonRefused(f"not JSON ({exc})") from None
+
+
+def error_json(response: httpx.Response) -> dict[str, Any]:
+    """An error answer's JSON object, or {} when it is not small, well-formed JSON."""
+    try:
+        body = load_json(response.content, max_bytes=MAX_ERROR_JSON_BYTES)
+    except JsonRefused:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def json_body(adapter: str, target: Target, response: httpx.Response) -> dict[str, Any]:
     """The response's JSON object, or the 'malformed response' error."""
     try:
-        payload = response.json()
-    except ValueError:
-        snippet = scrub(response.text[:120]) if response.content else "an empty body"
+        payload = load_json(response.content)
+    except JsonRefused as exc:
+        if not response.content:
+            why = "an empty body"
+        elif len(response.content) > 4096:
+            why = str(exc)
+        else:
+            why = repr(scrub(response.text[:120]))
         raise malformed(
-            adapter, target, f"HTTP {response.status_code} body is not JSON: {snippet!r}"
+            adapter, target, f"HTTP {response.status_code} body is not usable JSON: {why}"
         ) from None
     if not isinstance(payload, dict):
         raise malformed(adapter, target, f"expected a JSON object, got {type(payload).__name__}")
     return payload
 
 
+#: "… Please try again in 12s." (OpenAI), "Please retry in 17.8s." (Gemini), "… in 340ms"
+_TRY_AGAIN = re.compile(
+    r"(?:try again|retry) in (\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?)\b", re.IGNORECASE
+)
+
+
+def try_again_in(message: str) -> float | None:
+    """Seconds from a rate-limit message's "try again in 12s" wording, when present."""
+    found = _TRY_AGAIN.search(message)
+    if not found:
+        return None
+    value = float(found.group(1))
+    return value / 1000 if found.group(2).lower() == "ms" else value
+
+
 def error_text(response: httpx.Response, limit: int = 300) -> str:
     """A short, key-free excerpt of an error body for operator details."""
-    return scrub(response.text[:limit].strip()) or "(empty body)"
+    # Only the head is decoded: a hostile error body can be tens of megabytes.
+    head = response.content[: limit * 4].decode("utf-8", errors="replace")
+    return scrub(head[:limit].strip()) or "(empty body)"

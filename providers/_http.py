@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import logging
 import random
+import re
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -15,15 +18,34 @@ from typing import Any
 
 import httpx
 
-from providers._errors import malformed, scrub, timed_out, unavailable
+from providers._errors import malformed, network_error, scrub, timed_out, unavailable
 from providers._images import ImageProblem, check_image, decode_base64
-from providers.base import ImageResult, ProviderError, Refused, Target, TimedOut
+from providers.base import ImageResult, ProviderError, RateLimited, Refused, Target, TimedOut
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Classify = Callable[[httpx.Response], ProviderError | None]
+#: host, port -> the addresses a connection would go to
+Resolve = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    """The addresses the system resolver gives for ``host`` (without blocking the loop)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def public_address(address: str) -> bool:
+    """False for loopback, link-local, private, shared, reserved and multicast addresses."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback in disguise
+    return ip.is_global and not ip.is_multicast
 
 
 def loop_clock() -> float:
@@ -38,17 +60,28 @@ class RetryPolicy:
     max_attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 8.0
+    #: a 429 without a hint starts here: per-minute image limits (5 a minute at OpenAI's tier 1)
+    #: do not clear in the half second a server hiccup does
+    rate_limit_delay: float = 5.0
+    max_rate_limit_delay: float = 30.0
     #: a provider hint longer than this means "not worth waiting for"
     max_hint: float = 120.0
     sleep: Sleep = asyncio.sleep
     rand: Callable[[], float] = random.random
     clock: Clock = loop_clock
 
-    def delay(self, attempt: int, hint: float | None) -> float | None:
+    def delay(
+        self, attempt: int, hint: float | None, *, rate_limited: bool = False
+    ) -> float | None:
         """Seconds to wait after failed attempt number ``attempt``; None means do not retry."""
         if hint is not None:
             return max(float(hint), 0.0) if hint <= self.max_hint else None
-        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        base, cap = (
+            (self.rate_limit_delay, self.max_rate_limit_delay)
+            if rate_limited
+            else (self.base_delay, self.max_delay)
+        )
+        backoff = min(cap, base * 2.0 ** (attempt - 1))
         return backoff * (1 - 0.25 * self.rand())
 
 
@@ -89,6 +122,30 @@ def retry_hint(headers: httpx.Headers) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in OpenAI's reset format: '1s', '6m0s', '340ms', '1h2m3.5s'; None otherwise."""
+    text = text.strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(value + unit for value, unit in parts) != text:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(value) * scale[unit] for value, unit in parts)
+
+
+def rate_limit_reset(headers: httpx.Headers) -> float | None:
+    """When the exhausted limit resets, from `x-ratelimit-remaining-*` / `-reset-*` pairs."""
+    waits = []
+    for limit in ("requests", "tokens", "images"):
+        remaining = headers.get(f"x-ratelimit-remaining-{limit}", "").strip()
+        reset = parse_duration(headers.get(f"x-ratelimit-reset-{limit}", ""))
+        if remaining == "0" and reset is not None:
+            waits.append(reset)
+    return max(waits) if waits else None
+
+
 def retry_verdict(headers: httpx.Headers) -> bool | None:
     """The provider's own 'retry or not' header (OpenAI `x-should-retry`, fal `x-fal-retryable`)."""
     for name in ("x-should-retry", "x-fal-retryable", "x-fal-needs-retry"):
@@ -99,17 +156,26 @@ def retry_verdict(headers: httpx.Headers) -> bool | None:
 
 
 def download_allowed(url: str, base_url: str) -> bool:
-    """Result links are fetched only over https, or from the configured base URL's own host."""
+    """Result links are fetched over https, or over http only from the base URL's own host.
+
+    Where an https link points is checked separately (``Upstream.download`` resolves it).
+    """
     try:
-        target, base = httpx.URL(url), httpx.URL(base_url)
+        target = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         return False
     if target.scheme == "https" and target.host:
         return True
-    return target.scheme in ("http", "https") and (target.host, target.port) == (
-        base.host,
-        base.port,
-    )
+    return target.scheme in ("http", "https") and same_host(url, base_url)
+
+
+def same_host(url: str, base_url: str) -> bool:
+    """True when ``url`` names the base URL's host and port (the operator chose that one)."""
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        return False
+    return bool(target.host) and (target.host, target.port) == (base.host, base.port)
 
 
 def same_origin(url: str, base_url: str) -> bool:
@@ -160,9 +226,11 @@ class Upstream:
         concurrency: int = 4,
         policy: RetryPolicy | None = None,
         limits: Limits | None = None,
+        resolve: Resolve = system_resolve,
     ) -> None:
         self.name = name
         self.http = http
+        self.resolve = resolve
         self.policy = policy or RetryPolicy()
         self.limits = limits or Limits()
         self._secrets = (secret,) if secret else ()
@@ -195,7 +263,7 @@ class Upstream:
         finally:
             now = time.monotonic()
             started = call.started if call.started is not None else now
-            level = logging.WARNING if outcome in ("config", "quota") else logging.INFO
+            level = logging.WARNING if outcome in ("auth", "quota") else logging.INFO
             log.log(
                 level,
                 "provider call model=%s adapter=%s upstream=%s outcome=%s status=%s "
@@ -259,7 +327,8 @@ class Upstream:
                 if attempt >= self.policy.max_attempts:
                     err.detail = f"{err.detail} (gave up after {attempt} attempts)"
                     raise
-                wait = self.policy.delay(attempt, err.retry_after)
+                limited = isinstance(err, RateLimited)
+                wait = self.policy.delay(attempt, err.retry_after, rate_limited=limited)
                 if wait is None:
                     err.detail = (
                         f"{err.detail} (asked to wait {err.retry_after:.0f}s; not retrying)"
@@ -267,6 +336,9 @@ class Upstream:
                     raise
                 if self.policy.clock() + wait >= call.deadline:
                     detail = f"{err.detail}; the next try in {wait:.1f}s would pass the deadline"
+                    if limited:  # the cause the member and operator should see is the limit
+                        err.detail = detail
+                        raise
                     raise timed_out(self.name, call.target, detail) from err
                 log.debug(
                     "%s: retrying %s in %.2fs (%s)", self.name, call.target.model_id, wait, err.kind
@@ -278,6 +350,8 @@ class Upstream:
         if not error.retryable:
             return
         hint = retry_hint(headers)
+        if hint is None and isinstance(error, RateLimited):
+            hint = rate_limit_reset(headers)
         if hint is not None:
             error.retry_after = hint
         if retry_verdict(headers) is False:
@@ -315,7 +389,7 @@ class Upstream:
             ) from None
         except httpx.TransportError as exc:
             detail = f"{type(exc).__name__} on {where}: {self.clean(str(exc))}"
-            raise unavailable(self.name, call.target, detail) from None
+            raise network_error(self.name, call.target, detail) from None
         if record:  # result downloads come from a CDN whose ids mean nothing to the provider
             call.status = response.status_code
             call.request_id = response.headers.get("x-request-id") or call.request_id
@@ -349,9 +423,12 @@ class Upstream:
         if not download_allowed(url, base_url):
             host = httpx.URL(url).host if url.startswith(("http:", "https:")) else url[:16]
             detail = (
-                f"refused to download the result from {host!r}: only https or the base URL's host"
+                f"refused to download the result from {host!r}: only https, or http from the "
+                "base URL's own host"
             )
             raise malformed(self.name, call.target, detail)
+        if not same_host(url, base_url):
+            await self._check_public(call, httpx.URL(url))
 
         def classify(response: httpx.Response) -> ProviderError | None:
             if response.status_code == 200:
@@ -370,6 +447,27 @@ class Upstream:
             record=False,
         )
         return response.content
+
+    async def _check_public(self, call: Call, url: httpx.URL) -> None:
+        """Refuse a link that resolves to this machine or its network (blind SSRF).
+
+        A provider (or whoever tampered with its answer) must not make the bot fetch
+        http://169.254.169.254/ or an admin page on the LAN. The base URL's own host is exempt:
+        the operator configured it, and a local gateway is legitimately on 127.0.0.1.
+        """
+        host = url.host
+        try:
+            addresses = await self.resolve(host, url.port or 443)
+        except (OSError, UnicodeError) as exc:
+            detail = f"could not resolve the result host {host!r} ({type(exc).__name__})"
+            raise network_error(self.name, call.target, detail) from None
+        private = [a for a in addresses if not public_address(a)]
+        if private or not addresses:
+            detail = (
+                f"refused to download the result from {host!r}: it resolves to a non-public "
+                f"address ({', '.join(private) or 'none'})"
+            )
+            raise malformed(self.name, call.target, detail)
 
     async def finish(
         self, call: Call, output: Output, *, base_url: str, upstream: str | None = None

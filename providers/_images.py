@@ -11,11 +11,20 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from providers.base import BadRequest
+from providers.base import BadRequest, ReferenceImage
 
-#: Pillow format name -> MIME type; nothing else is accepted from a provider
-ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-ALLOWED_MIME_TYPES = frozenset(ALLOWED_FORMATS.values()) | {"image/jpg"}
+#: Pillow format name -> MIME type; nothing else is accepted from a provider. Pillow names a
+#: JPEG that carries extra pictures (Android Ultra HDR, iPhone gain maps) "MPO"; its first
+#: picture is an ordinary JPEG that every decoder shows, so it is accepted as one.
+ALLOWED_FORMATS = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "WEBP": "image/webp",
+}
+ALLOWED_MIME_TYPES = frozenset(ALLOWED_FORMATS.values()) | {"image/jpg", "image/mpo"}
+#: the decoders to try; Pillow's JPEG decoder is the one that hands back an MPO
+OPEN_FORMATS = ["PNG", "JPEG", "WEBP"]
 
 
 class ImageProblem(ValueError):
@@ -63,6 +72,32 @@ def data_uri(data: bytes, mime_type: str) -> str:
     return f"data:{mime_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+def shrink_reference(ref: ReferenceImage, *, max_edge: int, max_bytes: int) -> ReferenceImage:
+    """``ref`` unchanged when it is within both caps, else re-encoded at most ``max_edge`` px.
+
+    Photos become JPEG (quality 90); images with transparency stay PNG, so an edit keeps its
+    alpha. Bytes Pillow cannot read are returned unchanged for the provider to judge.
+    """
+    try:
+        with Image.open(io.BytesIO(ref.data), formats=OPEN_FORMATS) as image:
+            if max(image.size) <= max_edge and len(ref.data) <= max_bytes:
+                return ref
+            image.draft("RGB", (max_edge, max_edge))  # JPEG: decode at a smaller scale
+            image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS)
+            alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            out = io.BytesIO()
+            if alpha:
+                image.convert("RGBA").save(out, format="PNG")
+                mime, suffix = "image/png", ".png"
+            else:
+                image.convert("RGB").save(out, format="JPEG", quality=90, optimize=True)
+                mime, suffix = "image/jpeg", ".jpg"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return ref
+    stem = ref.filename.rsplit(".", 1)[0] or "reference"
+    return ReferenceImage(out.getvalue(), mime, stem + suffix)
+
+
 def decode_base64(text: str) -> bytes:
     """Strict base64 decode that tolerates a `data:...;base64,` prefix and line breaks."""
     if text.startswith("data:"):
@@ -81,7 +116,7 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedIma
     if len(data) > max_bytes:
         raise ImageProblem(f"image is {len(data)} bytes, over the {max_bytes}-byte cap")
     try:
-        with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as image:
+        with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as image:
             width, height = image.size
             # Checked from the header before decoding: a few bytes can claim gigapixels.
             if width * height > max_pixels:

@@ -64,14 +64,31 @@ class ImageResult:
     echoed: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: every ``ProviderError.kind``, stable for logs, ``--json`` and the records: what went wrong,
+#: in words an operator can act on without reading the detail
+KINDS = (
+    "refused",  # the provider declined the prompt or its output (safety, recitation)
+    "rate_limited",  # the provider asked us to slow down
+    "quota",  # the provider account is out of quota, credit or budget
+    "auth",  # key, verification, permission or model id: the operator must fix something
+    "bad_request",  # the provider rejected the parameters we sent
+    "upstream",  # the provider failed (5xx, overload, or it produced no image)
+    "timeout",  # the model's deadline passed
+    "malformed",  # the answer was not a usable image (or not safe to fetch)
+    "network",  # the connection to the provider failed
+)
+
+
 class ProviderError(SplitshotError):
     """Base of every adapter failure; ``message`` is safe to show a member."""
 
     retryable: bool = False
-    #: one word for logs, the JSON output and the status column
-    kind: str = "failed"
+    #: one of KINDS, for logs, the JSON output and the status column
+    kind: str = "upstream"
     #: seconds the provider asked us to wait before retrying, when it said so
     retry_after: float | None = None
+    #: send the same request once more when the answer held no image by chance (Gemini NO_IMAGE)
+    retry_once: bool = False
 
     def __init__(self, message: str, *, adapter: str = "", detail: str | None = None) -> None:
         super().__init__(message)
@@ -134,7 +151,7 @@ class TimedOut(ProviderError):
 class ConfigError(ProviderError):
     """Key, permission, verification or model-id problem: the operator must fix something."""
 
-    kind = "config"
+    kind = "auth"
 
 
 class BadRequest(ProviderError):
@@ -144,10 +161,22 @@ class BadRequest(ProviderError):
 
 
 class Unavailable(ProviderError):
-    """Server error, overload or connection failure."""
+    """Server error or overload at the provider."""
 
     retryable = True
-    kind = "unavailable"
+    kind = "upstream"
+
+
+class NetworkError(Unavailable):
+    """The connection to the provider failed (refused, reset, DNS)."""
+
+    kind = "network"
+
+
+class NoImage(ProviderError):
+    """The provider finished without an image and without saying it declined (not a refusal)."""
+
+    kind = "upstream"
 
 
 class MalformedResponse(ProviderError):

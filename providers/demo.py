@@ -14,7 +14,8 @@ import time
 from PIL import Image, ImageDraw, ImageFilter
 
 from providers.base import ImageRequest, ImageResult, Target, TimedOut
-from providers.fonts import load_font
+from providers.fonts import Font, load_font
+from providers.quotes import quoted_strings
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,13 @@ def render_demo(target: Target, request: ImageRequest) -> bytes:
     body_size, banner_size = max(14, unit // 26), max(16, unit // 20)
     body = load_font(body_size)
     banner_font = load_font(banner_size, bold=True)
-    words = " ".join(request.prompt.split()[:12])
+    quotes = quoted_strings(request.prompt)
+    shown = " ".join(request.prompt.split())
+    for quote in quotes:
+        # The quoted text is drawn once, on the sign below; echoing it in the header would let
+        # the text measurement find a perfect copy there even when the sign has a typo.
+        shown = shown.replace(quote, "\u2026")
+    words = " ".join(shown.split()[:12])
     lines = textwrap.wrap(
         f"\u201c{words}\u2026\u201d", width=max(16, int(width / (unit / 26) / 0.6))
     )
@@ -127,6 +134,8 @@ def render_demo(target: Target, request: ImageRequest) -> bytes:
     for line in lines[:4]:
         draw.text((pad, y), line, font=body, fill=(235, 235, 235))
         y += body_size + 6
+    if quotes:
+        _draw_sign(draw, width, height, unit, box_h, demo_text(target, request))
     band = banner_size + pad
     draw.rectangle((0, height - band, width, height), fill=(200, 30, 30, 230))
     draw.text(
@@ -136,6 +145,69 @@ def render_demo(target: Target, request: ImageRequest) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=1)
     return out.getvalue()
+
+
+#: letters and digits a deliberate typo may use; none folds into another under the text
+#: measurement's look-alike rule (0/o, 1/i/l), so a typo always counts as one
+_TYPO_LETTERS = "ABDEFGHKMNPRSTUVWXYZ"
+_TYPO_DIGITS = "2345689"
+#: share of demo pictures whose sign carries one deliberate typo
+TYPO_RATE = 1 / 3
+
+
+def demo_text(target: Target, request: ImageRequest) -> tuple[str, ...]:
+    """The quoted text the demo draws for this request: as asked, or with one deliberate typo.
+
+    Deterministic by model, prompt and seed, so the playground shows the measured text row
+    both agreeing and catching a misspelling, the same way every time.
+    """
+    quotes = quoted_strings(request.prompt)
+    rng = random.Random(_seed(target, request) ^ 0x7E57)
+    if not quotes or rng.random() >= TYPO_RATE:
+        return quotes
+    which = rng.randrange(len(quotes))
+    text = quotes[which]
+    spots = [i for i, ch in enumerate(text) if ch.isascii() and ch.isalnum()]
+    if not spots:
+        return quotes
+    at = rng.choice(spots)
+    old = text[at]
+    pool = _TYPO_DIGITS if old.isdigit() else _TYPO_LETTERS
+    new = rng.choice([c for c in pool if c != old.upper()])
+    new = new.lower() if old.islower() else new
+    typo = text[:at] + new + text[at + 1 :]
+    return (*quotes[:which], typo, *quotes[which + 1 :])
+
+
+def _draw_sign(
+    draw: ImageDraw.ImageDraw, width: int, height: int, unit: int, top: int, texts: tuple[str, ...]
+) -> None:
+    """The requested text on a dark plate in the middle of the picture, large and level."""
+    pad = unit // 24
+    size = max(16, unit // 11)
+    lines: list[str] = []
+    font: Font = load_font(size, bold=True)
+    while True:
+        font = load_font(size, bold=True)
+        per_line = max(6, int((width - 4 * pad) / (size * 0.62)))
+        lines = [line for text in texts for line in textwrap.wrap(text, per_line) or [text]]
+        fits = all(font.getlength(line) <= width - 4 * pad for line in lines)
+        tall = len(lines) * size * 1.3 + 2 * pad
+        if (fits and tall <= height * 0.6) or size <= 14:
+            break
+        size -= 4
+    step = round(size * 1.3)
+    block = step * len(lines)
+    y0 = max(top + pad, (height - block) // 2)
+    longest = max(font.getlength(line) for line in lines)
+    x0 = (width - longest) / 2
+    draw.rounded_rectangle(
+        (x0 - pad, y0 - pad, x0 + longest + pad, y0 + block + pad),
+        radius=pad,
+        fill=(15, 15, 20, 225),
+    )
+    for i, line in enumerate(lines):
+        draw.text((width / 2, y0 + i * step + step / 2), line, font=font, fill="white", anchor="mm")
 
 
 class DemoAdapter:
@@ -156,7 +228,11 @@ class DemoAdapter:
         delay = random.Random(_seed(target, request)).uniform(low, high) if high > 0 else 0.0
         if loop.time() + delay > deadline:
             await asyncio.sleep(max(0.0, deadline - loop.time()))
-            raise TimedOut(f"{target.display_name} · demo took too long.", adapter=self.name)
+            raise TimedOut(
+                f"{target.display_name} · demo took too long.",
+                adapter=self.name,
+                detail=f"the simulated {delay:.1f} s delay would pass the deadline",
+            )
         if delay:
             await asyncio.sleep(delay)
         data = await asyncio.to_thread(render_demo, target, request)

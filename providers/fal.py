@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -13,6 +13,7 @@ import httpx
 from providers._errors import (
     bad_request,
     config_error,
+    error_json,
     error_text,
     json_body,
     malformed,
@@ -22,8 +23,17 @@ from providers._errors import (
     status_error,
     timed_out,
 )
-from providers._http import Call, Limits, Output, RetryPolicy, Upstream, same_origin
-from providers._images import data_uri
+from providers._http import (
+    Call,
+    Limits,
+    Output,
+    Resolve,
+    RetryPolicy,
+    Upstream,
+    same_origin,
+    system_resolve,
+)
+from providers._images import data_uri, shrink_reference
 from providers.base import ImageRequest, ImageResult, ProviderError, Quality, Target, TimedOut
 from providers.families import MAX_PROMPT, QUALITY, aspect_for, is_legacy, size_for
 
@@ -35,6 +45,11 @@ MAX_REFERENCES = {"nano-banana": 14, "gpt-image": 16}
 QUEUE_STATES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
 #: a cancel is best effort and must not hold the caller long past its deadline
 CANCEL_TIMEOUT = 1.0
+#: references travel inside the JSON as data URIs (a 20 MB photo would be a 27 MB request),
+#: so bigger ones are scaled down first: 2048 px is more than either model family reads
+#: (Gemini and GPT-Image work on ~1–2K inputs) and keeps each one to a few MB
+MAX_REFERENCE_EDGE = 2048
+MAX_REFERENCE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +72,21 @@ class Job:
     status_url: str
     response_url: str
     cancel_url: str | None = None
+
+
+def fit_references(
+    request: ImageRequest,
+    *,
+    max_edge: int = MAX_REFERENCE_EDGE,
+    max_bytes: int = MAX_REFERENCE_BYTES,
+) -> ImageRequest:
+    """``request`` with each reference scaled to fit the data-URI caps (CPU work: run off-loop)."""
+    if not request.references:
+        return request
+    refs = tuple(
+        shrink_reference(ref, max_edge=max_edge, max_bytes=max_bytes) for ref in request.references
+    )
+    return replace(request, references=refs)
 
 
 def endpoint_id(target: Target, request: ImageRequest) -> str:
@@ -175,11 +205,8 @@ def error_for(target: Target, response: httpx.Response, *, stage: str) -> Provid
     status = response.status_code
     if 200 <= status < 300:
         return None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    detail = body.get("detail") if isinstance(body, dict) else None
+    body = error_json(response)
+    detail = body.get("detail")
     text = error_text(response)
     said = f"fal answered {status} on {stage}: {text}"
     if status == 422 and isinstance(detail, list):
@@ -240,10 +267,17 @@ class FalImages:
         limits: Limits | None = None,
         poll_interval: float = 1.0,
         max_poll_interval: float = 2.0,
+        resolve: Resolve = system_resolve,
     ) -> None:
         self.endpoint = endpoint
         self._upstream = Upstream(
-            NAME, http, secret=endpoint.key, concurrency=concurrency, policy=policy, limits=limits
+            NAME,
+            http,
+            secret=endpoint.key,
+            concurrency=concurrency,
+            policy=policy,
+            limits=limits,
+            resolve=resolve,
         )
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
@@ -253,6 +287,8 @@ class FalImages:
     ) -> ImageResult:
         """Generate one image; ``deadline`` is an absolute loop time."""
         up = self._upstream
+        if request.references:
+            request = await asyncio.to_thread(fit_references, request)
         async with up.call(target, deadline) as call:
             submitted = await up.send(
                 call,

@@ -96,3 +96,40 @@ def aspect_for(target: Target, request: ImageRequest, *, adapter: str) -> str:
     """The supported ratio nearest the request's (shared with fal's Nano Banana endpoints)."""
     ratio = parse_aspect(request.aspect, who=target.display_name, adapter=adapter)
     return nearest_aspect(ratio, aspects_for(target.upstream_id))
+
+
+# ---------------------------------------------------------------- every family
+#: the named ratios a member can pick; each model offers the ones its family draws
+NAMED_ASPECTS = (
+    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "9:21",
+    "1:2", "2:1", "1:3", "3:1", "1:4", "4:1", "1:8", "8:1",
+)  # fmt: skip
+
+
+def _ratio(aspect: str) -> float:
+    width, _, height = aspect.partition(":")
+    return float(width) / float(height)
+
+
+def draws(upstream: str, aspect: str) -> bool:
+    """True when ``upstream`` draws ``aspect`` itself, not a nearest substitute.
+
+    GPT-Image 2 draws any ratio up to 3:1 within its pixel rules (within 1%, as sizes round to
+    16 px); GPT-Image 1.x only its three sizes; Nano Banana its listed ratios.
+    """
+    ratio = _ratio(aspect)
+    if "gpt-image" in upstream:
+        if is_legacy(upstream):
+            return any(abs(math.log(w / h / ratio)) < 0.01 for w, h in LEGACY_SIZES)
+        if max(ratio, 1 / ratio) > MAX_RATIO:
+            return False
+        width, height = image_size(ratio, "standard", upstream)
+        return abs(math.log(width / height / ratio)) <= 0.01
+    if "banana" in upstream or "gemini" in upstream:
+        return aspect in aspects_for(upstream)
+    return True  # a family we have no rules for: the provider will say
+
+
+def aspects_drawn(upstreams: tuple[str, ...]) -> tuple[str, ...]:
+    """The named aspects every one of ``upstreams`` draws (a model's routes must all agree)."""
+    return tuple(a for a in NAMED_ASPECTS if all(draws(u, a) for u in upstreams))

@@ -12,14 +12,17 @@ from providers._direct import DirectAdapter
 from providers._errors import (
     bad_request,
     config_error,
+    error_json,
     error_text,
     json_body,
     malformed,
+    no_image,
     quota_exhausted,
     rate_limited,
     refused,
     scrub,
     status_error,
+    try_again_in,
 )
 from providers._http import Output
 from providers._images import ImageProblem, decode_base64
@@ -45,11 +48,13 @@ REFUSALS = {
     "RECITATION": "too close to existing work",
     "IMAGE_RECITATION": "too close to existing work",
     "IMAGE_OTHER": "image policy",
-    "NO_IMAGE": "no image produced",
-    "OTHER": "policy",
     "JAILBREAK": "safety",
     "MODEL_ARMOR": "safety",
 }
+#: finish reasons that mean "no image, by chance": failures (refunded), not refusals;
+#: NO_IMAGE is worth one more try, OTHER is not
+NO_IMAGE_RETRY = frozenset({"NO_IMAGE"})
+FAILURES = frozenset({"NO_IMAGE", "OTHER"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,21 +107,36 @@ def _prompt_block(target: Target, payload: dict[str, Any]) -> Refused | None:
     return refused(NAME, target, label=label, codes=(block,), stage="input", detail=detail)
 
 
-def _answer_parts(candidate: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """The last non-thought inline image and the non-thought text, joined."""
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What a candidate's parts hold: the answer image, the last thought image, the text."""
+
+    image: dict[str, Any] | None
+    thought_image: dict[str, Any] | None
+    caption: str | None
+
+
+def _answer_parts(candidate: dict[str, Any]) -> _Parts:
+    """The last non-thought inline image, the last thought image, and the non-thought text."""
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     image: dict[str, Any] | None = None
+    thought_image: dict[str, Any] | None = None
     texts: list[str] = []
     for part in parts if isinstance(parts, list) else []:
-        if not isinstance(part, dict) or part.get("thought"):
-            continue  # interim "thought" text and images are not the answer
+        if not isinstance(part, dict):
+            continue
         inline = part.get("inlineData") or part.get("inline_data")
+        if part.get("thought"):
+            # Interim "thought" text and images are not the answer, unless nothing else is.
+            if isinstance(inline, dict):
+                thought_image = inline
+            continue
         if isinstance(inline, dict):
             image = inline
         elif isinstance(part.get("text"), str):
             texts.append(part["text"])
-    return image, scrub(" ".join(texts).strip()) or None
+    return _Parts(image, thought_image, scrub(" ".join(texts).strip()) or None)
 
 
 def _no_image(target: Target, candidate: dict[str, Any], caption: str | None) -> ProviderError:
@@ -126,6 +146,8 @@ def _no_image(target: Target, candidate: dict[str, Any], caption: str | None) ->
     if finish in REFUSALS:
         label = REFUSALS[finish]
         return refused(NAME, target, label=label, codes=(finish,), stage="output", detail=detail)
+    if finish in FAILURES:
+        return no_image(NAME, target, detail, retry_once=finish in NO_IMAGE_RETRY)
     if finish in ("STOP", "") and caption:
         # The model answered in words instead of drawing: its words are the reason.
         message = f'{target.display_name} declined this prompt: "{_short(caption)}"'
@@ -141,7 +163,13 @@ def parse_response(target: Target, response: httpx.Response) -> Output:
     if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
         raise blocked or malformed(NAME, target, "the answer has no candidates")
     candidate: dict[str, Any] = candidates[0]
-    image, caption = _answer_parts(candidate)
+    parts = _answer_parts(candidate)
+    image, caption = parts.image, parts.caption
+    finish = str(candidate.get("finishReason") or "")
+    if image is None and finish == "STOP" and parts.thought_image is not None and not blocked:
+        # Some answers mark their only (billed) image as a thought; a clean STOP means it is
+        # the result, and calling it malformed would refund an image we paid for.
+        image = parts.thought_image
     if image is None:
         raise blocked or _no_image(target, candidate, caption)
     try:
@@ -150,8 +178,8 @@ def parse_response(target: Target, response: httpx.Response) -> Output:
         raise malformed(NAME, target, f"inlineData.data: {exc}") from None
     mime = image.get("mimeType") or image.get("mime_type")
     echoed = {k: payload[k] for k in ("modelVersion",) if k in payload}
-    if candidate.get("finishReason"):
-        echoed["finishReason"] = str(candidate["finishReason"])
+    if finish:
+        echoed["finishReason"] = finish
     usage = payload.get("usageMetadata")
     response_id = payload.get("responseId")
     return Output(
@@ -184,11 +212,8 @@ def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
     status = response.status_code
     if 200 <= status < 300:
         return None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
+    body = error_json(response)
+    error = body.get("error")
     error = error if isinstance(error, dict) else {}
     raw_details = error.get("details")
     details: list[Any] = raw_details if isinstance(raw_details, list) else []
@@ -236,7 +261,7 @@ def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
         )
     if status == 429:
         error_obj = rate_limited(NAME, target, said)
-        error_obj.retry_after = _retry_delay(details)
+        error_obj.retry_after = _retry_delay(details) or try_again_in(message)
         return error_obj
     return status_error(NAME, target, response, said)
 

@@ -13,26 +13,43 @@ from providers._direct import DirectAdapter
 from providers._errors import (
     bad_request,
     config_error,
+    error_json,
     error_text,
     json_body,
     malformed,
     quota_exhausted,
+    rate_limited,
     refused,
     scrub,
     status_error,
+    try_again_in,
 )
 from providers._http import Output
-from providers._images import ImageProblem, decode_base64
+from providers._images import ImageProblem, data_uri, decode_base64
 from providers.base import ImageRequest, ProviderError, Target
-from providers.families import MAX_PROMPT, QUALITY, size_for
+from providers.families import MAX_PROMPT, QUALITY, is_legacy, size_for
 
 NAME = "openai"
 MAX_REFERENCES = 16
 MAX_MASK_BYTES = 4 * 1024 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: the longest `image_url` (data URL) the JSON edits endpoint takes
+MAX_IMAGE_URL = 20_971_520
 
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
+#: codes (or types) that mean the account cannot pay: topping up helps, retrying does not
+QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "billing_limit_user_error",
+        "billing_not_active",
+        "spend_limit_reached",
+        "hard_limit_reached",
+        "access_terminated",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +107,39 @@ def build_request(endpoint: OpenAIEndpoint, target: Target, request: ImageReques
         return httpx.Request(
             "POST", f"{base}/images/generations", headers=endpoint.headers(), json=fields
         )
-    # The multipart edits schema has no `moderation` field, so it is left out here.
+    if is_legacy(target.upstream_id):
+        # gpt-image-1.x keeps faces and logos from the reference only when asked;
+        # gpt-image-2 always works at high fidelity and rejects the field.
+        fields["input_fidelity"] = "high"
+    if request.moderation != "auto" and endpoint.auth == "bearer":
+        json_edit = _json_edit(fields, request)
+        if json_edit is not None:
+            return httpx.Request(
+                "POST", f"{base}/images/edits", headers=endpoint.headers(), json=json_edit
+            )
+    # The multipart edits schema has no `moderation` field: the default ("auto") applies.
     files = [("image[]", (ref.filename, ref.data, ref.mime_type)) for ref in request.references]
     if request.mask is not None:
         files.append(("mask", ("mask.png", request.mask, "image/png")))
     return httpx.Request(
         "POST", f"{base}/images/edits", headers=endpoint.headers(), data=fields, files=files
     )
+
+
+def _json_edit(fields: dict[str, str], request: ImageRequest) -> dict[str, Any] | None:
+    """The JSON form of an edit, the only one that takes `moderation`; None when too big.
+
+    Each image travels as a data URL, which OpenAI caps at 20,971,520 characters; a reference
+    past that goes multipart (and so at the default moderation) rather than failing.
+    """
+    images = [{"image_url": data_uri(ref.data, ref.mime_type)} for ref in request.references]
+    mask = {"image_url": data_uri(request.mask, "image/png")} if request.mask is not None else None
+    if any(len(item["image_url"]) > MAX_IMAGE_URL for item in (*images, *([mask] if mask else []))):
+        return None
+    body: dict[str, Any] = {**fields, "images": images, "moderation": request.moderation}
+    if mask is not None:
+        body["mask"] = mask
+    return body
 
 
 # ------------------------------------------------------------------ response
@@ -141,23 +184,33 @@ def _categories(error: Mapping[str, Any], message: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in found.group(1).split(",") if c.strip()) if found else ()
 
 
+def _is_moderation(error: Mapping[str, Any]) -> bool:
+    """An image_generation_user_error is a refusal only when moderation says so.
+
+    The same type covers an invalid mask or size, which is our mistake, not the prompt's.
+    """
+    if isinstance(error.get("moderation_details"), dict):
+        return True
+    code = str(error.get("code") or "")
+    if code:
+        return "moderation" in code or "safety" in code or "content_policy" in code
+    return "safety system" in str(error.get("message") or "").lower()
+
+
 def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
     """The typed error for a non-2xx answer (None for success)."""
     status = response.status_code
     if 200 <= status < 300:
         return None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
+    body = error_json(response)
+    error = body.get("error")
     error = error if isinstance(error, dict) else {}
     code, kind = str(error.get("code") or ""), str(error.get("type") or "")
     message = scrub(str(error.get("message") or "")) or error_text(response)
     model = target.upstream_id
     said = f"OpenAI answered {status} {code or kind}: {message}"
 
-    if code in REFUSAL_CODES or kind == "image_generation_user_error":
+    if code in REFUSAL_CODES or (kind == "image_generation_user_error" and _is_moderation(error)):
         details = error.get("moderation_details")
         stage = details.get("moderation_stage") if isinstance(details, dict) else None
         return refused(
@@ -168,13 +221,18 @@ def error_for(target: Target, response: httpx.Response) -> ProviderError | None:
             stage=str(stage) if stage else None,
             detail=said,
         )
-    if status == 429 and "insufficient_quota" in (code, kind):
+    if QUOTA_CODES & {code, kind}:
         return quota_exhausted(
             NAME,
             target,
-            f"OpenAI says the account is out of quota (insufficient_quota): add credit or raise the "
-            f"budget at platform.openai.com/settings/organization/billing. {message}",
+            f"OpenAI says the account cannot pay for images ({code or kind}): add credit or raise "
+            "the budget and spend limits at platform.openai.com/settings/organization/billing "
+            f"and /limits. {message}",
         )
+    if status == 429:
+        error_obj = rate_limited(NAME, target, said)
+        error_obj.retry_after = try_again_in(message)
+        return error_obj
     if status == 401:
         return config_error(
             NAME,

@@ -101,9 +101,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "migrate-to-postgres",
         help="copy a SQLite database into an empty PostgreSQL database, verified",
         description=(
-            "Copy ledger entries, holds, comparisons, votes and server settings from a SQLite "
-            "file into an empty PostgreSQL database in one transaction; audit both sides and "
-            "compare every balance before committing. Stop the bot first."
+            "Copy ledger entries, holds, comparisons (with their panel images and measured "
+            "text), votes, server settings and their history, and the provider spend from a "
+            "SQLite file into an empty PostgreSQL database in one transaction; audit both sides "
+            "and compare every balance before committing. Stop the bot first."
         ),
     )
     migrate.add_argument("--from", dest="source", required=True, help="the SQLite database file")

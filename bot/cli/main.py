@@ -1,36 +1,41 @@
 """The command line: the same engine as the bot, no Discord.
 
-Exit codes: 0 success, 1 every model failed, 2 bad input (one readable line on stderr).
+Exit codes: 0 success, 1 every model failed, 2 bad input or an unusable database (one readable
+line on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 from bot.catalog import Catalog, load_catalog
-from bot.comparisons.service import (
-    AllModelsFailed,
-    CompareRequest,
-    ComparisonResult,
-    Payer,
-    Plan,
-    ProgressEvent,
-    State,
-)
+from bot.cli.credits import discord_id
+from bot.comparisons.events import Event, PanelChanged
+from bot.comparisons.followups import check_mask, image_aspect, nearest_aspect, plan_edit
+from bot.comparisons.job import ComparisonJob, Requester
+from bot.comparisons.plan import CompareRequest, Plan, State
+from bot.comparisons.policy import Policy
+from bot.comparisons.service import AllModelsFailed, ComparisonResult
+from bot.db.connection import explain
 from bot.errors import BadInput, SplitshotError
-from bot.references import reference_image
+from bot.guild_settings import GuildSettings, get_guild_settings
+from bot.measure.ocr import TextAccuracy
+from bot.references import MAX_REFERENCE_BYTES, reference_image
 from bot.render.terminal import (
     demo_banner,
     render_models,
     render_use_cases,
     render_verdict,
+    terminal_safe,
 )
 from bot.resources import Resources, open_resources
 from bot.settings import Settings
@@ -71,16 +76,26 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     compare.add_argument("--aspect", help="aspect ratio such as 3:4 (default: the use case's)")
     compare.add_argument("--quality", choices=QUALITIES, default="standard")
     compare.add_argument("--reference", type=Path, help="reference image for image-to-image")
-    compare.add_argument("--blind", action="store_true", help="label panels A/B/C/D")
     compare.add_argument("--seed", type=int)
-    compare.add_argument("--out", type=Path, help="where to write the split image")
-    compare.add_argument("--json", action="store_true", help="print one JSON object")
-    compare.add_argument(
-        "--db", help="charge an account in this credits database (a file or a postgresql:// URL)"
-    )
-    compare.add_argument("--guild", type=int, default=0, help="account's server id (with --db)")
-    compare.add_argument("--user", type=int, default=0, help="account's user id (with --db)")
+    _add_run_options(compare)
     compare.set_defaults(func=_compare)
+
+    edit = sub.add_parser("edit", help="edit one image with 2-4 models side by side")
+    edit.add_argument("image", type=Path, help="the image to edit (PNG, JPEG or WebP)")
+    edit.add_argument("prompt", help="what to change")
+    edit.add_argument("--mask", type=Path, help="PNG, same size, transparent where it may change")
+    edit.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        default=[],
+        metavar="ID",
+        help="edit-capable model id (repeat 2-4 times; default: the first two that can)",
+    )
+    edit.add_argument("--use-case", help="use case id for the verdict (default: the first)")
+    edit.add_argument("--quality", choices=QUALITIES, default="standard")
+    _add_run_options(edit)
+    edit.set_defaults(func=_edit)
 
     versus = sub.add_parser("versus", help="the comparison page for 2-4 models (free)")
     versus.add_argument("models", nargs="+", metavar="MODEL")
@@ -98,11 +113,27 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     from bot.cli import credits as cli_credits
     from bot.cli import db as cli_db
     from bot.cli import doctor as cli_doctor
+    from bot.cli import sync as cli_sync
 
     cli_credits.register(sub, default_db=settings.db_target if settings else None)
     cli_doctor.register(sub)
     cli_db.register(sub)
+    cli_sync.register(sub)
     return parser
+
+
+def _add_run_options(command: argparse.ArgumentParser) -> None:
+    """What every command that runs models shares: output, JSON, and the account it charges."""
+    command.add_argument("--blind", action="store_true", help="label panels A/B/C/D")
+    command.add_argument("--out", type=Path, help="where to write the split image")
+    command.add_argument("--json", action="store_true", help="print one JSON object")
+    command.add_argument(
+        "--db", help="charge an account in this credits database (a file or a postgresql:// URL)"
+    )
+    command.add_argument(
+        "--guild", type=discord_id, default=0, help="account's server id (with --db)"
+    )
+    command.add_argument("--user", type=discord_id, default=0, help="account's user id (with --db)")
 
 
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
@@ -117,7 +148,11 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
         args.settings = settings
         return int(args.func(args))
     except SplitshotError as exc:
-        print(f"splitshot: {exc}", file=sys.stderr)
+        print(f"splitshot: {terminal_safe(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except sqlite3.Error as exc:
+        # The database failed after it opened (disk full, locked, made read-only meanwhile).
+        print(f"splitshot: the database failed: {explain(exc)}.", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -160,7 +195,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _read_reference(path: Path) -> ReferenceImage:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            # One byte past the limit is enough to refuse it; /dev/zero never ends.
+            data = file.read(MAX_REFERENCE_BYTES + 1)
     except OSError as exc:
         raise BadInput(f"Cannot read the reference file {path}: {exc.strerror or exc}.") from None
     return reference_image(data, path.name)
@@ -171,7 +208,6 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 async def _compare_async(args: argparse.Namespace) -> int:
-    settings: Settings = args.settings
     reference = _read_reference(args.reference) if args.reference else None
     prompt, use_case = args.prompt, args.use_case
     if args.example:
@@ -186,7 +222,7 @@ async def _compare_async(args: argparse.Namespace) -> int:
         raise BadInput("Give a prompt (or --example ID).")
     request = CompareRequest(
         prompt=prompt,
-        use_case=use_case or "portrait",
+        use_case=use_case,
         models=args.models,
         aspect=args.aspect,
         quality=args.quality,
@@ -194,14 +230,88 @@ async def _compare_async(args: argparse.Namespace) -> int:
         blind=args.blind,
         seed=args.seed,
     )
+
+    async def plan_for_compare(policy: Policy) -> Plan:
+        blind = policy.blind(True if args.blind else None)
+        return policy.plan(dataclasses.replace(request, blind=blind))
+
+    return await _execute(args, plan_for_compare)
+
+
+def _edit(args: argparse.Namespace) -> int:
+    return asyncio.run(_edit_async(args))
+
+
+async def _edit_async(args: argparse.Namespace) -> int:
+    source = _read_reference(args.image)
+    mask = None
+    if args.mask is not None:
+        try:
+            mask = args.mask.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"Cannot read the mask {args.mask}: {exc.strerror or exc}.") from None
+        mask = check_mask(mask, source)
+    size = image_aspect(source)
+
+    async def plan_for_edit(policy: Policy) -> Plan:
+        models = list(args.models) or _edit_defaults(policy, mask is not None)
+        if len(models) < 2:
+            raise BadInput("Pick 2 to 4 models that can edit (--model ID, repeated).")
+        catalog = policy.catalog
+        common = [
+            a
+            for a in catalog.model(models[0]).aspects
+            if all(a in catalog.model(m).aspects for m in models)
+        ]
+        if not common:
+            raise BadInput("Those models share no aspect ratio; pick others.")
+        return plan_edit(
+            policy,
+            source,
+            args.prompt,
+            models,
+            aspect=nearest_aspect(size, common),
+            use_case=args.use_case,
+            mask=mask,
+            quality=args.quality,
+            blind=policy.blind(True if args.blind else None),
+        )
+
+    return await _execute(args, plan_for_edit)
+
+
+def _edit_defaults(policy: Policy, masked: bool) -> list[str]:
+    """The first two enabled models that can edit (inside a mask, when there is one)."""
+    need = "mask" if masked else "image_to_image"
+    able = [
+        m.id
+        for m in policy.catalog.models.values()
+        if m.id in policy.enabled_models and getattr(m.capabilities, need)
+    ]
+    return able[:2]
+
+
+async def _execute(args: argparse.Namespace, plan_for: Callable[[Policy], Awaitable[Plan]]) -> int:
+    """Plan under the server's policy, run the job with terminal progress, write the image."""
+    settings: Settings = args.settings
     async with AsyncExitStack() as stack:
         resources: Resources = await stack.enter_async_context(
             open_resources(
                 settings, for_discord=False, with_db=args.db is not None, db_path=args.db
             )
         )
-        service = resources.service
-        plan = service.plan(request)
+        server: GuildSettings | None = None
+        if resources.db is not None:
+            # The same server's prices, enabled models, banned words and defaults as the bot.
+            server = await get_guild_settings(resources.db, args.guild)
+        policy = Policy.for_server(
+            resources.catalog,
+            resources.registry,
+            allow_demo=resources.service.allow_demo,
+            settings=server,
+            limits=settings.limits,
+        )
+        plan = await plan_for(policy)
         labels = [p.label for p in plan.panels]
         err = sys.stderr
         if plan.uses_demo:
@@ -220,43 +330,49 @@ async def _compare_async(args: argparse.Namespace) -> int:
         )
         progress = _Progress(plan, err)
         out_path: Path = args.out or Path(f"splitshot-{plan.id}")
-
-        async def deliver(result: ComparisonResult, balance_after: int | None) -> Path:
-            path = (
-                out_path
-                if out_path.suffix
-                else out_path.with_suffix("." + result.composite.extension)
-            )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(path.write_bytes, result.composite.data)
-            return path
-
-        payer = None
+        charging = resources.ledger is not None
         if resources.ledger is not None:
-            payer = Payer(resources.ledger, args.guild, args.user)
             await resources.ledger.ensure_account(args.guild, args.user)
+        job = ComparisonJob(
+            plan,
+            service=resources.service,
+            catalog=resources.catalog,
+            ledger=resources.ledger,
+            db=resources.db,
+            requester=Requester(args.guild, args.user) if charging else None,
+        )
+        job.events.subscribe(progress.on_event)
         try:
-            done = await service.execute(plan, deliver, payer=payer, on_progress=progress.update)
+            result = await job.produce()
         except AllModelsFailed as exc:
             progress.finish()
             if args.json:
                 print(json.dumps(_failed_json(plan, exc), ensure_ascii=False, indent=2))
-            print(f"splitshot: {exc}", file=err)
+            print(f"splitshot: {terminal_safe(str(exc))}", file=err)
             return EXIT_FAILED
         progress.finish()
-    result = done.result
-    if args.json:
-        print(
-            json.dumps(
-                result_json(result, done.delivery, done.balance_after), ensure_ascii=False, indent=2
-            )
+        path = (
+            out_path if out_path.suffix else out_path.with_suffix("." + result.composite.extension)
         )
+        try:
+            await asyncio.to_thread(_write_image, path, result.composite.data)
+        except OSError as exc:
+            # The image never reached the member: what the job kept is given back.
+            await job.undelivered(f"the image could not be written to {path}")
+            raise BadInput(
+                f"Cannot write the split image to {path}: {exc.strerror or exc}; "
+                "nothing was charged."
+            ) from None
+        await job.delivered()
+        balance_after = job.balance_after
+    if args.json:
+        print(json.dumps(result_json(result, path, balance_after), ensure_ascii=False, indent=2))
         return EXIT_OK
     print(
-        f"\nSplit image: {done.delivery} ({result.composite.width}×{result.composite.height}, "
+        f"\nSplit image: {path} ({result.composite.width}×{result.composite.height}, "
         f"{len(result.composite.data) / 1024:.0f} KiB)"
     )
-    if payer is None:
+    if not charging:
         print(
             f"Price: {result.charged} credits for the images delivered "
             "(no account charged; pass --db to charge one)"
@@ -265,13 +381,18 @@ async def _compare_async(args: argparse.Namespace) -> int:
         line = f"Charged {result.charged} credits"
         if result.refunded:
             line += f", refunded {result.refunded}"
-        print(f"{line} · balance {done.balance_after}")
+        print(f"{line} · balance {balance_after}")
     for o in result.outcomes:
         if not o.ok:
-            print(f"  {o.refund_reason()}.")
+            print(f"  {terminal_safe(o.refund_reason())}.")
     print()
     print(render_verdict(result.verdict))
     return EXIT_OK
+
+
+def _write_image(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 class _Progress:
@@ -284,13 +405,17 @@ class _Progress:
         self.states = {p.index: (State.QUEUED, 0.0) for p in plan.panels}
         self.drawn = False
 
-    def update(self, event: ProgressEvent) -> None:
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, PanelChanged):
+            self.update(event)
+
+    def update(self, event: PanelChanged) -> None:
         self.states[event.index] = (event.state, event.elapsed)
         if self.tty:
             self._redraw()
         elif event.state is not State.QUEUED:
             label = self.plan.panels[event.index].label
-            extra = f" — {event.reason}" if event.reason else ""
+            extra = f" — {terminal_safe(event.reason)}" if event.reason else ""
             print(
                 f"  {label}: {event.state.value} ({event.elapsed:.1f} s){extra}", file=self.stream
             )
@@ -325,6 +450,8 @@ def result_json(
         "quality": plan.quality,
         "blind": plan.blind,
         "demo": plan.uses_demo,
+        "kind": plan.kind,
+        "parent": plan.parent_id,
         "price": {
             "items": [
                 {"model": p.model.id, "label": p.label, "credits": p.credits} for p in plan.panels
@@ -335,12 +462,18 @@ def result_json(
         "charged": result.charged,
         "refunded": result.refunded,
         "balance_after": balance_after,
-        "panels": [_panel_json(o) for o in result.outcomes],
+        "panels": [
+            _panel_json(o, text)
+            for o, text in zip(
+                result.outcomes, result.verdict.text or (None,) * len(result.outcomes), strict=True
+            )
+        ],
         "verdict": _verdict_json(result),
     }
 
 
-def _panel_json(o: Any) -> dict[str, Any]:
+def _panel_json(o: Any, text: TextAccuracy | None = None) -> dict[str, Any]:
+    extra = {} if text is None else {"text_accuracy": text.as_json()}
     return {
         "model": o.panel.model.id,
         "label": o.panel.label,
@@ -348,10 +481,13 @@ def _panel_json(o: Any) -> dict[str, Any]:
         "adapter": o.panel.route.adapter.name,
         "status": o.status,
         "reason": o.reason,
+        "kind": o.error_kind,
+        "detail": o.detail,
         "latency_s": round(o.seconds, 3),
         "credits": o.panel.credits if o.ok else 0,
         "width": o.result.width if o.result else None,
         "height": o.result.height if o.result else None,
+        **extra,
     }
 
 
@@ -366,11 +502,13 @@ def _verdict_json(result: ComparisonResult) -> dict[str, Any]:
                 "basis": row.basis,
                 "dots": {label: dots(s) for label, s in zip(v.labels, row.scores, strict=True)},
                 "scores": dict(zip(v.labels, row.scores, strict=True)),
+                **({"cells": dict(zip(v.labels, row.cells, strict=True))} if row.cells else {}),
                 "winner": row.winner,
             }
             for row in v.rows
         ],
         "next_step": v.next_step,
+        **({"text_note": v.text_note} if v.text_note else {}),
     }
 
 
@@ -378,6 +516,8 @@ def _failed_json(plan: Plan, exc: AllModelsFailed) -> dict[str, Any]:
     return {
         "id": plan.id,
         "image": None,
+        "kind": plan.kind,
+        "parent": plan.parent_id,
         "price": {
             "items": [
                 {"model": p.model.id, "label": p.label, "credits": p.credits} for p in plan.panels

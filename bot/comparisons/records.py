@@ -1,7 +1,13 @@
 """Stores every comparison, its panels and its message, for votes, follow-ups and audits.
 
+A comparison is written in the same transaction as the settle that charges for it (the job
+hands its :class:`RecordRows` to the ledger), with ``delivery = 'pending'``; posting attaches its
+message (:func:`attach_message`), and a result that never reached the member is marked
+``failed`` in the same transaction as its refund (:class:`Undelivered`).
+
 On either backend (``bot.db.storage``): the rows are built once; SQLite stores times as ISO
 text and flags as 0/1, PostgreSQL casts the same values to ``timestamptz`` and ``boolean``.
+Both writes that join a ledger transaction are ``TransactionStep``s, with one method per backend.
 """
 
 from __future__ import annotations
@@ -12,43 +18,100 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from bot.comparisons.service import ComparisonResult
 from bot.db import AnyDatabase, PostgresDatabase
-from bot.db.storage import Row
+from bot.db.storage import Row, run_step
+from bot.measure.ocr import TextAccuracy
+from bot.measure.store import (
+    PANEL_TEXT_COLUMNS,
+    text_from_row,
+    write_text_accuracy,
+    write_text_accuracy_pg,
+)
+
+if TYPE_CHECKING:
+    from bot.comparisons.plan import Plan
+    from bot.comparisons.service import PanelOutcome
+    from bot.compose import Composite
+    from bot.db.postgres import PgConnection
 
 SQL_INSERT_COMPARISON = """
 INSERT INTO comparisons (id, guild_id, channel_id, message_id, user_id, prompt, use_case, aspect,
     quality, blind, demo, charged, refunded, image_format, image_bytes, image_sha256, state,
-    vote_deadline, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)
+    vote_deadline, created_at, delivery, kind, parent_id, hold_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)
 """
 SQL_INSERT_PANEL = """
 INSERT INTO panels (comparison_id, idx, letter, model_id, label, adapter, upstream_model, status,
-    reason, latency_s, price, credits, width, height, image_bytes, image_sha256, params)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    reason, latency_s, price, credits, width, height, image_bytes, image_sha256, params, reused)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+SQL_INSERT_IMAGE = """
+INSERT INTO panel_images (comparison_id, idx, mime_type, data) VALUES (?, ?, ?, ?)
+"""
+SQL_IMAGES = "SELECT idx, mime_type, data FROM panel_images WHERE comparison_id = ?"
 SQL_COMPARISON = "SELECT * FROM comparisons WHERE id = ?"
 SQL_COMPARISON_BY_MESSAGE = "SELECT * FROM comparisons WHERE message_id = ?"
-SQL_PANELS = "SELECT * FROM panels WHERE comparison_id = ? ORDER BY idx"
+SQL_PANELS = f"""
+SELECT p.*, {PANEL_TEXT_COLUMNS}
+FROM panels p LEFT JOIN panel_text t ON t.comparison_id = p.comparison_id AND t.idx = p.idx
+WHERE p.comparison_id = ? ORDER BY p.idx
+"""
+SQL_ATTACH_MESSAGE = """
+UPDATE comparisons SET channel_id = :channel, message_id = :message, vote_deadline = :deadline,
+    posted_at = :now, delivery = 'posted'
+WHERE id = :id AND delivery = 'pending'
+"""
+SQL_MARK_UNDELIVERED = """
+UPDATE comparisons SET delivery = 'failed', refunded = refunded + charged, charged = 0
+WHERE id = ? AND delivery = 'pending'
+"""
+SQL_UNDELIVERED_PANELS = "UPDATE panels SET credits = 0 WHERE comparison_id = ?"
+SQL_STALE_PENDING = """
+SELECT id, hold_id FROM comparisons WHERE delivery = 'pending' AND created_at <= ? ORDER BY created_at
+"""
 SQL_MARK_DELETED = (
     "UPDATE comparisons SET state = 'deleted', closed_at = ? WHERE id = ? AND state <> 'deleted'"
 )
 PG_INSERT_COMPARISON = """
 INSERT INTO comparisons (id, guild_id, channel_id, message_id, user_id, prompt, use_case, aspect,
     quality, blind, demo, charged, refunded, image_format, image_bytes, image_sha256, state,
-    vote_deadline, created_at)
+    vote_deadline, created_at, delivery, kind, parent_id, hold_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::int <> 0, $11::int <> 0, $12, $13, $14, $15,
-    $16, 'open', $17::text::timestamptz, $18::text::timestamptz)
+    $16, 'open', $17::text::timestamptz, $18::text::timestamptz, $19, $20, $21, $22)
 """
 PG_INSERT_PANEL = """
 INSERT INTO panels (comparison_id, idx, letter, model_id, label, adapter, upstream_model, status,
-    reason, latency_s, price, credits, width, height, image_bytes, image_sha256, params)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    reason, latency_s, price, credits, width, height, image_bytes, image_sha256, params, reused)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+    $18::int <> 0)
 """
+PG_INSERT_IMAGE = """
+INSERT INTO panel_images (comparison_id, idx, mime_type, data) VALUES ($1, $2, $3, $4)
+"""
+PG_IMAGES = "SELECT idx, mime_type, data FROM panel_images WHERE comparison_id = $1"
 PG_COMPARISON = "SELECT * FROM comparisons WHERE id = $1"
 PG_COMPARISON_BY_MESSAGE = "SELECT * FROM comparisons WHERE message_id = $1"
-PG_PANELS = "SELECT * FROM panels WHERE comparison_id = $1 ORDER BY idx"
+PG_PANELS = f"""
+SELECT p.*, {PANEL_TEXT_COLUMNS}
+FROM panels p LEFT JOIN panel_text t ON t.comparison_id = p.comparison_id AND t.idx = p.idx
+WHERE p.comparison_id = $1 ORDER BY p.idx
+"""
+PG_ATTACH_MESSAGE = """
+UPDATE comparisons SET channel_id = $2, message_id = $3, vote_deadline = $4, posted_at = $5,
+    delivery = 'posted'
+WHERE id = $1 AND delivery = 'pending'
+"""
+PG_MARK_UNDELIVERED = """
+UPDATE comparisons SET delivery = 'failed', refunded = refunded + charged, charged = 0
+WHERE id = $1 AND delivery = 'pending'
+"""
+PG_UNDELIVERED_PANELS = "UPDATE panels SET credits = 0 WHERE comparison_id = $1"
+PG_STALE_PENDING = """
+SELECT id, hold_id FROM comparisons WHERE delivery = 'pending' AND created_at <= $1
+ORDER BY created_at
+"""
 PG_MARK_DELETED = """
 UPDATE comparisons SET state = 'deleted', closed_at = $1 WHERE id = $2 AND state <> 'deleted'
 """
@@ -73,6 +136,10 @@ class PanelRecord:
     price: int = 0
     upstream_model: str | None = None
     params: str = "{}"
+    #: carried over from the parent comparison (a reroll or swap): shown, not paid again
+    reused: bool = False
+    #: what the OCR read when the prompt quoted text (None: not measured)
+    text: TextAccuracy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +164,10 @@ class ComparisonRecord:
     panels: tuple[PanelRecord, ...]
     refunded: int = 0
     image_format: str | None = None
+    delivery: str = "posted"
+    kind: str = "compare"
+    parent_id: str | None = None
+    hold_id: int | None = None
 
 
 def _iso(moment: datetime) -> str:
@@ -112,9 +183,49 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def record_comparison(
-    db: AnyDatabase,
-    result: ComparisonResult,
+@dataclass(frozen=True, slots=True)
+class RecordRows:
+    """A comparison's rows, built on the event loop and written inside another transaction."""
+
+    comparison: tuple[Any, ...]
+    panels: tuple[tuple[Any, ...], ...]
+    images: tuple[tuple[Any, ...], ...] = ()
+    #: what the OCR read per panel when the prompt quoted text (empty: not measured)
+    text: tuple[TextAccuracy | None, ...] = ()
+
+    def write_sqlite(self, conn: sqlite3.Connection) -> None:
+        """Insert the rows inside the caller's SQLite transaction."""
+        write_record(conn, self)
+
+    async def write_postgres(self, conn: PgConnection) -> None:
+        """Insert the rows inside the caller's PostgreSQL transaction."""
+        await conn.execute(PG_INSERT_COMPARISON, *self.comparison)
+        await conn.executemany(PG_INSERT_PANEL, self.panels)
+        await conn.executemany(PG_INSERT_IMAGE, self.images)
+        if self.text:
+            await write_text_accuracy_pg(conn, self.comparison[0], self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """Mark a pending comparison failed, nothing kept: runs inside its refund's transaction."""
+
+    comparison_id: str
+
+    def write_sqlite(self, conn: sqlite3.Connection) -> None:
+        """Mark it on SQLite, inside the caller's transaction."""
+        mark_undelivered(conn, self.comparison_id)
+
+    async def write_postgres(self, conn: PgConnection) -> None:
+        """Mark it on PostgreSQL, inside the caller's transaction."""
+        if await conn.execute(PG_MARK_UNDELIVERED, self.comparison_id) == "UPDATE 1":
+            await conn.execute(PG_UNDELIVERED_PANELS, self.comparison_id)
+
+
+def record_rows(
+    plan: Plan,
+    outcomes: Sequence[PanelOutcome],
+    composite: Composite,
     *,
     guild_id: int,
     user_id: int,
@@ -122,10 +233,15 @@ async def record_comparison(
     message_id: int | None = None,
     vote_deadline: datetime | None = None,
     now: datetime | None = None,
-) -> None:
-    """Store the comparison, every panel (model, adapter, parameters, latency, credits, hash)."""
-    plan, composite = result.plan, result.composite
-    created = _iso(now or datetime.now(UTC))
+    delivery: str = "pending",
+    kind: str = "compare",
+    parent_id: str | None = None,
+    hold_id: int | None = None,
+    text: Sequence[TextAccuracy | None] = (),
+) -> RecordRows:
+    """The comparison and every panel (model, adapter, parameters, latency, credits, hash)."""
+    charged = sum(o.panel.credits for o in outcomes if o.ok)
+    refunded = sum(o.panel.credits for o in outcomes if not o.ok)
     comparison_row = (
         plan.id,
         guild_id,
@@ -138,13 +254,17 @@ async def record_comparison(
         plan.quality,
         int(plan.blind),
         int(plan.uses_demo),
-        result.charged,
-        result.refunded,
+        charged,
+        refunded,
         composite.format,
         len(composite.data),
         _sha(composite.data),
         _iso(vote_deadline) if vote_deadline else None,
-        created,
+        _iso(now or datetime.now(UTC)),
+        delivery,
+        kind,
+        parent_id,
+        hold_id,
     )
     params = json.dumps(
         {
@@ -155,7 +275,7 @@ async def record_comparison(
         }
     )
     panel_rows = []
-    for o in result.outcomes:
+    for o in outcomes:
         image = o.result.image if o.result else None
         panel_rows.append(
             (
@@ -164,8 +284,8 @@ async def record_comparison(
                 o.panel.letter,
                 o.panel.model.id,
                 o.panel.label,
-                o.panel.route.adapter.name,
-                o.panel.route.target.upstream_id,
+                o.panel.reused.adapter if o.panel.reused else o.panel.route.adapter.name,
+                o.result.upstream_model if o.result else o.panel.route.target.upstream_id,
                 o.status,
                 o.reason,
                 round(o.seconds, 3),
@@ -176,20 +296,85 @@ async def record_comparison(
                 len(image) if image else None,
                 _sha(image) if image else None,
                 params,
+                int(o.panel.reused is not None),
             )
         )
+    images = tuple(
+        (plan.id, o.panel.index, o.result.mime_type, o.result.image)
+        for o in outcomes
+        if o.ok and o.result is not None
+    )
+    return RecordRows(comparison_row, tuple(panel_rows), images, tuple(text))
 
+
+def write_record(conn: sqlite3.Connection, rows: RecordRows) -> None:
+    """Insert a comparison and its panels (inside the caller's transaction)."""
+    conn.execute(SQL_INSERT_COMPARISON, rows.comparison)
+    conn.executemany(SQL_INSERT_PANEL, rows.panels)
+    conn.executemany(SQL_INSERT_IMAGE, rows.images)
+    if rows.text:
+        write_text_accuracy(conn, rows.comparison[0], rows.text)
+
+
+async def save_record(db: AnyDatabase, rows: RecordRows) -> None:
+    """Insert a comparison and its panels in their own transaction (nothing was charged)."""
+    await run_step(db, rows)
+
+
+async def panel_images(db: AnyDatabase, comparison_id: str) -> dict[int, tuple[str, bytes]]:
+    """Each stored panel image of a comparison: index -> (MIME type, bytes)."""
+    rows: Sequence[Row]
     if isinstance(db, PostgresDatabase):
-        async with db.transaction() as pg:
-            await pg.execute(PG_INSERT_COMPARISON, *comparison_row)
-            await pg.executemany(PG_INSERT_PANEL, panel_rows)
-        return
+        rows = await db.fetch(PG_IMAGES, comparison_id)
+    else:
+        rows = await db.fetchall(SQL_IMAGES, (comparison_id,))
+    return {row["idx"]: (row["mime_type"], bytes(row["data"])) for row in rows}
 
-    def write(conn: sqlite3.Connection) -> None:
-        conn.execute(SQL_INSERT_COMPARISON, comparison_row)
-        conn.executemany(SQL_INSERT_PANEL, panel_rows)
 
-    await db.run_in_transaction(write)
+async def attach_message(
+    db: AnyDatabase,
+    comparison_id: str,
+    *,
+    channel_id: int | None,
+    message_id: int | None,
+    vote_deadline: datetime | None,
+    now: datetime | None = None,
+) -> bool:
+    """The member has the result: store where it was posted; False if it was not pending."""
+    if isinstance(db, PostgresDatabase):
+        status = await db.execute(
+            PG_ATTACH_MESSAGE,
+            comparison_id,
+            channel_id,
+            message_id,
+            vote_deadline,
+            now or datetime.now(UTC),
+        )
+        return status == "UPDATE 1"
+    params = {
+        "id": comparison_id,
+        "channel": channel_id,
+        "message": message_id,
+        "deadline": _iso(vote_deadline) if vote_deadline else None,
+        "now": _iso(now or datetime.now(UTC)),
+    }
+    return await db.execute(SQL_ATTACH_MESSAGE, params) == 1
+
+
+def mark_undelivered(conn: sqlite3.Connection, comparison_id: str) -> None:
+    """The result never reached the member: nothing kept (inside the refund's transaction)."""
+    if conn.execute(SQL_MARK_UNDELIVERED, (comparison_id,)).rowcount == 1:
+        conn.execute(SQL_UNDELIVERED_PANELS, (comparison_id,))
+
+
+async def stale_pending(db: AnyDatabase, cutoff: datetime) -> list[tuple[str, int | None]]:
+    """Comparisons stored before ``cutoff`` that were never posted: (id, hold id)."""
+    rows: Sequence[Row]
+    if isinstance(db, PostgresDatabase):
+        rows = await db.fetch(PG_STALE_PENDING, cutoff)
+    else:
+        rows = await db.fetchall(SQL_STALE_PENDING, (_iso(cutoff),))
+    return [(row["id"], row["hold_id"]) for row in rows]
 
 
 def _parse(row: Row, panels: Sequence[Row]) -> ComparisonRecord:
@@ -209,6 +394,10 @@ def _parse(row: Row, panels: Sequence[Row]) -> ComparisonRecord:
         charged=row["charged"],
         refunded=row["refunded"],
         image_format=row["image_format"],
+        delivery=row["delivery"],
+        kind=row["kind"],
+        parent_id=row["parent_id"],
+        hold_id=row["hold_id"],
         state=row["state"],
         vote_deadline=_moment(deadline) if deadline else None,
         created_at=_moment(row["created_at"]),
@@ -228,6 +417,8 @@ def _parse(row: Row, panels: Sequence[Row]) -> ComparisonRecord:
                 price=p["price"],
                 upstream_model=p["upstream_model"],
                 params=p["params"],
+                reused=bool(p["reused"]),
+                text=text_from_row(p),
             )
             for p in panels
         ),

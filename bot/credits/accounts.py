@@ -18,9 +18,12 @@ from bot.credits.rules import (
     DailyAlreadyClaimed,
     DailyDisabled,
     LedgerError,
+    NothingToRevoke,
+    OperatorLimits,
     OverGrantLimit,
     OverModeratorDailyCap,
     RevokeBeyondBalance,
+    SelfGrant,
 )
 from bot.guild_settings import load_guild_settings
 
@@ -119,12 +122,23 @@ def _credit(
     return BalanceLimit(balance_of(conn, guild_id, user_id), amount)
 
 
-def ensure_account(conn: sqlite3.Connection, guild_id: int, user_id: int, now: str) -> int:
-    """Create the account on first touch with its starter grant (exactly once); return balance."""
+def ensure_account(
+    conn: sqlite3.Connection,
+    guild_id: int,
+    user_id: int,
+    now: str,
+    limits: OperatorLimits | None = None,
+) -> int:
+    """Create the account on first touch with its starter grant (exactly once); return balance.
+
+    The starter grant is the server's within the operator's ceiling, so a value saved before
+    the ceiling existed cannot mint more.
+    """
     # INSERT OR IGNORE under the write lock: of two racing first touches only one inserts,
     # and only the one that inserted pays the starter grant.
     if conn.execute(SQL_CREATE_ACCOUNT, (guild_id, user_id, now)).rowcount == 1:
-        starter = load_guild_settings(conn, guild_id).starter_grant
+        limits = limits or OperatorLimits.unlimited()
+        starter = limits.starter_grant(load_guild_settings(conn, guild_id).starter_grant)
         if starter > 0:
             conn.execute(
                 SQL_ADD_UNCAPPED, {"guild_id": guild_id, "user_id": user_id, "amount": starter}
@@ -151,13 +165,19 @@ WHERE guild_id = ? AND actor_id = ? AND kind = 'grant' AND created_at > ?
 
 
 def claim_daily(
-    conn: sqlite3.Connection, guild_id: int, user_id: int, now: datetime
+    conn: sqlite3.Connection,
+    guild_id: int,
+    user_id: int,
+    now: datetime,
+    limits: OperatorLimits | None = None,
 ) -> DailyClaim | LedgerError:
-    """Credit the daily allowance if the period since the last claim has passed."""
+    """Credit the daily allowance (within the operator's ceiling) once the period has passed."""
+    limits = limits or OperatorLimits.unlimited()
     stamp = iso(now)
-    ensure_account(conn, guild_id, user_id, stamp)
+    ensure_account(conn, guild_id, user_id, stamp, limits)
     settings = load_guild_settings(conn, guild_id)
-    amount, period = settings.daily_allowance, timedelta(hours=settings.daily_period_hours)
+    amount = limits.daily_allowance(settings.daily_allowance)
+    period = timedelta(hours=settings.daily_period_hours)
     if amount == 0:
         return DailyDisabled()
     cutoff = iso(now - period)
@@ -186,20 +206,29 @@ def grant(
     reason: str,
     actor_id: int,
     now: datetime,
+    limits: OperatorLimits | None = None,
 ) -> int | LedgerError:
-    """Credit a validated amount within the per-grant maximum and the moderator's 24 h cap."""
+    """Credit a validated amount within the per-grant maximum and the moderator's 24 h cap.
+
+    Both caps are the server's within the operator's ``limits``; nobody grants to themselves.
+    """
+    if actor_id == user_id:
+        return SelfGrant()
+    limits = limits or OperatorLimits.unlimited()
     stamp = iso(now)
-    ensure_account(conn, guild_id, user_id, stamp)
+    ensure_account(conn, guild_id, user_id, stamp, limits)
     settings = load_guild_settings(conn, guild_id)
-    if amount > settings.max_grant:
-        return OverGrantLimit(amount, settings.max_grant)
-    if settings.mod_daily_cap:
+    max_grant = limits.grant_cap(settings.max_grant)
+    if amount > max_grant:
+        return OverGrantLimit(amount, max_grant)
+    cap = limits.moderator_cap(settings.mod_daily_cap)
+    if cap:
         # Read-then-check is safe here: BEGIN IMMEDIATE holds the write lock, so no other
         # grant can land between this sum and the insert below.
         window_start = iso(now - MODERATOR_CAP_WINDOW)
         used = conn.execute(SQL_GRANTED_SINCE, (guild_id, actor_id, window_start)).fetchone()[0]
-        if used + amount > settings.mod_daily_cap:
-            return OverModeratorDailyCap(amount, settings.mod_daily_cap, used)
+        if used + amount > cap:
+            return OverModeratorDailyCap(amount, cap, used)
     refused = _credit(conn, guild_id, user_id, amount)
     if refused is not None:
         return refused
@@ -215,10 +244,14 @@ def revoke(
     reason: str,
     actor_id: int,
     now: datetime,
+    limits: OperatorLimits | None = None,
 ) -> int | LedgerError:
     """Debit a validated amount, refusing (and saying how much is there) beyond the balance."""
     stamp = iso(now)
-    ensure_account(conn, guild_id, user_id, stamp)
+    # No first touch here: opening the account would pay its starter grant, and a revoke must
+    # never raise a balance.
+    if conn.execute(SQL_BALANCE, (guild_id, user_id)).fetchone() is None:
+        return NothingToRevoke(amount)
     params = {"guild_id": guild_id, "user_id": user_id, "amount": amount}
     if conn.execute(SQL_DEBIT, params).rowcount != 1:
         return RevokeBeyondBalance(balance_of(conn, guild_id, user_id), amount)

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.credits.accounts import SQL_ADD_UNCAPPED, SQL_DEBIT, balance_of, ensure_account, ledger_row
-from bot.credits.rules import HoldNotFound, InsufficientCredits, LedgerError, price_text
+from bot.credits.rules import (
+    HoldNotFound,
+    InsufficientCredits,
+    LedgerError,
+    OperatorLimits,
+    price_text,
+)
 
 RECOVERY_REASON = "refunded after restart"
 DEFAULT_REFUND_REASON = "did not deliver"
@@ -113,6 +119,7 @@ def reserve(
     items: tuple[LineItem, ...],
     comparison_id: str,
     now: str,
+    limits: OperatorLimits | None = None,
 ) -> Hold | LedgerError:
     """Debit a comparison's price and open its hold, or return InsufficientCredits."""
     amount = sum(item.credits for item in items)
@@ -120,7 +127,7 @@ def reserve(
     # Debit first: the account nearly always exists, so only a debit that finds no row (or a
     # free comparison) pays for the first-touch check, and then tries once more.
     if amount == 0 or conn.execute(SQL_DEBIT, debit).rowcount != 1:
-        ensure_account(conn, guild_id, user_id, now)
+        ensure_account(conn, guild_id, user_id, now, limits)
         if amount and conn.execute(SQL_DEBIT, debit).rowcount != 1:
             return InsufficientCredits(balance_of(conn, guild_id, user_id), amount, items)
     hold_id = conn.execute(
@@ -263,3 +270,57 @@ def recover_stale(conn: sqlite3.Connection, cutoff: str, now: str) -> list[int]:
             conn, hold_id, HoldState.RELEASED, now, kind="recovery", release_reason=RECOVERY_REASON
         )
     return stale
+
+
+SQL_UNSETTLE_HOLD = """
+UPDATE holds SET state = 'released', charged = 0, refunded = amount, closed_at = :now
+WHERE id = :hold_id AND state = 'settled'
+"""
+SQL_CHARGED_ITEMS = """
+SELECT model_id, label, credits FROM hold_items
+WHERE hold_id = ? AND outcome = 'charged' ORDER BY position
+"""
+
+
+def unsettle(
+    conn: sqlite3.Connection, hold_id: int, reason: str, now: str
+) -> Settlement | LedgerError:
+    """Give back what a settled hold kept (its result never reached the member); exactly once.
+
+    The hold ends released, every line item refunded, one refund row per model that had been
+    charged, so the audit reconciles it like any other refund.
+    """
+    hold = conn.execute(SQL_SELECT_HOLD, (hold_id,)).fetchone()
+    if hold is None:
+        return HoldNotFound(hold_id)
+    if hold["state"] != HoldState.SETTLED:
+        rows = conn.execute(SQL_SELECT_HOLD_ITEMS, (hold_id,)).fetchall()
+        return _as_closed(conn, hold, rows)
+    charged = conn.execute(SQL_CHARGED_ITEMS, (hold_id,)).fetchall()
+    if conn.execute(SQL_UNSETTLE_HOLD, {"hold_id": hold_id, "now": now}).rowcount != 1:
+        rows = conn.execute(SQL_SELECT_HOLD_ITEMS, (hold_id,)).fetchall()
+        return _as_closed(conn, hold, rows)  # unreachable under the write lock
+    guild_id, user_id = hold["guild_id"], hold["user_id"]
+    conn.executemany(
+        SQL_SET_ITEM_OUTCOME, [("refunded", reason, hold_id, row["model_id"]) for row in charged]
+    )
+    total = sum(row["credits"] for row in charged)
+    if total:
+        conn.execute(SQL_ADD_UNCAPPED, {"guild_id": guild_id, "user_id": user_id, "amount": total})
+    link = {"comparison_id": hold["comparison_id"], "hold_id": hold_id}
+    for row in charged:
+        if row["credits"]:
+            ledger_row(
+                conn,
+                guild_id,
+                user_id,
+                row["credits"],
+                "refund",
+                now,
+                reason=f"{row['label']}: {reason}",
+                model_id=row["model_id"],
+                **link,
+            )
+    refunds = tuple(Refund(r["model_id"], r["label"], r["credits"], reason) for r in charged)
+    balance = balance_of(conn, guild_id, user_id)
+    return Settlement(hold_id, HoldState.RELEASED, 0, hold["amount"], refunds, False, balance)

@@ -33,10 +33,13 @@ from bot.credits.rules import (
     InvalidAmount,
     LedgerError,
     MissingReason,
+    NothingToRevoke,
+    OperatorLimits,
     OverGrantLimit,
     OverModeratorDailyCap,
     ReasonTooLong,
     RevokeBeyondBalance,
+    SelfGrant,
     parse_amount,
     validate_amount,
     validate_reason,
@@ -49,6 +52,7 @@ from bot.credits.store import (
     SqliteLedgerStore,
 )
 from bot.db import AnyDatabase, Database, PostgresDatabase, store_for
+from bot.db.storage import TransactionStep
 
 __all__ = [
     "MAX_AMOUNT",
@@ -76,11 +80,14 @@ __all__ = [
     "LedgerError",
     "LineItem",
     "MissingReason",
+    "NothingToRevoke",
+    "OperatorLimits",
     "OverGrantLimit",
     "OverModeratorDailyCap",
     "ReasonTooLong",
     "Refund",
     "RevokeBeyondBalance",
+    "SelfGrant",
     "Settlement",
     "parse_amount",
     "utc_now",
@@ -141,10 +148,18 @@ class Ledger:
     with PostgreSQL it is also safe to run many processes against one database.
     """
 
-    def __init__(self, db: AnyDatabase, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        db: AnyDatabase,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        limits: OperatorLimits | None = None,
+    ) -> None:
         self._db = db
         self._store = _store_for(db)
         self._clock = clock
+        #: the operator's ceilings on grants (none unless given)
+        self.limits = limits or OperatorLimits.unlimited()
         self._background: set[asyncio.Future[Any]] = set()
 
     @property
@@ -168,7 +183,7 @@ class Ledger:
     async def ensure_account(self, guild_id: int, user_id: int) -> int:
         """Create the member's account with its starter grant on first touch; return the balance."""
         guild_id, user_id = _check_id("guild_id", guild_id), _check_id("user_id", user_id)
-        return await self._store.ensure_account(guild_id, user_id, self._now())
+        return await self._store.ensure_account(guild_id, user_id, self._now(), self.limits)
 
     async def balance(self, guild_id: int, user_id: int) -> int:
         """Return the member's balance without creating the account (0 if there is none yet)."""
@@ -183,7 +198,11 @@ class Ledger:
         if not comparison_id:
             raise ValueError("a reservation needs its comparison id")
         job = asyncio.ensure_future(
-            self._write(self._store.reserve(guild_id, user_id, checked, comparison_id, self._now()))
+            self._write(
+                self._store.reserve(
+                    guild_id, user_id, checked, comparison_id, self._now(), self.limits
+                )
+            )
         )
         try:
             hold = await asyncio.shield(job)
@@ -214,12 +233,19 @@ class Ledger:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def settle(
-        self, hold_id: int, delivered: Collection[str], reasons: Mapping[str, str]
+        self,
+        hold_id: int,
+        delivered: Collection[str],
+        reasons: Mapping[str, str],
+        *,
+        also: TransactionStep | None = None,
     ) -> Settlement:
         """Keep the delivered models' share, refund the rest (one row each); exactly once.
 
-        Idempotent by hold id: a retried or racing settle (or release) of the same hold returns
-        the settlement recorded first, with ``already_closed`` set, and changes nothing.
+        ``also`` runs in the same transaction (e.g. to store the comparison's record), so the
+        charge and the record land together or not at all. Idempotent by hold id: a retried or
+        racing settle (or release) of the same hold returns the settlement recorded first, with
+        ``already_closed`` set, and changes nothing.
         """
         settlement = await self._write(
             self._store.close_hold(
@@ -228,7 +254,18 @@ class Ledger:
                 self._now(),
                 delivered=frozenset(delivered),
                 reasons=dict(reasons),
+                also=also,
             )
+        )
+        log.debug("%s", settlement.message)
+        return settlement
+
+    async def unsettle(
+        self, hold_id: int, reason: str, *, also: TransactionStep | None = None
+    ) -> Settlement:
+        """Refund what a settled hold kept, because the member never got the result; exactly once."""
+        settlement = await self._write(
+            self._store.unsettle(hold_id, reason.strip() or "not delivered", self._now(), also=also)
         )
         log.debug("%s", settlement.message)
         return settlement
@@ -262,7 +299,9 @@ class Ledger:
     async def claim_daily(self, guild_id: int, user_id: int) -> DailyClaim:
         """Credit the daily allowance once per period, or raise DailyAlreadyClaimed."""
         guild_id, user_id = _check_id("guild_id", guild_id), _check_id("user_id", user_id)
-        return await self._write(self._store.claim_daily(guild_id, user_id, self._now()))
+        return await self._write(
+            self._store.claim_daily(guild_id, user_id, self._now(), self.limits)
+        )
 
     async def grant(
         self, guild_id: int, user_id: int, amount: int, reason: str, *, actor_id: int
@@ -282,7 +321,9 @@ class Ledger:
 
     async def _moderate(
         self,
-        operation: Callable[[int, int, int, str, int, datetime], Awaitable[int | LedgerError]],
+        operation: Callable[
+            [int, int, int, str, int, datetime, OperatorLimits], Awaitable[int | LedgerError]
+        ],
         verb: str,
         preposition: str,
         guild_id: int,
@@ -296,7 +337,7 @@ class Ledger:
         amount, reason = validate_amount(amount), validate_reason(reason)
         actor_id, now = _check_id("actor_id", actor_id), self._now()
         balance: int = await self._write(
-            operation(guild_id, user_id, amount, reason, actor_id, now)
+            operation(guild_id, user_id, amount, reason, actor_id, now, self.limits)
         )
         log.info(
             "guild %d: %d %s %d credits %s %d (%s)",

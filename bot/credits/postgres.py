@@ -49,9 +49,12 @@ from bot.credits.rules import (
     HoldNotFound,
     InsufficientCredits,
     LedgerError,
+    NothingToRevoke,
+    OperatorLimits,
     OverGrantLimit,
     OverModeratorDailyCap,
     RevokeBeyondBalance,
+    SelfGrant,
     price_text,
 )
 from bot.credits.store import HistoryPage, LedgerCounts, LedgerEntry
@@ -60,6 +63,7 @@ from bot.guild_settings import load_guild_settings_pg
 
 if TYPE_CHECKING:
     from bot.db.postgres import PgConnection
+    from bot.db.storage import TransactionStep
 
 RECOVERY_BATCH = 100
 #: holds remembered between reserve and settle (comparisons in flight in this process)
@@ -168,6 +172,23 @@ SELECT COALESCE(
      WHERE a.guild_id = closed.guild_id AND a.user_id = closed.user_id)
 )
 """
+# The guard of an unsettle: only a settled hold is refunded, once; the row lock it takes makes
+# a racing unsettle wait, re-check and change nothing.
+SQL_UNSETTLE_HOLD = """
+UPDATE holds SET state = 'released', charged = 0, refunded = amount, closed_at = $2
+WHERE id = $1 AND state = 'settled'
+RETURNING guild_id, user_id, comparison_id, amount
+"""
+SQL_CHARGED_ITEMS = """
+SELECT model_id, label, credits FROM hold_items
+WHERE hold_id = $1 AND outcome = 'charged' ORDER BY position
+"""
+SQL_REFUND_ITEMS = """
+UPDATE hold_items SET outcome = 'refunded', reason = $2 WHERE hold_id = $1 AND outcome = 'charged'
+"""
+SQL_ADD_UNCAPPED = """
+UPDATE accounts SET balance = balance + $3 WHERE guild_id = $1 AND user_id = $2 RETURNING balance
+"""
 # SKIP LOCKED: a hold another process is recovering (or settling) right now is left to it.
 # Account order keeps two sweeps from locking the same accounts in opposite orders.
 SQL_CLAIM_STALE = """
@@ -272,12 +293,17 @@ async def _ledger_row(
     )  # fmt: skip
 
 
-async def _ensure_account(conn: PgConnection, guild_id: int, user_id: int, now: datetime) -> int:
-    """Create the account with its starter grant (exactly once); return the balance."""
+async def _ensure_account(
+    conn: PgConnection, guild_id: int, user_id: int, now: datetime, limits: OperatorLimits
+) -> int:
+    """Create the account with its starter grant (exactly once); return the balance.
+
+    The starter grant is the server's within the operator's ceiling.
+    """
     balance = await conn.fetchval(SQL_BALANCE, guild_id, user_id)
     if balance is not None:
         return int(balance)
-    starter = (await load_guild_settings_pg(conn, guild_id)).starter_grant
+    starter = limits.starter_grant((await load_guild_settings_pg(conn, guild_id)).starter_grant)
     # Of two racing first touches, the second waits on the first's key and then inserts
     # nothing: only the one that inserted writes the starter row.
     created = await conn.fetchval(SQL_CREATE_ACCOUNT, guild_id, user_id, starter, now)
@@ -401,6 +427,38 @@ async def _close(
     return _as_closed(hold, rows, await _balance(conn, guild_id, user_id))
 
 
+async def _unsettle(
+    conn: PgConnection, hold_id: int, reason: str, now: datetime
+) -> Settlement | LedgerError:
+    """Give back what a settled hold kept, as SQLite's ``holds.unsettle`` (in a transaction)."""
+    hold = await conn.fetchrow(SQL_UNSETTLE_HOLD, hold_id, now)
+    if hold is None:
+        rows = list(await conn.fetch(SQL_HOLD_WITH_ITEMS, hold_id))
+        if not rows:
+            return HoldNotFound(hold_id)
+        first = rows[0]
+        balance = await _balance(conn, int(first["guild_id"]), int(first["user_id"]))
+        return _as_closed(first, rows, balance)
+    guild_id, user_id = int(hold["guild_id"]), int(hold["user_id"])
+    charged = list(await conn.fetch(SQL_CHARGED_ITEMS, hold_id))
+    await conn.execute(SQL_REFUND_ITEMS, hold_id, reason)
+    total = sum(int(row["credits"]) for row in charged)
+    balance = await conn.fetchval(SQL_ADD_UNCAPPED, guild_id, user_id, total)
+    for row in charged:
+        if row["credits"]:
+            await _ledger_row(
+                conn, guild_id, user_id, int(row["credits"]), "refund", now,
+                reason=f"{row['label']}: {reason}", comparison_id=hold["comparison_id"],
+                hold_id=hold_id, model_id=row["model_id"],
+            )  # fmt: skip
+    refunds = tuple(
+        Refund(row["model_id"], row["label"], int(row["credits"]), reason) for row in charged
+    )
+    return Settlement(
+        hold_id, HoldState.RELEASED, 0, int(hold["amount"]), refunds, False, int(balance)
+    )
+
+
 class PostgresLedgerStore:
     """The ledger on a PostgreSQL pool; safe to share one database between many processes."""
 
@@ -411,9 +469,11 @@ class PostgresLedgerStore:
         # depends on it (the guarded write does); a miss just costs the read.
         self._reserved: OrderedDict[int, tuple[int, tuple[LineItem, ...]]] = OrderedDict()
 
-    async def ensure_account(self, guild_id: int, user_id: int, now: datetime) -> int:
+    async def ensure_account(
+        self, guild_id: int, user_id: int, now: datetime, limits: OperatorLimits
+    ) -> int:
         async with self._db.transaction() as conn:
-            return await _ensure_account(conn, guild_id, user_id, now)
+            return await _ensure_account(conn, guild_id, user_id, now, limits)
 
     async def balance(self, guild_id: int, user_id: int) -> int:
         value = await self._db.fetchval(SQL_BALANCE, guild_id, user_id)
@@ -426,6 +486,7 @@ class PostgresLedgerStore:
         items: tuple[LineItem, ...],
         comparison_id: str,
         now: datetime,
+        limits: OperatorLimits,
     ) -> Hold | LedgerError:
         amount = sum(item.credits for item in items)
         args = (
@@ -445,7 +506,7 @@ class PostgresLedgerStore:
             # First touch (or not enough credits): create the account with its starter grant
             # and try once more, in one transaction that commits the account either way.
             async with self._db.transaction() as conn:
-                await _ensure_account(conn, guild_id, user_id, now)
+                await _ensure_account(conn, guild_id, user_id, now, limits)
                 row = await conn.fetchrow(SQL_RESERVE, *args)
                 if row is None:
                     balance = await _balance(conn, guild_id, user_id)
@@ -467,24 +528,58 @@ class PostgresLedgerStore:
         delivered: Collection[str] | None = None,
         reasons: Mapping[str, str] | None = None,
         release_reason: str = "",
+        also: TransactionStep | None = None,
     ) -> Settlement | LedgerError:
+        if also is not None:
+            # The hold and whatever joins it (the comparison's record) commit together.
+            async with self._db.transaction() as conn:
+                settlement = await self._close_on(
+                    conn, hold_id, state, now, delivered, reasons, release_reason
+                )
+                if not isinstance(settlement, LedgerError):
+                    await also.write_postgres(conn)
+                return settlement
         async with self._db.pool.acquire() as conn:
-            known = self._reserved.pop(hold_id, None)
-            if known is not None:
-                # Reserved by this process: the amount and items are known (they never change),
-                # so the one guarded statement is the whole settle — one round trip.
-                amount, items = known
-                settled = await _write_close(
-                    conn, hold_id, amount, items, state, now, delivered, reasons or {},
-                    "refund", release_reason,
-                )  # fmt: skip
-                if settled is not None:
-                    return settled
-            # Reserved elsewhere (another process, before a restart) or already closed: read
-            # the hold, then write. Two round trips, still no BEGIN/COMMIT.
-            return await _close(
-                conn, hold_id, state, now, delivered, reasons or {}, "refund", release_reason
+            return await self._close_on(
+                conn, hold_id, state, now, delivered, reasons, release_reason
             )
+
+    async def unsettle(
+        self, hold_id: int, reason: str, now: datetime, also: TransactionStep | None = None
+    ) -> Settlement | LedgerError:
+        async with self._db.transaction() as conn:
+            settlement = await _unsettle(conn, hold_id, reason, now)
+            if also is not None and not isinstance(settlement, LedgerError):
+                await also.write_postgres(conn)
+            return settlement
+
+    async def _close_on(
+        self,
+        conn: PgConnection,
+        hold_id: int,
+        state: HoldState,
+        now: datetime,
+        delivered: Collection[str] | None,
+        reasons: Mapping[str, str] | None,
+        release_reason: str,
+    ) -> Settlement | LedgerError:
+        known = self._reserved.pop(hold_id, None)
+        if known is not None:
+            # Reserved by this process: the amount and items are known (they never change),
+            # so the one guarded statement is the whole settle — one round trip.
+            amount, items = known
+            settled = await _write_close(
+                conn, hold_id, amount, items, state, now, delivered, reasons or {},
+                "refund", release_reason,
+            )  # fmt: skip
+            if settled is not None:
+                return settled
+        # Reserved elsewhere (another process, before a restart) or already closed: read
+        # the hold, then write. Two round trips, with no BEGIN/COMMIT
+        # of their own (or inside the caller's, when something joins it).
+        return await _close(
+            conn, hold_id, state, now, delivered, reasons or {}, "refund", release_reason
+        )
 
     async def recover_stale(self, cutoff: datetime, now: datetime) -> list[int]:
         recovered: list[int] = []
@@ -503,12 +598,13 @@ class PostgresLedgerStore:
                 return recovered
 
     async def claim_daily(
-        self, guild_id: int, user_id: int, now: datetime
+        self, guild_id: int, user_id: int, now: datetime, limits: OperatorLimits
     ) -> DailyClaim | LedgerError:
         async with self._db.transaction() as conn:
-            await _ensure_account(conn, guild_id, user_id, now)
+            await _ensure_account(conn, guild_id, user_id, now, limits)
             settings = await load_guild_settings_pg(conn, guild_id)
-            amount, period = settings.daily_allowance, timedelta(hours=settings.daily_period_hours)
+            amount = limits.daily_allowance(settings.daily_allowance)
+            period = timedelta(hours=settings.daily_period_hours)
             if amount == 0:
                 return DailyDisabled()
             cutoff = now - period
@@ -527,14 +623,25 @@ class PostgresLedgerStore:
             return DailyClaim(amount, int(balance), now + period)
 
     async def grant(
-        self, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int, now: datetime
+        self,
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        reason: str,
+        actor_id: int,
+        now: datetime,
+        limits: OperatorLimits,
     ) -> int | LedgerError:
+        if actor_id == user_id:
+            return SelfGrant()
         async with self._db.transaction() as conn:
-            await _ensure_account(conn, guild_id, user_id, now)
+            await _ensure_account(conn, guild_id, user_id, now, limits)
             settings = await load_guild_settings_pg(conn, guild_id)
-            if amount > settings.max_grant:
-                return OverGrantLimit(amount, settings.max_grant)
-            if settings.mod_daily_cap:
+            max_grant = limits.grant_cap(settings.max_grant)
+            if amount > max_grant:
+                return OverGrantLimit(amount, max_grant)
+            cap = limits.moderator_cap(settings.mod_daily_cap)
+            if cap:
                 # The cap is a sum over rows, which no row lock protects: serialise this
                 # moderator's grants in this guild until the transaction ends.
                 await conn.execute(SQL_LOCK_MODERATOR, f"grant-cap:{guild_id}:{actor_id}")
@@ -543,8 +650,8 @@ class PostgresLedgerStore:
                         SQL_GRANTED_SINCE, guild_id, actor_id, now - MODERATOR_CAP_WINDOW
                     )
                 )
-                if used + amount > settings.mod_daily_cap:
-                    return OverModeratorDailyCap(amount, settings.mod_daily_cap, used)
+                if used + amount > cap:
+                    return OverModeratorDailyCap(amount, cap, used)
             balance = await conn.fetchval(
                 SQL_CREDIT, guild_id, user_id, amount, MAX_BALANCE - amount
             )
@@ -556,10 +663,20 @@ class PostgresLedgerStore:
             return int(balance)
 
     async def revoke(
-        self, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int, now: datetime
+        self,
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        reason: str,
+        actor_id: int,
+        now: datetime,
+        limits: OperatorLimits,
     ) -> int | LedgerError:
         async with self._db.transaction() as conn:
-            await _ensure_account(conn, guild_id, user_id, now)
+            # No first touch: opening the account would pay its starter grant, and a revoke
+            # must never raise a balance.
+            if await conn.fetchval(SQL_BALANCE, guild_id, user_id) is None:
+                return NothingToRevoke(amount)
             balance = await conn.fetchval(SQL_DEBIT, guild_id, user_id, amount)
             if balance is None:
                 return RevokeBeyondBalance(await _balance(conn, guild_id, user_id), amount)

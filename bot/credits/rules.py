@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,65 @@ if TYPE_CHECKING:
 MAX_AMOUNT = 1_000_000_000
 MAX_BALANCE = 1_000_000_000_000
 MAX_REASON_LENGTH = 300
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorLimits:
+    """What the person running the bot allows every server, from the environment.
+
+    A server's own settings can only be stricter. ``None`` means no limit of that kind.
+    Spend is counted in the catalog's credits per image (what a model costs the operator),
+    not in the prices a server charges its members.
+    """
+
+    #: largest single /credits grant, whatever a server sets
+    max_grant: int | None = 10_000
+    #: credits one moderator may grant per 24 h; a server's "0 = no cap" means this one
+    mod_daily_cap: int | None = 50_000
+    #: highest starter grant and daily allowance a server may set
+    max_starter_grant: int | None = 1_000
+    max_daily_allowance: int | None = 1_000
+    #: provider spend per server, and over every server, per UTC day
+    guild_daily_budget: int | None = None
+    global_daily_budget: int | None = None
+    #: a server's price override may not go below this share of the model's catalog price
+    price_floor_percent: int = 100
+    #: comparisons running at once over every server (and every shard on the database)
+    max_running: int | None = 20
+
+    @classmethod
+    def unlimited(cls) -> OperatorLimits:
+        """No ceilings at all (tests and tools that act as the operator)."""
+        return cls(
+            max_grant=None,
+            mod_daily_cap=None,
+            max_starter_grant=None,
+            max_daily_allowance=None,
+            guild_daily_budget=None,
+            global_daily_budget=None,
+            price_floor_percent=0,
+            max_running=None,
+        )
+
+    def starter_grant(self, server_value: int) -> int:
+        """The starter grant paid: the server's, within the operator's ceiling."""
+        ceiling = self.max_starter_grant
+        return server_value if ceiling is None else min(server_value, ceiling)
+
+    def daily_allowance(self, server_value: int) -> int:
+        """The daily allowance paid: the server's, within the operator's ceiling."""
+        ceiling = self.max_daily_allowance
+        return server_value if ceiling is None else min(server_value, ceiling)
+
+    def grant_cap(self, server_cap: int) -> int:
+        """The largest single grant: the server's, within the operator's."""
+        return server_cap if self.max_grant is None else min(server_cap, self.max_grant)
+
+    def moderator_cap(self, server_cap: int) -> int:
+        """Credits one moderator may grant per 24 h; 0 means no cap at all."""
+        caps = [cap for cap in (server_cap, self.mod_daily_cap or 0) if cap > 0]
+        return min(caps) if caps else 0
+
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
@@ -144,6 +204,28 @@ class RevokeBeyondBalance(LedgerError):
         super().__init__(
             f"That member has only {credits_text(balance)}, so you cannot revoke {amount:,}; "
             f"revoke at most {balance:,}."
+        )
+
+
+class NothingToRevoke(RevokeBeyondBalance):
+    """A revoke from a member who never used the bot here: there is no account, so nothing."""
+
+    def __init__(self, amount: int) -> None:
+        self.balance = 0
+        self.amount = amount
+        LedgerError.__init__(
+            self,
+            f"That member has never used Splitshot in this server, so they have no credits to "
+            f"revoke (you asked for {amount:,}); nothing changed.",
+        )
+
+
+class SelfGrant(LedgerError):
+    """A moderator tried to grant credits to themselves."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "You can't grant credits to yourself; ask another moderator or a server admin."
         )
 
 

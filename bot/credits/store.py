@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -22,8 +22,9 @@ from bot.credits import accounts, holds
 from bot.credits.accounts import DailyClaim, iso
 from bot.credits.audit import Discrepancy, audit
 from bot.credits.holds import RECOVERY_REASON, Hold, HoldState, LineItem, Settlement
-from bot.credits.rules import LedgerError
+from bot.credits.rules import LedgerError, OperatorLimits
 from bot.db import Database
+from bot.db.storage import TransactionStep
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ class LedgerCounts:
 class LedgerStore(Protocol):
     """One backend's ledger operations; each is one transaction (see the module docstring)."""
 
-    async def ensure_account(self, guild_id: int, user_id: int, now: datetime) -> int:
+    async def ensure_account(
+        self, guild_id: int, user_id: int, now: datetime, limits: OperatorLimits
+    ) -> int:
         """Create the account with its starter grant on first touch; return the balance."""
         ...
 
@@ -84,6 +87,7 @@ class LedgerStore(Protocol):
         items: tuple[LineItem, ...],
         comparison_id: str,
         now: datetime,
+        limits: OperatorLimits,
     ) -> Hold | LedgerError:
         """Debit the price and open a hold, or return InsufficientCredits."""
         ...
@@ -97,8 +101,18 @@ class LedgerStore(Protocol):
         delivered: Collection[str] | None = None,
         reasons: Mapping[str, str] | None = None,
         release_reason: str = "",
+        also: TransactionStep | None = None,
     ) -> Settlement | LedgerError:
-        """Settle (``delivered`` given) or release a hold, exactly once."""
+        """Settle (``delivered`` given) or release a hold, exactly once.
+
+        ``also`` runs in the same transaction when this call closed the hold.
+        """
+        ...
+
+    async def unsettle(
+        self, hold_id: int, reason: str, now: datetime, also: TransactionStep | None = None
+    ) -> Settlement | LedgerError:
+        """Refund what a settled hold kept, exactly once; ``also`` joins its transaction."""
         ...
 
     async def recover_stale(self, cutoff: datetime, now: datetime) -> list[int]:
@@ -106,19 +120,33 @@ class LedgerStore(Protocol):
         ...
 
     async def claim_daily(
-        self, guild_id: int, user_id: int, now: datetime
+        self, guild_id: int, user_id: int, now: datetime, limits: OperatorLimits
     ) -> DailyClaim | LedgerError:
         """Credit the daily allowance once per period."""
         ...
 
     async def grant(
-        self, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int, now: datetime
+        self,
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        reason: str,
+        actor_id: int,
+        now: datetime,
+        limits: OperatorLimits,
     ) -> int | LedgerError:
         """A moderator's capped credit; return the new balance."""
         ...
 
     async def revoke(
-        self, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int, now: datetime
+        self,
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        reason: str,
+        actor_id: int,
+        now: datetime,
+        limits: OperatorLimits,
     ) -> int | LedgerError:
         """A moderator's debit, never below zero; return the new balance."""
         ...
@@ -192,16 +220,30 @@ def _counts(conn: sqlite3.Connection) -> LedgerCounts:
     return LedgerCounts(row["accounts"], row["rows"], row["holds"], row["open_holds"])
 
 
+def _then(
+    operation: Callable[[sqlite3.Connection], Settlement | LedgerError],
+    also: TransactionStep | None,
+    conn: sqlite3.Connection,
+) -> Settlement | LedgerError:
+    """Close a hold, then run ``also`` in the same transaction unless the ledger refused."""
+    settlement = operation(conn)
+    if also is not None and not isinstance(settlement, LedgerError):
+        also.write_sqlite(conn)
+    return settlement
+
+
 class SqliteLedgerStore:
     """The ledger on the process's one SQLite connection: each operation one thread job."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def ensure_account(self, guild_id: int, user_id: int, now: datetime) -> int:
+    async def ensure_account(
+        self, guild_id: int, user_id: int, now: datetime, limits: OperatorLimits
+    ) -> int:
         stamp = iso(now)
         return await self._db.run_in_transaction(
-            lambda conn: accounts.ensure_account(conn, guild_id, user_id, stamp)
+            lambda conn: accounts.ensure_account(conn, guild_id, user_id, stamp, limits)
         )
 
     async def balance(self, guild_id: int, user_id: int) -> int:
@@ -216,6 +258,7 @@ class SqliteLedgerStore:
         items: tuple[LineItem, ...],
         comparison_id: str,
         now: datetime,
+        limits: OperatorLimits,
     ) -> Hold | LedgerError:
         return await self._db.run_in_transaction(
             partial(
@@ -225,6 +268,7 @@ class SqliteLedgerStore:
                 items=items,
                 comparison_id=comparison_id,
                 now=iso(now),
+                limits=limits,
             )
         )
 
@@ -237,18 +281,24 @@ class SqliteLedgerStore:
         delivered: Collection[str] | None = None,
         reasons: Mapping[str, str] | None = None,
         release_reason: str = "",
+        also: TransactionStep | None = None,
     ) -> Settlement | LedgerError:
-        return await self._db.run_in_transaction(
-            partial(
-                holds.close_hold,
-                hold_id=hold_id,
-                state=state,
-                now=iso(now),
-                delivered=delivered,
-                reasons=reasons,
-                release_reason=release_reason,
-            )
+        close = partial(
+            holds.close_hold,
+            hold_id=hold_id,
+            state=state,
+            now=iso(now),
+            delivered=delivered,
+            reasons=reasons,
+            release_reason=release_reason,
         )
+        return await self._db.run_in_transaction(partial(_then, close, also))
+
+    async def unsettle(
+        self, hold_id: int, reason: str, now: datetime, also: TransactionStep | None = None
+    ) -> Settlement | LedgerError:
+        refund = partial(holds.unsettle, hold_id=hold_id, reason=reason, now=iso(now))
+        return await self._db.run_in_transaction(partial(_then, refund, also))
 
     async def recover_stale(self, cutoff: datetime, now: datetime) -> list[int]:
         # BEGIN IMMEDIATE makes the sweep exclusive: a second sweep finds the holds closed.
@@ -257,14 +307,23 @@ class SqliteLedgerStore:
         )
 
     async def claim_daily(
-        self, guild_id: int, user_id: int, now: datetime
+        self, guild_id: int, user_id: int, now: datetime, limits: OperatorLimits
     ) -> DailyClaim | LedgerError:
         return await self._db.run_in_transaction(
-            partial(accounts.claim_daily, guild_id=guild_id, user_id=user_id, now=now)
+            partial(
+                accounts.claim_daily, guild_id=guild_id, user_id=user_id, now=now, limits=limits
+            )
         )
 
     async def grant(
-        self, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int, now: datetime
+        self,
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        reason: str,
+        actor_id: int,
+        now: datetime,
+        limits: OperatorLimits,
     ) -> int | LedgerError:
         return await self._db.run_in_transaction(
             partial(
@@ -275,11 +334,19 @@ class SqliteLedgerStore:
                 reason=reason,
                 actor_id=actor_id,
                 now=now,
+                limits=limits,
             )
         )
 
     async def revoke(
-        self, guild_id: int, user_id: int, amount: int, reason: str, actor_id: int, now: datetime
+        self,
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        reason: str,
+        actor_id: int,
+        now: datetime,
+        limits: OperatorLimits,
     ) -> int | LedgerError:
         return await self._db.run_in_transaction(
             partial(
@@ -290,6 +357,7 @@ class SqliteLedgerStore:
                 reason=reason,
                 actor_id=actor_id,
                 now=now,
+                limits=limits,
             )
         )
 

@@ -1,6 +1,6 @@
 """Storage: SQLite (one aiosqlite connection) or PostgreSQL (an asyncpg pool), and migrations."""
 
-from bot.db.connection import Database
+from bot.db.connection import Database, DatabaseUnavailable
 from bot.db.migrate import MigrationError
 from bot.db.postgres import PostgresDatabase
 from bot.db.storage import AnyDatabase, describe_target, is_postgres_url, open_database, store_for
@@ -8,6 +8,7 @@ from bot.db.storage import AnyDatabase, describe_target, is_postgres_url, open_d
 __all__ = [
     "AnyDatabase",
     "Database",
+    "DatabaseUnavailable",
     "MigrationError",
     "PostgresDatabase",
     "describe_target",

@@ -15,7 +15,16 @@ from typing import Any, Literal, TypeVar, cast
 
 import aiosqlite
 
-from bot.db.migrate import apply_migrations, bundled_migrations, discover
+from bot.db.migrate import (
+    SQL_USER_VERSION,
+    Migration,
+    MigrationError,
+    apply_migrations,
+    bundled_migrations,
+    check_schema,
+    discover,
+)
+from bot.errors import SplitshotError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +36,61 @@ DEFAULT_BUSY_TIMEOUT = 5.0
 
 SQL_BEGIN_WRITE = "BEGIN IMMEDIATE"
 SQL_BEGIN_READ = "BEGIN"
+
+
+class DatabaseUnavailable(SplitshotError):
+    """The database file cannot be used: one sentence naming the file and why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot use {path} as the Splitshot database: {reason}.")
+
+
+_CANNOT_OPEN = "it cannot be opened (a directory, a missing folder, or no permission)"
+_READ_ONLY = "it is read-only"
+_REASONS = (
+    ("not a database", "it is not a SQLite database (corrupt, or another kind of file)"),
+    ("malformed", "the file is corrupt"),
+    ("unable to open", _CANNOT_OPEN),
+    ("readonly", _READ_ONLY),
+    ("read-only", _READ_ONLY),
+    ("disk is full", "the disk is full"),
+    ("disk i/o error", "the disk reported an I/O error"),
+    ("locked", "another program holds it locked"),
+)
+
+
+def explain(error: BaseException) -> str:
+    """A plain reason for a database error (the text of the ones it does not recognise)."""
+    if isinstance(error, MigrationError):
+        return str(error).rstrip(".")
+    text = str(error)
+    lowered = text.lower()
+    for marker, reason in _REASONS:
+        if marker in lowered:
+            return reason
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return text.rstrip(".") or type(error).__name__
+
+
+SQL_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+
+
+def _check_version(conn: sqlite3.Connection, latest: int) -> int:
+    """For a read-only open: the schema must be exactly the one this program writes."""
+    check_schema(conn, latest)
+    current = int(conn.execute(SQL_USER_VERSION).fetchone()[0])
+    if current == 0 and conn.execute(SQL_TABLES).fetchone() is None:
+        raise MigrationError("it is empty (the bot creates the schema on start)")
+    if current != latest:
+        older = "older" if current < latest else "newer"
+        raise MigrationError(
+            f"it is at schema version {current}, {older} than this program's {latest}; "
+            "open it once with a matching Splitshot (e.g. start the bot) first"
+        )
+    return current
 
 
 def _run_transaction(
@@ -51,6 +115,22 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, synchronous: Sync
     mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     return mode
+
+
+def _target(file: Path, *, read_only: bool) -> str:
+    """What to hand sqlite3.connect: the path, or a read-only URI (the file must exist)."""
+    if file.is_dir():
+        raise DatabaseUnavailable(file, "it is a directory")
+    if read_only:
+        if not file.is_file():
+            raise DatabaseUnavailable(file, "there is no such file")
+        return f"{file.resolve().as_uri()}?mode=ro"
+    return str(file)
+
+
+def _read_only_setup(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA query_only = ON")
 
 
 class Database:
@@ -86,26 +166,76 @@ class Database:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         synchronous: Synchronous = "NORMAL",
         migrations: Traversable | None = None,
+        read_only: bool = False,
     ) -> Database:
-        """Open (creating if needed) the database file, set the pragmas and run migrations."""
+        """Open (creating if needed) the database file, set the pragmas and run migrations.
+
+        ``read_only`` opens an existing database without writing anything (no pragmas that
+        write, no migrations): reports work on a read-only file or a copy. Any problem with the
+        file raises DatabaseUnavailable, whose message is one sentence for the user.
+        """
         file = Path(path)
+        # Misnumbered migration files are a packaging bug, not a problem with the file.
+        found = discover(migrations if migrations is not None else bundled_migrations())
+        try:
+            target = await asyncio.to_thread(_target, file, read_only=read_only)
+            try:
+                return await cls._open(file, target, busy_timeout, synchronous, found, read_only)
+            except sqlite3.OperationalError as error:
+                if not read_only or explain(error) not in (_CANNOT_OPEN, _READ_ONLY):
+                    raise
+                # A WAL database in a folder this process cannot write: SQLite cannot make the
+                # shared-memory file a reader needs, so read the file as it is on disk.
+                immutable = f"{target}&immutable=1"
+                return await cls._open(file, immutable, busy_timeout, synchronous, found, True)
+        except DatabaseUnavailable:
+            raise
+        except (sqlite3.Error, MigrationError, OSError) as error:
+            log.debug("cannot open database %s", file, exc_info=True)
+            raise DatabaseUnavailable(file, explain(error)) from error
+
+    @classmethod
+    async def _open(
+        cls,
+        file: Path,
+        target: str,
+        busy_timeout: float,
+        synchronous: Synchronous,
+        found: list[Migration],
+        read_only: bool,
+    ) -> Database:
         # isolation_level=None: sqlite3 must not open implicit transactions behind our BEGINs.
-        conn = await aiosqlite.connect(file, isolation_level=None, timeout=busy_timeout)
+        conn = await aiosqlite.connect(
+            target, isolation_level=None, timeout=busy_timeout, uri=read_only
+        )
         try:
             db = cls(conn, file, 0)
-            mode = await db._on_thread(
-                partial(
-                    _configure, busy_timeout_ms=int(busy_timeout * 1000), synchronous=synchronous
+            if read_only:
+                latest = found[-1].version if found else 0
+                await db._on_thread(_read_only_setup)
+                db.schema_version = await db._on_thread(partial(_check_version, latest=latest))
+            else:
+                latest = found[-1].version if found else 0
+                await db._on_thread(partial(check_schema, latest=latest))
+                mode = await db._on_thread(
+                    partial(
+                        _configure,
+                        busy_timeout_ms=int(busy_timeout * 1000),
+                        synchronous=synchronous,
+                    )
                 )
-            )
-            if mode.lower() != "wal":
-                log.warning("database %s is in %s journal mode, not WAL", file, mode)
-            found = discover(migrations if migrations is not None else bundled_migrations())
-            db.schema_version = await db._on_thread(partial(apply_migrations, migrations=found))
+                if mode.lower() != "wal":
+                    log.warning("database %s is in %s journal mode, not WAL", file, mode)
+                db.schema_version = await db._on_thread(partial(apply_migrations, migrations=found))
         except BaseException:
             await conn.close()
             raise
-        log.info("opened database %s at schema version %d", file, db.schema_version)
+        log.info(
+            "opened database %s at schema version %d%s",
+            file,
+            db.schema_version,
+            " (read-only)" if read_only else "",
+        )
         return db
 
     async def close(self) -> None:

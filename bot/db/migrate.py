@@ -15,6 +15,9 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_-]+\.sql$")
 
 SQL_USER_VERSION = "PRAGMA user_version"
 SQL_FOREIGN_KEY_CHECK = "PRAGMA foreign_key_check"
+SQL_FOREIGN_TABLES = (
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+)
 
 
 class MigrationError(RuntimeError):
@@ -78,6 +81,27 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+def check_schema(conn: sqlite3.Connection, latest: int) -> None:
+    """Refuse, before writing anything, a database this program must not touch.
+
+    Another program's database (tables but no Splitshot schema version) would get Splitshot's
+    tables built inside it; a newer one would be written by code that does not know its schema.
+    """
+    current = int(conn.execute(SQL_USER_VERSION).fetchone()[0])
+    if current > latest:
+        raise MigrationError(
+            f"it is at schema version {current}, newer than this program knows "
+            f"({latest}); upgrade Splitshot before using this database"
+        )
+    if current == 0:
+        foreign = [row[0] for row in conn.execute(SQL_FOREIGN_TABLES)]
+        if foreign:
+            raise MigrationError(
+                f"it is not a Splitshot database: it has other tables ({', '.join(foreign[:3])}) "
+                "and no Splitshot schema version"
+            )
+
+
 def apply_migrations(conn: sqlite3.Connection, migrations: list[Migration]) -> int:
     """Apply every migration newer than the database, one transaction each; return the version.
 
@@ -85,6 +109,7 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[Migration]) -> i
     (``isolation_level=None``) so that the explicit ``BEGIN IMMEDIATE`` is the only transaction.
     """
     latest = migrations[-1].version if migrations else 0
+    check_schema(conn, latest)
     for migration in migrations:
         # BEGIN IMMEDIATE before reading the version: a second process starting at the same
         # time waits here and then sees the migration as done instead of applying it twice.
@@ -112,7 +137,7 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[Migration]) -> i
     current = int(conn.execute(SQL_USER_VERSION).fetchone()[0])
     if current > latest:
         raise MigrationError(
-            f"The database is at schema version {current}, newer than this program knows "
-            f"({latest}); upgrade Splitshot before using this database."
+            f"it is at schema version {current}, newer than this program knows "
+            f"({latest}); upgrade Splitshot before using this database"
         )
     return current

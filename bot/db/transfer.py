@@ -1,8 +1,9 @@
 """Copy a SQLite deployment into an empty PostgreSQL database, in one transaction.
 
 Every table the two schemas share is copied row for row with its ids (``COPY``, in foreign-key
-order), times turned from ISO text into ``timestamptz`` and 0/1 flags into booleans by the
-target column's type, and the identity sequences moved past the copied ids. A ``verify`` hook
+order), times turned from ISO text into ``timestamptz``, days into ``date`` and 0/1 flags into
+booleans by the target column's type, and the identity sequences moved past the copied ids.
+``board_generations`` is not copied: the target's triggers count the copied rows themselves. A ``verify`` hook
 runs on the target connection before COMMIT; when it reports anything, nothing is kept.
 """
 
@@ -12,7 +13,7 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.db.connection import Database
@@ -35,9 +36,13 @@ TABLES: tuple[str, ...] = (
     "panels",
     "votes",
     "vote_closures",
+    "panel_images",
+    "panel_text",
+    "settings_history",
+    "provider_spend",
 )
 #: Tables whose ``id`` is an identity column that must continue after the copied ids.
-IDENTITIES = ("holds", "ledger")
+IDENTITIES = ("holds", "ledger", "settings_history")
 
 SQL_TARGET_COLUMNS = """
 SELECT column_name, data_type FROM information_schema.columns
@@ -70,6 +75,10 @@ Verify = Callable[["PgConnection", Mapping[str, Sequence[sqlite3.Row]]], Awaitab
 def _converter(data_type: str) -> Callable[[Any], Any]:
     if data_type == "timestamp with time zone":
         return lambda value: datetime.fromisoformat(value) if isinstance(value, str) else value
+    if data_type == "date":
+        return lambda value: date.fromisoformat(value) if isinstance(value, str) else value
+    if data_type == "bytea":
+        return lambda value: None if value is None else bytes(value)
     if data_type == "boolean":
         return lambda value: None if value is None else bool(value)
     if data_type == "double precision":

@@ -1,8 +1,8 @@
 """Discord embeds as pure functions of plain data, always inside Discord's limits.
 
-Nothing here talks to Discord or the database. The cogs build a :class:`ResultCard` from a
-finished comparison (:func:`card_from_result`) and a vote closer rebuilds the same card from the
-stored record (:func:`card_from_record`); :func:`result_embed` lays either out the same way.
+Nothing here talks to Discord or the database. The engine decides what a result shows
+(:class:`bot.comparisons.view.ComparisonView`, verdict included); :func:`result_embed` only lays
+it out.
 Every builder ends in :func:`fit_embed`, so long text is cut with an ellipsis, never rejected.
 """
 
@@ -10,20 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import discord
 
-from bot.render.terminal import criteria_table
-from bot.verdict import MeasuredCell, Verdict, build_verdict
+from bot.comparisons.view import ComparisonView, PanelView
+from bot.measure.report import cells as text_cells
+from bot.render.terminal import compact_criteria_table
 from bot.voting.rules import OPTION_EMOJI
-
-if TYPE_CHECKING:
-    from bot.catalog import Catalog, Model
-    from bot.comparisons.records import ComparisonRecord
-    from bot.comparisons.service import ComparisonResult
-    from providers.base import Quality
 
 # Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
 TITLE_LIMIT = 256
@@ -60,6 +54,12 @@ _STATE_ICONS = {
 
 
 # --------------------------------------------------------------------------- limits
+def escaped(text: str | None) -> str:
+    """Text written by members or providers, shown literally: no masked links, spoilers, bold
+    or headings of theirs inside the bot's own messages."""
+    return discord.utils.escape_markdown(text or "")
+
+
 def cut(text: str | None, limit: int) -> str:
     """``text`` shortened to ``limit`` characters, ending in an ellipsis when it was cut."""
     text = text or ""
@@ -207,204 +207,6 @@ def vote_emoji(letter: str) -> str:
 
 
 # ------------------------------------------------------------------------ the result
-@dataclass(frozen=True, slots=True)
-class PanelView:
-    """One panel as the result shows it."""
-
-    letter: str
-    name: str  # the model's display name
-    label: str  # the name with "· demo" when the demo stand-in drew it
-    status: str  # ok | refused | failed
-    reason: str | None
-    seconds: float | None
-    price: int  # the credits this panel was priced at (charged when ok, refunded otherwise)
-    width: int | None = None
-    height: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when this panel has an image."""
-        return self.status == "ok"
-
-
-@dataclass(frozen=True, slots=True)
-class ResultCard:
-    """Everything the result embed shows, decided up front; ``result_embed`` only lays it out."""
-
-    comparison_id: str
-    prompt: str
-    use_case: str
-    panels: tuple[PanelView, ...]
-    #: built with the labels the card shows (letters while a blind vote is open)
-    verdict: Verdict
-    blind: bool = False
-    revealed: bool = False
-    demo: bool = False
-    balance_after: int | None = None
-    image_url: str | None = None
-    vote_deadline: datetime | None = None
-    closed: bool = False
-    vote_headline: str | None = None
-    vote_lines: tuple[str, ...] = ()
-
-    @property
-    def hidden(self) -> bool:
-        """True while the model names must stay hidden (blind and not yet revealed)."""
-        return self.blind and not self.revealed
-
-    @property
-    def charged(self) -> int:
-        """Credits kept for panels that delivered."""
-        return sum(p.price for p in self.panels if p.ok)
-
-    @property
-    def refunded(self) -> int:
-        """Credits given back for panels that refused or failed."""
-        return sum(p.price for p in self.panels if not p.ok)
-
-    def shown(self, panel: PanelView) -> str:
-        """How this card names a panel: "Model A" while hidden (as on the image), else its label."""
-        return f"Model {panel.letter}" if self.hidden else panel.label
-
-
-def _card_verdict(
-    catalog: Catalog,
-    models: Sequence[Model],
-    use_case_id: str,
-    panels: Sequence[PanelView],
-    *,
-    hidden: bool,
-    measured: Sequence[MeasuredCell],
-    community: Sequence[str],
-    quality: str,
-) -> Verdict:
-    """The verdict in the card's own words: a blind card must not name a model anywhere.
-
-    The prose names the models themselves (the editorial verdict is about them); the demo
-    marker stays on the panel labels and in the warning line.
-    """
-    labels = [p.letter if hidden else p.name for p in panels]
-    return build_verdict(
-        catalog,
-        models,
-        catalog.use_case(use_case_id),
-        labels=labels,
-        prices=[p.price for p in panels],
-        measured=measured,
-        community=community,
-        quality=quality,
-    )
-
-
-def card_from_result(
-    result: ComparisonResult,
-    catalog: Catalog,
-    *,
-    balance_after: int | None = None,
-    vote_deadline: datetime | None = None,
-    image_url: str | None = None,
-    community: Sequence[str] = (),
-) -> ResultCard:
-    """The card of a comparison that has just finished."""
-    plan = result.plan
-    panels = tuple(
-        PanelView(
-            letter=o.panel.letter,
-            name=o.panel.model.name,
-            label=o.panel.label,
-            status=o.status,
-            reason=o.reason,
-            seconds=o.seconds,
-            price=o.panel.credits,
-            width=o.result.width if o.result else None,
-            height=o.result.height if o.result else None,
-        )
-        for o in result.outcomes
-    )
-    verdict = _card_verdict(
-        catalog,
-        [p.model for p in plan.panels],
-        plan.use_case.id,
-        panels,
-        hidden=plan.blind,
-        measured=result.verdict.measured,
-        community=community or result.verdict.community,
-        quality=plan.quality,
-    )
-    return ResultCard(
-        comparison_id=plan.id,
-        prompt=plan.prompt,
-        use_case=plan.use_case.name,
-        panels=panels,
-        verdict=verdict,
-        blind=plan.blind,
-        demo=plan.uses_demo,
-        balance_after=balance_after,
-        image_url=image_url,
-        vote_deadline=vote_deadline,
-    )
-
-
-def card_from_record(
-    record: ComparisonRecord,
-    catalog: Catalog,
-    *,
-    reveal: bool = False,
-    image_url: str | None = None,
-    vote_headline: str | None = None,
-    vote_lines: Sequence[str] = (),
-    community: Sequence[str] = (),
-) -> ResultCard:
-    """The card of a stored comparison, e.g. to edit its message when voting closes."""
-    models = [catalog.model(p.model_id) for p in record.panels]
-    quality = cast("Quality", record.quality)
-    panels = tuple(
-        PanelView(
-            letter=p.letter,
-            name=model.name,
-            label=p.label,
-            status=p.status,
-            reason=p.reason,
-            seconds=p.latency_s,
-            # Older rows have no stored price; the catalog's for that quality is the best guess.
-            price=p.price or model.credits.get(quality, 0),
-            width=p.width,
-            height=p.height,
-        )
-        for p, model in zip(record.panels, models, strict=True)
-    )
-    closed = record.state == "closed"
-    revealed = reveal or closed
-    measured = [
-        MeasuredCell(p.status, p.seconds, p.price if p.ok else 0, p.width, p.height) for p in panels
-    ]
-    verdict = _card_verdict(
-        catalog,
-        models,
-        record.use_case,
-        panels,
-        hidden=record.blind and not revealed,
-        measured=measured,
-        community=community,
-        quality=record.quality,
-    )
-    return ResultCard(
-        comparison_id=record.id,
-        prompt=record.prompt,
-        use_case=catalog.use_case(record.use_case).name,
-        panels=panels,
-        verdict=verdict,
-        blind=record.blind,
-        revealed=revealed,
-        demo=record.demo,
-        image_url=image_url,
-        vote_deadline=record.vote_deadline,
-        closed=closed,
-        vote_headline=vote_headline,
-        vote_lines=tuple(vote_lines),
-    )
-
-
 def _title(names: Sequence[str], use_case: str, *, hidden: bool, demo: bool) -> str:
     head = " vs ".join(names)
     if hidden:
@@ -413,25 +215,18 @@ def _title(names: Sequence[str], use_case: str, *, hidden: bool, demo: bool) -> 
 
 
 def _prompt_quote(prompt: str) -> str:
-    return "> " + cut(" ".join(prompt.split()), PROMPT_PREVIEW)
+    return "> " + escaped(cut(" ".join(prompt.split()), PROMPT_PREVIEW))
 
 
-def _panel_line(card: ResultCard, panel: PanelView) -> str:
+def _panel_line(card: ComparisonView, panel: PanelView) -> str:
     head = f"{vote_emoji(panel.letter)} **{card.shown(panel)}**"
     if panel.ok:
         return head
     icon, verb = ("🚫", "declined this prompt") if panel.status == "refused" else ("⚠️", "failed")
-    why = f" ({panel.reason})" if panel.reason else ""
+    why = f" ({escaped(panel.reason)})" if panel.reason else ""
     if card.hidden:  # a panel's own price points at its model; the Cost field has the total
         return f"{head} — {icon} {verb}{why}; refunded"
     return f"{head} — {icon} {verb}{why}; {panel.price} credits refunded"
-
-
-def _hidden_measure(panel: PanelView) -> str:
-    """What a blind panel did, without the price or resolution that would name its model."""
-    if not panel.ok:
-        return f"{panel.status} · refunded"
-    return f"{panel.seconds:.1f} s" if panel.seconds is not None else "—"
 
 
 def cost_line(charged: int, refunded: int, balance: int | None) -> str:
@@ -444,7 +239,7 @@ def cost_line(charged: int, refunded: int, balance: int | None) -> str:
     return " · ".join(parts)
 
 
-def _vote_text(card: ResultCard) -> str:
+def _vote_text(card: ComparisonView) -> str:
     letters = " ".join(vote_emoji(p.letter) for p in card.panels if p.ok)
     text = f"{letters} for the better image · {TIE_EMOJI} tie · {BAD_EMOJI} none of them works"
     if card.vote_deadline is not None:
@@ -452,7 +247,7 @@ def _vote_text(card: ResultCard) -> str:
     return text
 
 
-def result_colour(card: ResultCard) -> discord.Colour:
+def result_colour(card: ComparisonView) -> discord.Colour:
     """Green when every model delivered, amber when some were refunded, grey once closed."""
     if card.closed:
         return COLOUR_CLOSED
@@ -461,8 +256,12 @@ def result_colour(card: ResultCard) -> discord.Colour:
     return COLOUR_OK if all(p.ok for p in card.panels) else COLOUR_PARTIAL
 
 
-def result_embed(card: ResultCard) -> discord.Embed:
-    """The embed under the split image: verdict, criteria, measured row, cost, vote, next step."""
+def result_embed(card: ComparisonView) -> discord.Embed:
+    """The short public card under the split image: short answer, criteria, panels, cost, vote.
+
+    The image itself is the message's attachment, which Discord shows above the embed (and
+    larger than an embed image); the measured row and the next step live in Details.
+    """
     verdict = card.verdict
     letters = [p.letter for p in card.panels]
     names = letters if card.hidden else [p.name for p in card.panels]
@@ -486,24 +285,26 @@ def result_embed(card: ResultCard) -> discord.Embed:
         description="\n\n".join(description),
         colour=result_colour(card),
     )
+    if not card.hidden:
+        criteria = code_block(compact_criteria_table(verdict, letters))
+        embed.add_field(
+            name="Criteria · editorial dots, cost from price, text measured",
+            value=f"{criteria}\n{verdict.text_note}" if verdict.text_note else criteria,
+            inline=False,
+        )
+    elif verdict.text:  # a score per letter names no model
+        text = "\n".join(
+            f"{p.letter}  {cell}"
+            for p, cell in zip(card.panels, text_cells(verdict.text), strict=True)
+        )
+        embed.add_field(
+            name="Text (measured) · this run",
+            value=f"{code_block(text)}\n{verdict.text_note}",
+            inline=False,
+        )
     embed.add_field(
         name="Panels", value="\n".join(_panel_line(card, p) for p in card.panels), inline=False
     )
-    if card.hidden:
-        measured = "\n".join(f"{p.letter}  {_hidden_measure(p)}" for p in card.panels)
-        embed.add_field(name="Measured · this run", value=code_block(measured), inline=False)
-    else:
-        embed.add_field(
-            name="Criteria · editorial dots, cost from price",
-            value=code_block(criteria_table(verdict, letters)),
-            inline=False,
-        )
-        if verdict.measured:
-            measured = "\n".join(
-                f"{letter}  {cell.text()}"
-                for letter, cell in zip(letters, verdict.measured, strict=True)
-            )
-            embed.add_field(name="Measured · this run", value=code_block(measured), inline=False)
     if verdict.community and not card.hidden:  # community lines name the models
         for name, value in field_chunks("This server's votes", verdict.community):
             embed.add_field(name=name, value=value, inline=False)
@@ -515,8 +316,8 @@ def result_embed(card: ResultCard) -> discord.Embed:
             embed.add_field(name="Votes", value="\n".join(card.vote_lines), inline=True)
     else:
         embed.add_field(name="Vote", value=_vote_text(card), inline=True)
-    embed.add_field(name="Recommended next step", value=verdict.next_step, inline=False)
-    footer = f"Comparison {card.comparison_id}"
+    # Time, resolution and the next step are in Details: the public message stays short.
+    footer = f"Comparison {card.comparison_id} · Details: time, sizes and what to try next"
     if verdict.updated:
         footer += f" · editorial ratings updated {verdict.updated}"
     embed.set_footer(text=footer)
@@ -544,9 +345,9 @@ class ProgressLine:
         elif self.state == "done":
             tail = f"done in {secs:.1f} s"
         elif self.state == "refused":
-            tail = "declined" + (f" ({self.reason})" if self.reason else "")
+            tail = "declined" + (f" ({escaped(self.reason)})" if self.reason else "")
         elif self.state == "failed":
-            tail = "failed" + (f" ({self.reason})" if self.reason else "")
+            tail = "failed" + (f" ({escaped(self.reason)})" if self.reason else "")
         else:
             tail = self.state
         return f"{icon} **{self.label}** — {tail}"

@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.catalog import LIST_ASPECT
+from bot.comparisons.view import view_from_record
 from bot.render.embed import (
     BLANK,
     COLOUR_INFO,
     DESCRIPTION_LIMIT,
     FIELD_VALUE_LIMIT,
-    card_from_record,
     code_block,
     cut,
+    escaped,
     field_chunks,
     fit_embed,
     fit_embeds,
@@ -48,42 +50,56 @@ def _legend(labels: Sequence[str]) -> str:
     return " · ".join(f"{letter} = {label}" for letter, label in zip("ABCD", labels, strict=False))
 
 
-def versus_embeds(
+def versus_embed(
     verdict: Verdict, models: Sequence[Model], *, community: Sequence[str] = ()
-) -> list[discord.Embed]:
-    """The whole comparison page of PRODUCT §4 as two embeds (the page, then features)."""
+) -> discord.Embed:
+    """The comparison page's first screen (PRODUCT §4): short answer, pick, criteria, votes.
+
+    The rest — "If you need…", features, strengths, "Avoid if", the verdict — is one click away
+    (:func:`versus_more_embeds`), so the page itself fits on a phone screen.
+    """
     letters = list("ABCD"[: len(models)])
     title = " vs ".join(m.name for m in models) + f" — {verdict.use_case.name}"
-    summary = " ".join(f"**{m.name}** — {m.summary}." for m in models if m.summary)
-    page = discord.Embed(
-        title=title,
-        description=f"{verdict.quick_verdict}\n\n{summary}".strip(),
-        colour=COLOUR_INFO,
-    )
-    needs = [f"**{n.need}** → {n.choose}. {n.why}" for n in verdict.needs]
-    for name, value in field_chunks("If you need… → choose", needs):
-        page.add_field(name=name, value=value, inline=False)
+    page = discord.Embed(title=title, description=verdict.quick_verdict, colour=COLOUR_INFO)
     table = criteria_table(verdict, letters) + "\n\n" + _legend(verdict.labels)
     page.add_field(
-        name="Criterion by criterion · editorial dots", value=code_block(table), inline=False
+        name="Criterion by criterion · editorial dots, cost from price",
+        value=code_block(table),
+        inline=False,
     )
     if community:
         for name, value in field_chunks("This server's votes", community):
             page.add_field(name=name, value=value, inline=False)
-    page.add_field(name="Verdict", value=cut(verdict.closing, FIELD_VALUE_LIMIT), inline=False)
-    page.add_field(name="Recommended next step", value=verdict.next_step, inline=False)
     page.set_footer(
-        text=f"Editorial ratings, not measurements · last updated {verdict.updated} · free, no credits used"
+        text=f"Editorial ratings, not measurements · last updated {verdict.updated} · "
+        "free, no credits used · More: needs, features, strengths, verdict"
     )
-    features = discord.Embed(title="Features and strengths", colour=COLOUR_INFO)
+    return fit_embed(page)
+
+
+def versus_more_embeds(verdict: Verdict, models: Sequence[Model]) -> list[discord.Embed]:
+    """The rest of the comparison page, behind /versus's "More" button."""
+    title = " vs ".join(m.name for m in models) + f" — {verdict.use_case.name}"
+    more = discord.Embed(title=f"{title} · more", colour=COLOUR_INFO)
+    needs = [f"**{n.need}** → {n.choose}. {n.why}" for n in verdict.needs]
+    for name, value in field_chunks("If you need… → choose", needs):
+        more.add_field(name=name, value=value, inline=False)
+    if verdict.avoid:
+        avoid = [line for _, line in verdict.avoid]
+        for name, value in field_chunks("Avoid if", avoid):
+            more.add_field(name=name, value=value, inline=False)
+    more.add_field(name="Verdict", value=cut(verdict.closing, FIELD_VALUE_LIMIT), inline=False)
+    more.add_field(name="Recommended next step", value=verdict.next_step, inline=False)
+    features = discord.Embed(title="Features and strengths (editorial)", colour=COLOUR_INFO)
     # One inline column per model, so the models sit side by side.
-    for index, (label, strengths) in enumerate(verdict.strengths):
+    for index, ((label, strengths), model) in enumerate(
+        zip(verdict.strengths, models, strict=True)
+    ):
         lines = [*_feature_lines(verdict, index), "**Strengths**", *(f"• {s}" for s in strengths)]
+        if model.summary:
+            lines.insert(0, f"*{model.summary}.*")
         features.add_field(name=label, value=cut("\n".join(lines), FIELD_VALUE_LIMIT), inline=True)
-    avoid = [f"**{m.name}:** {m.avoid_if}" for m in models if m.avoid_if]
-    if avoid:
-        features.add_field(name="Avoid if", value="\n".join(avoid), inline=False)
-    return fit_embeds([page, features])
+    return fit_embeds([more, features])
 
 
 def models_embed(
@@ -123,9 +139,16 @@ def models_embed(
 
 
 def model_embed(
-    model: Model, catalog: Catalog, status: str, prices: Mapping[Quality, int] | None = None
+    model: Model,
+    catalog: Catalog,
+    status: str,
+    prices: Mapping[Quality, int] | None = None,
+    formula: Sequence[tuple[str, str, str]] = (),
 ) -> discord.Embed:
-    """One model's catalog entry: summary, prices (this server's when given), capabilities, ratings."""
+    """One model's catalog entry: summary, prices (this server's when given), capabilities, ratings.
+
+    ``formula`` is (route, cost formula, source) per route: how the price is worked out.
+    """
     caps = model.capabilities
     embed = discord.Embed(
         title=f"{model.name} — {model.provider}", description=model.summary, colour=COLOUR_INFO
@@ -137,6 +160,17 @@ def model_embed(
     )
     embed.add_field(name="Served here by", value=status or "—", inline=True)
     embed.add_field(name="Safety filter", value=model.safety, inline=True)
+    if formula:
+        lines = [f"**{route}**: {how} ({source})" for route, how, source in formula]
+        lines.append(
+            f"Credits = ⌈upstream $ × {catalog.credits_per_dollar:g}⌉, at least "
+            f"{model.min_credits}; the list above is for {LIST_ASPECT}, first route"
+        )
+        embed.add_field(
+            name="How the price is worked out",
+            value=cut("\n".join(lines), FIELD_VALUE_LIMIT),
+            inline=False,
+        )
     yes_no = {True: "yes", False: "no"}
     embed.add_field(
         name="Capabilities",
@@ -163,19 +197,46 @@ def model_embed(
     return fit_embed(embed)
 
 
+def lineage_line(record: ComparisonRecord, parent: ComparisonRecord | None) -> str | None:
+    """ "reroll from comparison X" with a jump link to the parent's message, when it has one."""
+    if record.parent_id is None:
+        return None
+    text = f"{record.kind} from comparison {record.parent_id}"
+    if parent is not None and parent.channel_id and parent.message_id:
+        link = (
+            f"https://discord.com/channels/{parent.guild_id}/{parent.channel_id}/"
+            f"{parent.message_id}"
+        )
+        text = f"[{text}]({link})"
+    return text
+
+
+def details_content(record: ComparisonRecord) -> str:
+    """The line above the details: who asked, as a mention (shown as their name).
+
+    In message text, not in the embed: embeds may show a mention as the raw ``<@id>``.
+    Send it with mentions disabled, so opening Details pings nobody.
+    """
+    return f"Comparison `{record.id}`, requested by <@{record.user_id}>"
+
+
 def details_embeds(
-    record: ComparisonRecord, catalog: Catalog, *, reveal: bool = False
+    record: ComparisonRecord,
+    catalog: Catalog,
+    *,
+    reveal: bool = False,
+    parent: ComparisonRecord | None = None,
 ) -> list[discord.Embed]:
     """Every parameter of a stored comparison, each panel's run, and the feature table.
 
     While a blind comparison is hidden, a panel shows only its status and time: its model,
     adapter, resolution and price would each tell which model drew it.
     """
-    card = card_from_record(record, catalog, reveal=reveal)
+    card = view_from_record(record, catalog, reveal=reveal)
     use_case = catalog.use_cases.get(record.use_case)
     params = discord.Embed(title=f"Details · comparison {record.id}", colour=COLOUR_INFO)
     params.add_field(
-        name="Prompt", value=cut(record.prompt, FIELD_VALUE_LIMIT) or BLANK, inline=False
+        name="Prompt", value=cut(escaped(record.prompt), FIELD_VALUE_LIMIT) or BLANK, inline=False
     )
     if record.state == "deleted":
         votes = "deleted"
@@ -189,9 +250,9 @@ def details_embeds(
         ("Use case", use_case.name if use_case else record.use_case),
         ("Aspect", record.aspect),
         ("Quality", record.quality),
+        ("Kind", lineage_line(record, parent) or record.kind),
         ("Blind", ("yes, revealed" if card.revealed else "yes") if record.blind else "no"),
         ("Demo stand-ins", "yes" if record.demo else "no"),
-        ("Requested by", f"<@{record.user_id}>"),
         ("Created", discord.utils.format_dt(record.created_at, "f")),
         ("Votes", votes),
         (
@@ -201,11 +262,13 @@ def details_embeds(
     ]
     for name, value in facts:
         params.add_field(name=name, value=value, inline=True)
+    for _ in range(-len(facts) % 3):  # the panels start a row of their own
+        params.add_field(name=BLANK, value=BLANK, inline=True)
     for panel, stored in zip(card.panels, record.panels, strict=True):
         status = {"ok": "delivered", "refused": "declined", "failed": "failed"}.get(
             panel.status, panel.status
         )
-        status_line = f"Status: {status}" + (f" — {panel.reason}" if panel.reason else "")
+        status_line = f"Status: {status}" + (f" — {escaped(panel.reason)}" if panel.reason else "")
         time_line = f"Time: {panel.seconds:.2f} s" if panel.seconds is not None else None
         if card.hidden:
             lines = ["Model, adapter, resolution and price hidden until voting closes"]
@@ -220,11 +283,16 @@ def details_embeds(
             if panel.width and panel.height:
                 lines.append(f"Resolution: {panel.width}×{panel.height}")
             lines.append(f"Credits: {panel.price}" + ("" if panel.ok else " (refunded)"))
+        if stored.text is not None:  # what was read names no model, so blind cards show it too
+            read = "; ".join(f"“{t}”" if t else "nothing legible" for t in stored.text.read)
+            lines.append(f"Text read: {read} ({stored.text.cell()})")
         params.add_field(
             name=f"{vote_emoji(panel.letter)} {card.shown(panel)}",
             value="\n".join(lines),
             inline=True,
         )
+    if not card.hidden:
+        params.add_field(name="Recommended next step", value=card.verdict.next_step, inline=False)
     embeds = [params]
     if not card.hidden:
         features = discord.Embed(title="Feature table", colour=COLOUR_INFO)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 import unicodedata
 from collections.abc import Sequence
@@ -13,6 +14,19 @@ DEMO_BANNER = (
     "DEMO MODE — {names} {verb} drawn by the offline demo provider, not by the real "
     "model{plural}. Set provider keys (see README) for real images."
 )
+
+
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \\) and two-character escapes.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def terminal_safe(text: str) -> str:
+    """Text from outside (providers, members) with escape sequences and control characters
+    removed, so it cannot move the cursor, retitle the window or hide lines on a terminal."""
+    text = _ESCAPE.sub("", text)
+    return "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
 
 
 def width_of(text: str) -> int:
@@ -45,10 +59,42 @@ def criteria_table(verdict: Verdict, labels: Sequence[str] | None = None) -> str
     labels = tuple(labels or verdict.labels)
     headers = ["Criteria", *labels, "Winner"]
     rows = [
-        [row.name, *(dots(s) for s in row.scores), _winner(row.winner, verdict.labels, labels)]
+        [
+            row.name,
+            *(row.cells or tuple(dots(s) for s in row.scores)),
+            _winner(row.winner, verdict.labels, labels),
+        ]
         for row in verdict.rows
     ]
     return table(headers, rows)
+
+
+#: short criterion names, so a four-model table fits a phone-width embed
+SHORT_NAMES = {
+    "realism": "Realism",
+    "text_accuracy": "Text",
+    "editing_flexibility": "Editing",
+    "cost_efficiency": "Cost",
+    "final_polish": "Polish",
+    "consistency": "Consistent",
+    "best_first_test": "First pick",
+    "text_measured": "Text read",
+}
+
+
+def compact_criteria_table(verdict: Verdict, letters: Sequence[str]) -> str:
+    """The criterion table with short names and A–D as columns (about 40 characters wide)."""
+    from bot.verdict import dots
+
+    rows = [
+        [
+            SHORT_NAMES.get(row.criterion_id, row.name[:10]),
+            *(row.cells or tuple(dots(s) for s in row.scores)),
+            _winner(row.winner, verdict.labels, letters),
+        ]
+        for row in verdict.rows
+    ]
+    return table(["", *letters, "Best"], rows)
 
 
 def _winner(winner: str, names: Sequence[str], shown: Sequence[str]) -> str:
@@ -90,6 +136,8 @@ def render_verdict(verdict: Verdict, *, full: bool = False) -> str:
         "Dots: editorial ratings from the catalog; cost efficiency from price; "
         "best first test weighted for the use case."
     )
+    if verdict.text_note:
+        parts.append(verdict.text_note)
     if verdict.measured:
         parts += ["", measured_table(verdict)]
     if verdict.community:

@@ -8,25 +8,27 @@ the leaderboard embed shows the table as monospace text beside the chart image
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import discord
 
+from bot.comparisons.view import view_from_record
 from bot.render.embed import (
     COLOUR_INFO,
     attachment_url,
-    card_from_record,
     code_block,
     cut,
     fit_embed,
     result_embed,
 )
+from bot.voting.leaderboard import votes_noun
 from bot.voting.rules import OPTION_EMOJI, CloseResult, Tally, seed_emojis
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.comparisons.records import ComparisonRecord
+    from bot.measure.store import TextRecord
     from bot.voting.leaderboard import Leaderboard, LeaderboardRow
 
 #: the widest model name in the tables before it is cut; the tables stay under ~45 characters,
@@ -37,6 +39,10 @@ DEMO_SUFFIX = " · demo"
 DEMO_STAR = "*"
 DASH = "—"
 DEMO_TITLE = "demo stand-ins"
+TEXT_NOTE = (
+    "Text: mean measured text accuracy (images read) when prompts quoted text — read back by "
+    "OCR, not voted."
+)
 DEMO_NOTE = "⚠️ Counts votes on **demo stand-ins** — pictures drawn offline, not real model output."
 COMMUNITY_FOOTER = "Community results: this server's votes, not editorial ratings"
 
@@ -51,7 +57,7 @@ def closed_result_embed(
     community: Sequence[str] = (),
 ) -> discord.Embed:
     """The result message once voting closed: winner, counts, and model names for a blind one."""
-    card = card_from_record(
+    card = view_from_record(
         record,
         catalog,
         reveal=True,
@@ -123,18 +129,29 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
     return "\n".join([line(header), *(line(r) for r in rows)])
 
 
-def ratings_table(board: Leaderboard) -> str:
-    """Rank, model, rating ± half-interval (or ± ?), votes and win rate; unranked show progress."""
+def ratings_table(board: Leaderboard, text: Mapping[str, TextRecord] | None = None) -> str:
+    """Rank, model, rating ± half-interval (or what it needs), votes and win rate.
+
+    With ``text`` (mean measured text accuracy per model), a "Text" column follows the rating.
+    """
     rows = []
     for rank, row in enumerate(board.rows, start=1):
         rating = row.rating_text()
         if row.ranked and rating is not None:
-            rows.append([str(rank), _name(row), rating, f"{row.votes:,}", _percent(row.win_rate)])
+            cells = [str(rank), _name(row), rating, f"{row.votes:,}", _percent(row.win_rate)]
         else:
             votes = f"{row.votes}/{board.min_votes}"
-            rows.append([DASH, _name(row), "not ranked", votes, _percent(row.win_rate)])
+            cells = [DASH, _name(row), "not ranked", votes, _percent(row.win_rate)]
+        if text:
+            record = text.get(row.model_id)
+            cells.insert(3, DASH if record is None else record.text())
+        rows.append(cells)
     header = ["#", "Model", "Rating", "Votes", "Won"]
-    return _table(header, rows, [True, False, True, True, True])
+    right = [True, False, True, True, True]
+    if text:
+        header.insert(3, "Text")
+        right.insert(3, True)
+    return _table(header, rows, right)
 
 
 def cost_table(board: Leaderboard) -> str:
@@ -171,9 +188,13 @@ def _summary(board: Leaderboard) -> str:
         "1,000 is this server's average."
     )
     if any(row.ranked and not row.interval_known for row in board.rows):
-        text += " A rating marked ± ? comes from too few comparisons to measure its uncertainty."
+        text += (
+            " A rating without a ± margin needs votes on more comparisons before its "
+            "uncertainty can be measured."
+        )
     if board.unranked:
-        text += f" Models with fewer than {board.min_votes} votes are listed without a rank."
+        fewer = votes_noun(board.min_votes, blind=board.blind_only)
+        text += f" Models with fewer than {fewer} are listed without a rank."
     if board.all_bad_votes:
         bad = _plural(board.all_bad_votes, "all-bad vote")
         text += f" {OPTION_EMOJI['bad']} {bad} rate no model and are not counted here."
@@ -181,9 +202,17 @@ def _summary(board: Leaderboard) -> str:
 
 
 def leaderboard_embed(
-    board: Leaderboard, *, title: str, chart_filename: str, demo: bool
+    board: Leaderboard,
+    *,
+    title: str,
+    chart_filename: str,
+    demo: bool,
+    text: Mapping[str, TextRecord] | None = None,
 ) -> discord.Embed:
-    """The leaderboard: a sentence, the ratings and cost tables, and the chart image."""
+    """The leaderboard: a sentence, the ratings and cost tables, and the chart image.
+
+    ``text`` adds each model's mean measured text accuracy beside its rating.
+    """
     description = []
     if demo:
         description.append(DEMO_NOTE)
@@ -193,7 +222,10 @@ def leaderboard_embed(
         description.append(vote_hint())
     embed = discord.Embed(title=title, description="\n\n".join(description), colour=COLOUR_INFO)
     if board.rows:
-        embed.add_field(name="Ratings", value=code_block(ratings_table(board)), inline=False)
+        ratings = code_block(ratings_table(board, text))
+        if text:
+            ratings += f"\n{TEXT_NOTE}"
+        embed.add_field(name="Ratings", value=ratings, inline=False)
         embed.add_field(
             name="Cost, speed and refusals", value=code_block(cost_table(board)), inline=False
         )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from bot.voting.leaderboard import UNKNOWN_MARGIN, Leaderboard, LeaderboardRow
+from bot.voting.leaderboard import Leaderboard, LeaderboardRow, votes_noun
 from bot.voting.ratings import BASE_RATING
 from providers.fonts import Font, displayable, load_font
 
@@ -272,7 +272,7 @@ def leaderboard_chart(board: Leaderboard, *, title: str) -> bytes:
     small = _font(DETAIL_SIZE)
     if board.unranked:
         y = top_of(ranked_count) - gap / 2
-        note = f"Not ranked yet — fewer than {board.min_votes} {_kind(board)}"
+        note = f"Not ranked yet — fewer than {_kind(board)}"
         canvas.text((_MARGIN, y), note, small, MUTED)
         canvas.line([(_MARGIN + _width(note, small) + 16, y), (_CARD_R, y)], GRID, 1)
     for tick in axis.ticks():
@@ -304,8 +304,7 @@ def _draw_row(
         canvas.text((_RIGHT, y1), "no rating yet", _font(DETAIL_SIZE), MUTED, "rm")
     else:
         number, margin_font = _font(NAME_SIZE, bold=True), _font(DETAIL_SIZE, bold=True)
-        margin = UNKNOWN_MARGIN if row.margin is None else f"{row.margin:,.0f}"
-        margin_text = f"± {margin}"
+        margin_text = row.margin_text()
         canvas.text((_RIGHT, y1 + 2), margin_text, margin_font, MUTED, "rm")
         rating_left -= _width(margin_text, margin_font) + 8
         canvas.text((rating_left, y1), f"{row.rating:,.0f}", number, strong, "rm")
@@ -348,7 +347,7 @@ def _badge(canvas: _Canvas, rank: int | None, colour: Colour, y: float) -> None:
 
 def _details(row: LeaderboardRow, min_votes: int) -> str:
     if not row.ranked:
-        return f"{row.votes} vote{'' if row.votes == 1 else 's'}, needs {min_votes}"
+        return f"{votes_noun(row.votes)}, needs {min_votes}"
     parts = [f"{row.votes:,} vote{'' if row.votes == 1 else 's'}"]
     if row.win_rate is not None:
         parts.append(f"{row.win_rate:.0%} won")
@@ -360,12 +359,13 @@ def _details(row: LeaderboardRow, min_votes: int) -> str:
 
 
 def _kind(board: Leaderboard) -> str:
-    return "blind votes" if board.blind_only else "votes"
+    """ "5 votes", "1 blind vote": the threshold with its noun."""
+    return votes_noun(board.min_votes, blind=board.blind_only)
 
 
 # ------------------------------------------------------------------ the progress card
 def _progress_header(board: Leaderboard, title: str) -> _Header:
-    return _Header.of(title, f"Ratings appear once a model has {board.min_votes} {_kind(board)}.")
+    return _Header.of(title, f"Ratings appear once a model has {_kind(board)}.")
 
 
 def _progress_height(board: Leaderboard, header: _Header) -> int:
@@ -391,7 +391,7 @@ def _progress_card(board: Leaderboard, header: _Header) -> bytes:
     for n, row in enumerate(rows):
         y = top + n * PROGRESS_ROW
         canvas.rect((_CARD_L, y + 4, _CARD_R, y + PROGRESS_ROW - 4), STRIPE, radius=12)
-        count = f"{row.votes} of {board.min_votes} {_kind(board)}"
+        count = f"{row.votes} of {_kind(board)}"
         canvas.text((_RIGHT, y + 28), count, count_font, MUTED, "rm")
         room = _RIGHT - _width(count, count_font) - 20 - left
         canvas.text((left, y + 28), _fit(row.label, name_font, room), name_font, TEXT)

@@ -38,8 +38,13 @@ MIN_COMPARISONS = 2
 #: an interval narrower than this many points is every resample agreeing, not a measurement
 #: (a real 95% interval that narrow would take millions of votes)
 MIN_INTERVAL_WIDTH = 1.0
-#: what the text shows instead of a margin when the interval is unknown
-UNKNOWN_MARGIN = "?"
+#: what the text says instead of a margin when the comparisons, though enough, are all alike
+UNKNOWN_MARGIN = "margin unknown"
+
+
+def votes_noun(n: int, *, blind: bool = False) -> str:
+    """ "1 vote", "3 votes", "1 blind vote"."""
+    return f"{n:,} {'blind ' if blind else ''}vote{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ class LeaderboardRow:
     panels: int
     refusal_rate: float | None
     ranked: bool
+    #: comparisons with a counted vote (the bootstrap needs ``MIN_COMPARISONS`` of them)
+    comparisons: int = MIN_COMPARISONS
 
     @property
     def margin(self) -> float | None:
@@ -76,12 +83,23 @@ class LeaderboardRow:
         """Whether the rating comes with a measured interval (False without a rating too)."""
         return self.rating is not None and self.low is not None and self.high is not None
 
+    def margin_text(self) -> str:
+        """ "± 38", or what the unknown margin still needs ("needs 1 more vote")."""
+        if self.margin is not None:
+            return f"± {self.margin:,.0f}"
+        missing = MIN_COMPARISONS - self.comparisons
+        if missing > 0:
+            # Votes on one comparison move together: the next one must be on another result.
+            return f"needs {votes_noun(missing).replace(' vote', ' more vote')}"
+        return UNKNOWN_MARGIN
+
     def rating_text(self) -> str | None:
-        """ "1,043 ± 38", or "1,043 ± ?" when the interval is unknown; None without a rating."""
+        """ "1,043 ± 38", or "1,043, needs 1 more vote" when the interval is unknown."""
         if self.rating is None:
             return None
-        margin = UNKNOWN_MARGIN if self.margin is None else f"{self.margin:,.0f}"
-        return f"{self.rating:,.0f} ± {margin}"
+        if self.margin is None:
+            return f"{self.rating:,.0f}, {self.margin_text()}"
+        return f"{self.rating:,.0f} {self.margin_text()}"
 
     def summary(self) -> str:
         """One plain line: rating, interval, votes, win rate, cost, speed, refusals."""
@@ -115,8 +133,13 @@ class Leaderboard:
     blind_votes: int
     all_bad_votes: int
     comparisons: int
-    rounds: int
+    rounds: int  # bootstrap rounds behind the intervals; 0: point estimates only
     level: float
+
+    @property
+    def has_intervals(self) -> bool:
+        """Whether the rows' intervals were bootstrapped (a point-only board has none)."""
+        return self.rounds > 0
 
     @property
     def ranked(self) -> tuple[LeaderboardRow, ...]:
@@ -136,8 +159,7 @@ class Leaderboard:
         """The sentence to show instead of a table when no model is ranked yet, else None."""
         if self.ranked:
             return None
-        kind = "blind votes" if self.blind_only else "votes"
-        needed = f"a model needs {self.min_votes} {kind} to be ranked"
+        needed = f"a model needs {votes_noun(self.min_votes, blind=self.blind_only)} to be ranked"
         most = max((row.votes for row in self.rows), default=0)
         if most == 0:
             return f"Not enough votes yet: nobody has voted here, and {needed}."
@@ -188,6 +210,7 @@ class _Totals:
             panels=self.panels,
             refusal_rate=self.refused / self.panels if self.panels else None,
             ranked=rating is not None and self.votes >= min_votes,
+            comparisons=self.comparisons,
         )
 
 
@@ -266,8 +289,11 @@ def leaderboard(
 
 
 def community_line(row: LeaderboardRow, use_case_name: str | None = None) -> str:
-    """ "In this server, GPT-Image 2 won 14 of 22 portrait votes (rating 1,043 ± 38)"."""
+    """ "In this server, GPT-Image 2 won 14 of 22 portrait votes (rating 1,043)".
+
+    The point rating only: a verdict cites the server's standing from the cached fit, and the
+    intervals (a bootstrap of every vote) are computed only where /leaderboard shows them.
+    """
     kind = f"{use_case_name} votes" if use_case_name else "votes"
-    text = row.rating_text()
-    rating = "" if text is None else f" (rating {text})"
+    rating = "" if row.rating is None else f" (rating {row.rating:,.0f})"
     return f"In this server, {row.label} won {row.wins} of {row.votes} {kind}{rating}"

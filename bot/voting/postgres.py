@@ -90,6 +90,7 @@ SELECT id FROM comparisons WHERE state = 'open' AND vote_deadline <= $1
 ORDER BY vote_deadline LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
+SQL_BOARD_GENERATION = "SELECT generation FROM board_generations WHERE guild_id = $1"
 SQL_NEXT_DEADLINE = "SELECT min(vote_deadline) FROM comparisons WHERE state = 'open'"
 SQL_UNANNOUNCED = """
 SELECT k.comparison_id, k.closed_by, k.closed_at
@@ -101,12 +102,14 @@ UPDATE vote_closures SET announced_at = $1 WHERE comparison_id = $2 AND announce
 """
 SQL_RATED_FILTER = """
 WHERE c.guild_id = $1 AND c.state <> 'deleted' AND (NOT c.demo OR $3)
+    AND c.delivery = 'posted' AND c.kind <> 'variants'
     AND NOT (c.blind AND c.state = 'open')
     AND ($2::text IS NULL OR c.use_case = $2)
 """
 SQL_RATED_PANELS = (
     """
-SELECT c.id, c.blind, p.letter, p.model_id, p.label, p.status, p.latency_s, p.credits
+SELECT c.id, c.blind, p.letter, p.model_id, p.label, p.status,
+    CASE WHEN p.reused THEN NULL ELSE p.latency_s END, p.credits
 FROM comparisons c JOIN panels p ON p.comparison_id = c.id
 """
     + SQL_RATED_FILTER
@@ -248,17 +251,33 @@ class PostgresVotes:
     async def rated_comparisons(
         self, guild_id: int, use_case: str | None, include_demo: bool
     ) -> list[ComparisonVotes]:
-        args = (guild_id, use_case, include_demo)
-        async with self._db.transaction(isolation="repeatable_read", readonly=True) as conn:
-            panel_rows = await conn.fetch(SQL_RATED_PANELS, *args)
-            vote_rows = await conn.fetch(SQL_RATED_VOTES, *args)
-        panels: dict[str, tuple[bool, list[PanelFacts]]] = {}
-        for cid, blind, *facts in panel_rows:
-            panels.setdefault(cid, (bool(blind), []))[1].append(PanelFacts(*facts))
-        choices: dict[str, list[str]] = {}
-        for cid, choice in vote_rows:
-            choices.setdefault(cid, []).append(choice)
-        return [
-            ComparisonVotes(cid, blind, tuple(facts), tuple(choices.get(cid, ())))
-            for cid, (blind, facts) in panels.items()
-        ]
+        _, comparisons = await board_snapshot(self._db, guild_id, use_case, include_demo)
+        return comparisons
+
+
+async def board_generation(db: PostgresDatabase, guild_id: int) -> int:
+    """The server's board generation (see ``bot.voting.boards``)."""
+    value = await db.fetchval(SQL_BOARD_GENERATION, guild_id)
+    return 0 if value is None else int(value)
+
+
+async def board_snapshot(
+    db: PostgresDatabase, guild_id: int, use_case: str | None, include_demo: bool
+) -> tuple[int, list[ComparisonVotes]]:
+    """The generation and the rated comparisons it stands for, read in one snapshot."""
+    args = (guild_id, use_case, include_demo)
+    async with db.transaction(isolation="repeatable_read", readonly=True) as conn:
+        generation = await conn.fetchval(SQL_BOARD_GENERATION, guild_id)
+        panel_rows = await conn.fetch(SQL_RATED_PANELS, *args)
+        vote_rows = await conn.fetch(SQL_RATED_VOTES, *args)
+    panels: dict[str, tuple[bool, list[PanelFacts]]] = {}
+    for cid, blind, *facts in panel_rows:
+        panels.setdefault(cid, (bool(blind), []))[1].append(PanelFacts(*facts))
+    choices: dict[str, list[str]] = {}
+    for cid, choice in vote_rows:
+        choices.setdefault(cid, []).append(choice)
+    comparisons = [
+        ComparisonVotes(cid, blind, tuple(facts), tuple(choices.get(cid, ())))
+        for cid, (blind, facts) in panels.items()
+    ]
+    return (0 if generation is None else int(generation)), comparisons

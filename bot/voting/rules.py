@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from bot.comparisons.plan import blind_name
 from bot.guild_settings import GuildSettings
 from bot.voting.ratings import BAD, LETTERS, TIE
 
@@ -241,7 +242,7 @@ class Tally:
             return OPTION_NAMES.get(option, option)
         if not self.blind:
             return panel.label
-        return f"{panel.label} ({option})" if reveal else f"Model {option}"
+        return f"{panel.label} ({option})" if reveal else blind_name(option)
 
     def lines(self, *, reveal: bool = True) -> list[str]:
         """One "🇦 GPT-Image 2 — 5" line per option, in reaction order."""

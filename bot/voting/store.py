@@ -9,14 +9,15 @@ The Discord layer builds a ``ReactionEvent`` from each raw reaction event and aw
 (re-exported here, so ``bot.voting.store`` is the one import the cogs need).
 
 Ratings read the active votes of open and closed comparisons alike, so a vote shows on the
-leaderboard at once. Deleted comparisons never count, and comparisons served by the offline
+leaderboard at once. Fitted boards are cached (``bot.voting.boards``) and refit only after a
+write they read; only ``leaderboard`` bootstraps intervals, while ``standings`` and
+``community_lines`` use the point ratings. Deleted comparisons never count, and comparisons served by the offline
 demo only when the caller asks (``include_demo``, for a process that runs on demo stand-ins, such
 as the playground): a demo panel is a stand-in image, not the model's work.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
@@ -27,8 +28,16 @@ from typing import Protocol
 
 from bot.db import AnyDatabase, Database, PostgresDatabase, store_for
 from bot.guild_settings import DEFAULTS, GuildSettings, load_guild_settings
+from bot.voting.boards import (
+    BOOTSTRAP_ROUNDS,
+    MAX_CACHED_BOARDS,
+    BoardCache,
+    BoardKey,
+    FitBoard,
+    rated_comparisons,
+)
 from bot.voting.leaderboard import Leaderboard, LeaderboardRow, community_line, leaderboard
-from bot.voting.ratings import ComparisonVotes, PanelFacts
+from bot.voting.ratings import ComparisonVotes
 from bot.voting.rules import (
     EMOJI_OPTIONS,
     OPTION_EMOJI,
@@ -51,6 +60,7 @@ from bot.voting.rules import (
 )
 
 __all__ = [
+    "BOOTSTRAP_ROUNDS",
     "EMOJI_OPTIONS",
     "OPTION_EMOJI",
     "ActiveVote",
@@ -138,24 +148,6 @@ WHERE k.announced_at IS NULL AND c.state = 'closed' ORDER BY k.closed_at
 """
 SQL_MARK_ANNOUNCED = """
 UPDATE vote_closures SET announced_at = ? WHERE comparison_id = ? AND announced_at IS NULL
-"""
-# An open blind comparison counts only once it closes: until then, watching the leaderboard
-# move after a vote would give its models away.
-SQL_RATED_PANELS = """
-SELECT c.id, c.blind, p.letter, p.model_id, p.label, p.status, p.latency_s, p.credits
-FROM comparisons c JOIN panels p ON p.comparison_id = c.id
-WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
-    AND NOT (c.blind = 1 AND c.state = 'open')
-    AND (:use_case IS NULL OR c.use_case = :use_case)
-ORDER BY c.created_at, c.id, p.idx
-"""
-SQL_RATED_VOTES = """
-SELECT v.comparison_id, v.choice
-FROM comparisons c JOIN votes v ON v.comparison_id = c.id
-WHERE c.guild_id = :guild AND c.state <> 'deleted' AND (c.demo = 0 OR :include_demo)
-    AND NOT (c.blind = 1 AND c.state = 'open')
-    AND (:use_case IS NULL OR c.use_case = :use_case)
-ORDER BY v.comparison_id, v.user_id
 """
 
 
@@ -255,22 +247,6 @@ def _unannounced(conn: sqlite3.Connection) -> list[CloseResult]:
         if tally is not None:
             results.append(CloseResult(tally, closed_by, datetime.fromisoformat(closed_at)))
     return results
-
-
-def _rated_comparisons(
-    conn: sqlite3.Connection, guild_id: int, use_case: str | None, include_demo: bool
-) -> list[ComparisonVotes]:
-    params = {"guild": guild_id, "use_case": use_case, "include_demo": int(include_demo)}
-    panels: dict[str, tuple[bool, list[PanelFacts]]] = {}
-    for cid, blind, *facts in conn.execute(SQL_RATED_PANELS, params):
-        panels.setdefault(cid, (bool(blind), []))[1].append(PanelFacts(*facts))
-    choices: dict[str, list[str]] = {}
-    for cid, choice in conn.execute(SQL_RATED_VOTES, params):
-        choices.setdefault(cid, []).append(choice)
-    return [
-        ComparisonVotes(cid, blind, tuple(facts), tuple(choices.get(cid, ())))
-        for cid, (blind, facts) in panels.items()
-    ]
 
 
 class VoteBackend(Protocol):
@@ -377,7 +353,7 @@ class SqliteVotes:
     ) -> list[ComparisonVotes]:
         return await self._db.run_read(
             partial(
-                _rated_comparisons,
+                rated_comparisons,
                 guild_id=guild_id,
                 use_case=use_case,
                 include_demo=include_demo,
@@ -395,12 +371,23 @@ def _backend_for(db: AnyDatabase) -> VoteBackend:
 
 
 class VoteStore:
-    """Votes, closing and ratings for every server, over the shared database."""
+    """Votes, closing and ratings for every server, over the shared database.
 
-    def __init__(self, db: AnyDatabase, *, clock: Callable[[], datetime] = utc_now) -> None:
+    ``fit`` builds a board from the stored comparisons (tests count its calls).
+    """
+
+    def __init__(
+        self,
+        db: AnyDatabase,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        fit: FitBoard = leaderboard,
+        max_cached_boards: int = MAX_CACHED_BOARDS,
+    ) -> None:
         self._db = db
         self._backend = _backend_for(db)
         self._clock = clock
+        self._boards = BoardCache(db, fit=fit, max_boards=max_cached_boards)
 
     async def handle_reaction(
         self, event: ReactionEvent, settings: GuildSettings | None = None
@@ -486,22 +473,25 @@ class VoteStore:
         use_case: str | None,
         settings: GuildSettings,
         *,
-        rounds: int = 200,
+        rounds: int = BOOTSTRAP_ROUNDS,
         seed: int = 0,
         include_demo: bool = False,
     ) -> Leaderboard:
-        """The server's ratings (one use case, or overall) under its ranking settings."""
-        comparisons = await self.rated_comparisons(guild_id, use_case, include_demo=include_demo)
-        # Hundreds of milliseconds of arithmetic for a busy server: keep it off the event loop.
-        return await asyncio.to_thread(
-            leaderboard,
-            comparisons,
-            min_votes=settings.min_votes_to_rank,
-            blind_only=settings.blind_only_ranking,
-            use_case=use_case,
-            rounds=rounds,
-            seed=seed,
-        )
+        """The server's ratings with bootstrap intervals (one use case, or overall), for /leaderboard."""
+        key = BoardKey.of(guild_id, use_case, settings, include_demo=include_demo)
+        return await self._boards.board(key, rounds=rounds, seed=seed)
+
+    async def standings(
+        self,
+        guild_id: int,
+        use_case: str | None,
+        settings: GuildSettings,
+        *,
+        include_demo: bool = False,
+    ) -> Leaderboard:
+        """The same board's point estimates, without bootstrap intervals: cheap, and cached."""
+        key = BoardKey.of(guild_id, use_case, settings, include_demo=include_demo)
+        return await self._boards.board(key, rounds=0)
 
     async def community_lines(
         self,
@@ -514,7 +504,7 @@ class VoteStore:
         include_demo: bool = False,
     ) -> list[str]:
         """Lines a verdict cites for the ranked models among ``model_ids``; empty below threshold."""
-        board = await self.leaderboard(guild_id, use_case, settings, include_demo=include_demo)
+        board = await self.standings(guild_id, use_case, settings, include_demo=include_demo)
         rows = [board.row(model) for model in model_ids]
         noun = use_case_name if use_case_name is not None else use_case
         return [community_line(row, noun) for row in rows if row is not None and row.ranked]

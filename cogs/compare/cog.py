@@ -1,49 +1,46 @@
-"""/compare: check the options, keep each member within their limits, and hand over to the run."""
+"""/compare: check the options, acknowledge, then hand the comparison to its job.
+
+Only synchronous checks (the member's slot and cooldown, the options against the server's cached
+settings) run before ``defer``: Discord wants an answer within 3 seconds, and the reference
+download, its check and the reserve can each take longer. A refusal after the public "thinking"
+message deletes it and answers privately.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import aspect_choices, model_choices, use_case_choices
-from bot.comparisons.service import MAX_PROMPT, CompareRequest, user_hash
-from bot.errors import BadInput, SplitshotError
+from bot.client import (
+    aspect_choices,
+    model_choices,
+    use_case_choices,
+)
+from bot.comparisons.plan import CompareRequest, Plan
+from bot.comparisons.policy import MAX_PROMPT, Policy
+from bot.comparisons.service import user_hash
+from bot.errors import BadInput
 from bot.references import MAX_REFERENCE_BYTES, reference_image
-from cogs.compare.run import ComparisonRun
+from bot.voting.rules import seed_emojis
+from cogs.compare.flow import run_comparison
 from cogs.compare.views import DeleteButton, DetailsButton
 from providers.base import QUALITIES, Quality, ReferenceImage
 
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
-    from bot.guild_settings import GuildSettings
 
 log = logging.getLogger(__name__)
 
-#: seconds to download a reference image before giving up (the whole answer has 3 s)
-READ_TIMEOUT = 2.0
+#: seconds to download a reference image before giving up (after the acknowledgement)
+READ_TIMEOUT = 20.0
 QUALITY_CHOICES = [app_commands.Choice(name=q.title(), value=q) for q in QUALITIES]
-
-Key = tuple[int, int]  # (guild id, member id)
-
-
-class TooManyRunning(SplitshotError):
-    """The member already has as many comparisons running as the server allows."""
-
-    def __init__(self, running: int) -> None:
-        plural = "comparison" if running == 1 else "comparisons"
-        super().__init__(
-            f"You already have {running} {plural} running; this one would be #{running + 1}. "
-            "Wait for one to finish, then try again."
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +59,6 @@ class CompareOptions:
     blind: bool | None = None
 
 
-def pick_models(
-    options: CompareOptions, defaults: Sequence[str], known: Sequence[str]
-) -> list[str]:
-    """Model A and B fall back to defaults the member did not already pick; C and D only if given."""
-    explicit = [
-        m for m in (options.model_a, options.model_b, options.model_c, options.model_d) if m
-    ]
-    spares = iter([m for m in dict.fromkeys([*defaults, *known]) if m not in explicit])
-    first = options.model_a or next(spares)
-    second = options.model_b or next(spares)
-    return [first, second, *(m for m in (options.model_c, options.model_d) if m)]
-
-
 async def read_reference(attachment: discord.Attachment) -> ReferenceImage:
     """Download and check a reference image; BadInput for anything but a PNG, JPEG or WebP."""
     limit_mb = MAX_REFERENCE_BYTES // (1024 * 1024)
@@ -88,7 +72,6 @@ async def read_reference(attachment: discord.Attachment) -> ReferenceImage:
             f"The reference must be a PNG, JPEG or WebP image; {attachment.filename} is not."
         )
     try:
-        # Discord wants an answer within 3 s and the reserve still has to happen after this.
         data = await asyncio.wait_for(attachment.read(), READ_TIMEOUT)
     except TimeoutError:
         raise BadInput(
@@ -160,13 +143,16 @@ def build_compare_command(cog: CompareCog) -> app_commands.Command[Any, ..., Non
 
 
 class CompareCog(commands.Cog):
-    """Glue between /compare and the comparison service."""
+    """Glue between /compare and the comparison job."""
 
     def __init__(self, bot: SplitshotBot) -> None:
         self.bot = bot
         self.command = build_compare_command(self)
-        self._running: dict[Key, int] = {}
-        self._started: dict[Key, float] = {}
+        #: seams: how a reference attachment is read and which vote reactions are seeded
+        self.read_reference: Callable[[discord.Attachment], Awaitable[ReferenceImage]] = (
+            read_reference
+        )
+        self.seed_emojis: Callable[..., list[str]] = seed_emojis
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.command)
@@ -176,99 +162,40 @@ class CompareCog(commands.Cog):
         self.bot.tree.remove_command(self.command.name)
         self.bot.remove_dynamic_items(DetailsButton, DeleteButton)
 
+    def _request(
+        self,
+        policy: Policy,
+        options: CompareOptions,
+        reference: ReferenceImage | None,
+        key: tuple[int, int],
+    ) -> CompareRequest:
+        return CompareRequest(
+            prompt=options.prompt,
+            use_case=options.use_case,
+            models=policy.pick_models(
+                options.model_a, options.model_b, (options.model_c, options.model_d)
+            ),
+            aspect=options.aspect,
+            quality=options.quality or "standard",
+            reference=reference,
+            blind=policy.blind(options.blind),
+            user_hash=user_hash(self.bot.settings.user_hash_salt, *key),
+        )
+
     async def compare(
         self, interaction: discord.Interaction[SplitshotBot], options: CompareOptions
     ) -> None:
-        """Check the member's limits, validate and price everything, then run it.
-
-        Nothing is spent before the checks pass, and nothing slow (the reference download, the
-        server's voting results) happens before the member's slot and cooldown are claimed.
-        """
+        """Check what can be checked at once, acknowledge, then plan, reserve and run the job."""
         assert interaction.guild_id is not None
-        key: Key = (interaction.guild_id, interaction.user.id)
-        settings = await self.bot.guild_settings(interaction.guild_id)
-        with self._running_slot(key, settings), self._cooldown(key, settings) as keep_cooldown:
-            catalog = self.bot.catalog
-            reference = await read_reference(options.reference) if options.reference else None
-            request = CompareRequest(
-                prompt=options.prompt,
-                use_case=options.use_case or next(iter(catalog.use_cases)),
-                models=pick_models(options, catalog.default_models, list(catalog.models)),
-                aspect=options.aspect,
-                quality=options.quality or "standard",
-                reference=reference,
-                blind=settings.blind_default if options.blind is None else options.blind,
-                user_hash=user_hash(self.bot.settings.user_hash_salt, *key),
-            )
-            plan = self.bot.service.plan(
-                request,
-                enabled_models=settings.enabled_models,
-                price_overrides=settings.price_overrides,
-                banned_words=settings.banned_words,
-                allow_demo=settings.demo_mode,
-            )
-            # Fetched by the engine after the acknowledgement, while the models run: a busy
-            # server's results take longer than Discord's three seconds allow.
-            community = partial(
-                self.bot.community_lines,
-                key[0],
-                plan.use_case.id,
-                [p.model.id for p in plan.panels],
-            )
-            run = ComparisonRun(
-                self.bot, interaction, plan, settings, on_started=keep_cooldown, community=community
-            )
-            await run.run()
+        key = (interaction.guild_id, interaction.user.id)
 
-    @contextmanager
-    def _cooldown(self, key: Key, settings: GuildSettings) -> Iterator[Callable[[], None]]:
-        """Claim the member's cooldown now; it is given back unless the run gets acknowledged.
+        def check_first(policy: Policy) -> None:
+            policy.plan(self._request(policy, options, None, key))
 
-        Claimed in the same step as the check (no await between them), so two /compare sent
-        together cannot both pass; a request refused before the acknowledgement (bad input,
-        too few credits) does not keep the member waiting.
-        """
-        per = settings.compare_cooldown_seconds
-        now = self.bot.clock()
-        last = self._started.get(key)
-        if per > 0 and last is not None:
-            retry_after = last + per - now
-            if retry_after > 0:
-                raise app_commands.CommandOnCooldown(app_commands.Cooldown(1, per), retry_after)
-        self._started[key] = now
-        kept = False
+        async def plan_it(policy: Policy) -> Plan:
+            reference = await self.read_reference(options.reference) if options.reference else None
+            return policy.plan(self._request(policy, options, reference, key))
 
-        def keep() -> None:
-            nonlocal kept
-            kept = True
-
-        try:
-            yield keep
-        finally:
-            # Only our own claim is given back, never a later one.
-            if not kept and self._started.get(key) == now:
-                if last is None:
-                    del self._started[key]
-                else:
-                    self._started[key] = last
-
-    @contextmanager
-    def _running_slot(self, key: Key, settings: GuildSettings) -> Iterator[None]:
-        # No await between the check and the increment, so two requests cannot both pass.
-        running = self._running.get(key, 0)
-        if running >= settings.max_running_per_member:
-            raise TooManyRunning(running)
-        self._running[key] = running + 1
-        task = asyncio.current_task()
-        if task is not None:
-            self.bot.comparisons.add(task)
-        try:
-            yield
-        finally:
-            if task is not None:
-                self.bot.forget_comparison(task)
-            left = self._running[key] - 1
-            if left:
-                self._running[key] = left
-            else:
-                del self._running[key]
+        await run_comparison(
+            self.bot, interaction, plan_it, check_first=check_first, seed=self.seed_emojis
+        )

@@ -1,10 +1,9 @@
-"""One /compare run on Discord: acknowledge after the reserve, live progress, delivery, refunds.
+"""The Discord presenter of one comparison job: live progress, the posted result, refund notices.
 
-The engine (``ComparisonService.execute``) owns the money: it reserves, releases the hold in full
-if anything fails before the member has the image, and settles after. This module only decides
-what the member sees, and raises from ``deliver`` whenever the image did not reach them;
-``deliver`` returns as soon as the message is posted, and the record and the vote reactions
-follow once the engine has settled, so nothing after the post can refund a delivered image.
+The job (:mod:`bot.comparisons.job`) owns the money and the record. This module subscribes to
+its events to draw progress, posts the result once the job has settled and recorded it, and
+tells the job whether the member got it: :meth:`ComparisonJob.delivered` with the message, or
+:meth:`ComparisonJob.undelivered` (which refunds) when Discord did not take it.
 """
 
 from __future__ import annotations
@@ -16,33 +15,27 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import discord
 
-from bot.comparisons.records import record_comparison
-from bot.comparisons.service import (
-    AllModelsFailed,
-    Community,
-    ComparisonResult,
-    Payer,
-    Plan,
-    ProgressEvent,
-    State,
-)
+from bot.comparisons.events import Event, PanelChanged
+from bot.comparisons.job import ComparisonJob
+from bot.comparisons.plan import FINISHED, Plan, State
+from bot.comparisons.service import AllModelsFailed, ComparisonResult
 from bot.compose import MAX_UPLOAD_BYTES
 from bot.errors import SplitshotError
 from bot.render.embed import (
     COLOUR_FAILED,
     ProgressLine,
     attachment_name,
-    attachment_url,
-    card_from_result,
+    escaped,
     notice_embed,
     progress_embed,
     result_embed,
 )
+from bot.tasks import finish_task, stop_task
 from bot.voting.rules import seed_emojis, vote_deadline
 from cogs.compare.views import result_view
 
@@ -57,21 +50,10 @@ EXPIRY_MARGIN = timedelta(seconds=30)
 #: Discord's answers when the reply can no longer be edited: unknown message (someone deleted
 #: it), unknown webhook, invalid webhook token
 _TOKEN_GONE_CODES = frozenset({10008, 10015, 50027})
-_FINISHED = frozenset({State.DONE, State.REFUSED, State.FAILED})
 
 
 class DeliveryFailed(SplitshotError):
     """Discord did not take the result message, so the member never saw the image."""
-
-
-@dataclass(frozen=True, slots=True)
-class Posted:
-    """A result the member can see, with what its record needs."""
-
-    message: discord.Message
-    result: ComparisonResult
-    vote_deadline: datetime
-    posted_at: datetime
 
 
 def _token_gone(error: discord.HTTPException) -> bool:
@@ -89,7 +71,11 @@ class _Slot:
 
 
 class ProgressBoard:
-    """The per-model progress lines of one comparison, edited at most once per ``interval``."""
+    """The per-model progress lines of one comparison, edited at most once per ``interval``.
+
+    It stops by flag: :meth:`stop` lets an edit that is already on the wire finish (so it can
+    never land on top of the result that follows) and cancels only a board that is waiting.
+    """
 
     def __init__(
         self,
@@ -105,17 +91,18 @@ class ProgressBoard:
         self._clock = clock
         self._interval = interval
         self._sleep = sleep
-        labels = [f"Model {p.letter}" if plan.blind else p.label for p in plan.panels]
-        self._slots = [_Slot(label) for label in labels]
+        self._slots = [_Slot(label) for label in plan.public_labels()]
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._editing = False
 
-    def update(self, event: ProgressEvent) -> None:
-        """The engine's progress callback: record the state; the next tick shows it."""
+    def update(self, event: PanelChanged) -> None:
+        """Record a panel's new state; the next tick shows it."""
         slot = self._slots[event.index]
         now = self._clock()
         if event.state is State.GENERATING:
             slot.started = now
-        elif event.state in _FINISHED:
+        elif event.state in FINISHED:
             slot.finished = now
             slot.reason = event.reason
         slot.state = event.state
@@ -130,12 +117,11 @@ class ProgressBoard:
                 seconds = (slot.finished if slot.finished is not None else now) - slot.started
             lines.append(ProgressLine(slot.label, slot.state.value, seconds, slot.reason))
         names = " vs ".join(p.letter if plan.blind else p.model.name for p in plan.panels)
-        reserved = f"{plan.total} credits" if plan.blind else plan.price_text
         return progress_embed(
             f"Comparing {names} — {plan.use_case.name}",
             plan.prompt,
             lines,
-            reserved=reserved,
+            reserved=plan.public_price_text,
             demo=plan.uses_demo,
             composing=self.finished,
         )
@@ -143,117 +129,107 @@ class ProgressBoard:
     @property
     def finished(self) -> bool:
         """True once every model has answered (the image is being composed)."""
-        return all(slot.state in _FINISHED for slot in self._slots)
+        return all(slot.state in FINISHED for slot in self._slots)
+
+    async def _frame(self) -> bool:
+        self._editing = True
+        try:
+            return await self._edit(self.render())
+        finally:
+            self._editing = False
 
     async def start(self) -> None:
         """Show the first frame now, then refresh it every ``interval`` seconds."""
-        if await self._edit(self.render()):
+        if await self._frame() and not self._stopped:
             self._task = asyncio.create_task(self._tick(), name=f"progress-{self._plan.id}")
 
     async def _tick(self) -> None:
-        while True:
+        while not self._stopped:
             await self._sleep(self._interval)
+            if self._stopped:
+                return
             finished = self.finished
-            if not await self._edit(self.render()) or finished:
+            if not await self._frame() or finished:
                 return
 
     async def stop(self) -> None:
         """Stop editing; after this returns no progress edit can land on top of the result."""
+        self._stopped = True
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        if task is None:
+            return
+        if self._editing:
+            await finish_task(task)  # the edit is on the wire: let it land first
+        else:
+            await stop_task(task)
 
 
 # --------------------------------------------------------------------------- run
-class ComparisonRun:
-    """Drives one comparison from the reserve to the posted result (or the refund notice)."""
+class DiscordPresenter:
+    """Shows one comparison job on Discord, from the acknowledged command to the result."""
 
     def __init__(
         self,
         bot: SplitshotBot,
         interaction: discord.Interaction[SplitshotBot],
-        plan: Plan,
+        job: ComparisonJob,
         settings: GuildSettings,
         *,
-        on_started: Callable[[], None],
-        community: Community = (),
+        seed_emojis: Callable[..., list[str]] = seed_emojis,
     ) -> None:
         self.bot = bot
+        self.seed_emojis = seed_emojis
         self.interaction = interaction
-        self.plan = plan
+        self.job = job
+        self.plan = job.plan
         self.settings = settings
-        self.on_started = on_started
-        self.community = community
-        self.acknowledged = False
         self.delivered = False
         self.board = ProgressBoard(
-            plan,
+            job.plan,
             edit=self._edit_progress,
             clock=bot.clock,
             interval=bot.progress_interval,
             sleep=bot.sleep,
         )
         self._progress_message_id: int | None = None
-        self._posted: Posted | None = None
         assert interaction.guild_id is not None
         self.guild_id = interaction.guild_id
         self.user_id = interaction.user.id
+        job.events.subscribe(self.on_event)
+
+    def on_event(self, event: Event) -> None:
+        """The job's events this presenter draws."""
+        if isinstance(event, PanelChanged):
+            self.board.update(event)
 
     async def run(self) -> None:
-        """Reserve, run, deliver, settle; errors before the acknowledgement reach the boundary."""
+        """Run the reserved job to the end; every outcome is shown, nothing is raised but cancels."""
+        await self.board.start()
         try:
             try:
-                await self.bot.service.execute(
-                    self.plan,
-                    self._deliver,
-                    payer=Payer(self.bot.ledger, self.guild_id, self.user_id),
-                    on_progress=self.board.update,
-                    on_reserved=self._acknowledge,
-                    max_bytes=self._max_bytes(),
-                    community=self.community,
-                )
+                result = await self.job.produce()
             finally:
-                # No progress frame may land on top of the notice that follows.
+                # No progress frame may land on top of the result or the notice that follows.
                 await self.board.stop()
         except AllModelsFailed as exc:
             await self._nothing_delivered(exc)
+            return
         except asyncio.CancelledError:
-            if self.acknowledged and not self.delivered:
-                with suppress(Exception):
-                    await self._notify_refund(
-                        "⚠️ Splitshot restarted before your comparison finished"
-                    )
+            with suppress(Exception):
+                await self._notify_refund("⚠️ Splitshot restarted before your comparison finished")
             raise
-        except Exception as exc:
-            if not self.acknowledged:
-                raise
-            if self.delivered:
-                # Settling failed after the member got the image: the open hold is refunded by
-                # the stale-hold sweep; the result message must stay as it is.
-                log.exception("comparison %s was delivered but not settled", self.plan.id)
-                await self._after_delivery()
-            elif isinstance(exc, DeliveryFailed):
-                await self._notify_refund(f"⚠️ {exc}")
-            else:
-                reference = uuid.uuid4().hex[:8]
-                log.exception("comparison %s failed (ref %s)", self.plan.id, reference)
-                await self._notify_refund(
-                    f"⚠️ Something went wrong on our side (reference `{reference}`)"
-                )
-        else:
-            await self._after_delivery()
+        except Exception:
+            reference = uuid.uuid4().hex[:8]
+            log.exception("comparison %s failed (ref %s)", self.plan.id, reference)
+            await self._notify_refund(
+                f"⚠️ Something went wrong on our side (reference `{reference}`)"
+            )
+            return
+        await self._deliver(result)
 
     def _max_bytes(self) -> int:
         limit = getattr(self.interaction, "filesize_limit", None)
         return limit if isinstance(limit, int) and limit > 0 else MAX_UPLOAD_BYTES
-
-    async def _acknowledge(self) -> None:
-        await self.interaction.response.defer(thinking=True)
-        self.acknowledged = True
-        self.on_started()
-        await self.board.start()
 
     # ---------------------------------------------------------------- talking
     def _expired(self) -> bool:
@@ -347,83 +323,94 @@ class ComparisonRun:
                 exc_info=True,
             )
 
-    async def _balance_line(self, refunded: int) -> str:
-        balance = await self.bot.ledger.balance(self.guild_id, self.user_id)
-        return f"Nothing was charged: all {refunded} credits are back · balance {balance}."
+    async def _tell_privately(self, text: str) -> None:
+        """A line only the member sees (their balance); best effort, never raises."""
+        if self._expired():
+            return
+        try:
+            await self.interaction.followup.send(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+        except Exception:
+            log.warning("could not tell user %s their balance", self.user_id, exc_info=True)
+
+    async def _tell_balance(self) -> None:
+        try:
+            balance = await self.bot.ledger.balance(self.guild_id, self.user_id)
+        except Exception:
+            log.warning("could not read the balance of user %s", self.user_id, exc_info=True)
+            return
+        await self._tell_privately(f"Your balance is {balance} credits.")
 
     async def _notify_refund(self, headline: str) -> None:
-        lines = [f"{headline}.", await self._balance_line(self.plan.total), "Please try again."]
+        lines = [
+            f"{headline}.",
+            f"Nothing was charged: all {self.plan.total} credits are back.",
+            "Please try again.",
+        ]
         await self._show(notice_embed("No result this time", lines))
+        await self._tell_balance()
 
     async def _nothing_delivered(self, exc: AllModelsFailed) -> None:
         lines = []
         for outcome in exc.outcomes:
-            name = f"Model {outcome.panel.letter}" if self.plan.blind else outcome.panel.label
             verb = "🚫 declined this prompt" if outcome.status == "refused" else "⚠️ failed"
-            lines.append(f"**{name}** {verb} ({outcome.reason}).")
-        lines.append(await self._balance_line(self.plan.total))
+            lines.append(f"**{outcome.panel.public_label}** {verb} ({escaped(outcome.reason)}).")
+        lines.append(f"Nothing was charged: all {self.plan.total} credits are back.")
         await self._show(notice_embed("No model produced an image", lines, colour=COLOUR_FAILED))
+        await self._tell_balance()
 
     # ---------------------------------------------------------------- delivery
-    async def _deliver(self, result: ComparisonResult, balance_after: int | None) -> Posted:
-        """Post the split image with its verdict; raise when the member did not get it.
-
-        Returns as soon as the message is posted: everything after that (the record, the vote
-        reactions) happens once the engine has settled, outside its refund window.
-        """
-        await self.board.stop()
+    async def _deliver(self, result: ComparisonResult) -> None:
+        """Post the settled, recorded result; refund it if the member did not get it."""
         posted_at = discord.utils.utcnow()
         deadline = vote_deadline(self.settings, posted_at)
         filename = attachment_name(self.plan.id, result.composite.extension)
-        card = card_from_result(
-            result,
-            self.bot.catalog,
-            balance_after=balance_after,
+        # The balance is the member's business: the public card shows the cost only, and the
+        # balance follows privately.
+        view = result.view.with_delivery(
+            # No embed image: the attachment itself shows above the card, larger.
             vote_deadline=deadline,
-            image_url=attachment_url(filename),
         )
-        message = await self._post(
-            result_embed(card), result.composite.data, filename, result_view(self.plan.id)
-        )
-        # The member has the image now: from here on nothing may raise and refund it, and a
-        # shutdown lets this run settle instead of cancelling it.
+        try:
+            message = await self._post(
+                result_embed(view), result.composite.data, filename, result_view(self.plan.id)
+            )
+        except DeliveryFailed as exc:
+            await self.job.undelivered(str(exc))
+            await self._notify_refund(f"⚠️ {exc}")
+            return
+        except asyncio.CancelledError:
+            await asyncio.shield(self.job.undelivered("comparison cancelled"))
+            raise
+        except Exception:
+            reference = uuid.uuid4().hex[:8]
+            log.exception("posting comparison %s failed (ref %s)", self.plan.id, reference)
+            await self.job.undelivered("the result could not be posted")
+            await self._notify_refund(
+                f"⚠️ Something went wrong on our side (reference `{reference}`)"
+            )
+            return
+        # The member has the image now: a shutdown lets this run finish instead of cancelling it.
         self.delivered = True
         self.bot.mark_delivered()
-        self._posted = Posted(message, result, deadline, posted_at)
-        return self._posted
-
-    async def _after_delivery(self) -> None:
-        """Record the comparison and seed the vote reactions; failures are logged, never raised."""
-        posted = self._posted
-        if posted is None:
-            return
-        await self._record(posted)
+        await self.job.delivered(
+            channel_id=message.channel.id, message_id=message.id, vote_deadline=deadline
+        )
         try:
-            await self._add_reactions(posted.message, posted.result)
+            await self._add_reactions(message, result)
         except Exception:
-            # Raising would reach the error boundary, which would replace the result with an
-            # error message.
             log.exception("could not add vote reactions to comparison %s", self.plan.id)
-
-    async def _record(self, posted: Posted) -> None:
-        message = posted.message
-        try:
-            await record_comparison(
-                self.bot.db,
-                posted.result,
-                guild_id=self.guild_id,
-                user_id=self.user_id,
-                channel_id=message.channel.id,
-                message_id=message.id,
-                vote_deadline=posted.vote_deadline,
-                now=posted.posted_at,
-            )
-        except Exception:
-            log.exception("could not record comparison %s (message %s)", self.plan.id, message.id)
+        balance = self.job.balance_after
+        await self._tell_privately(
+            f"Charged {result.charged} credits"
+            + (f", refunded {result.refunded}" if result.refunded else "")
+            + (f" · your balance is {balance}." if balance is not None else ".")
+        )
 
     async def _add_reactions(self, message: discord.Message, result: ComparisonResult) -> None:
         failed = [o.panel.letter for o in result.outcomes if not o.ok]
-        for emoji in seed_emojis(len(result.outcomes), skip=failed):
+        for emoji in self.seed_emojis(len(result.outcomes), skip=failed):
             try:
                 await message.add_reaction(emoji)
             except discord.HTTPException as exc:

@@ -16,8 +16,9 @@ import discord
 from bot.client import is_moderator, report_error
 from bot.comparisons.records import ComparisonRecord, get_comparison, mark_deleted
 from bot.errors import SplitshotError
-from bot.render.pages import details_embeds
+from bot.render.pages import details_content, details_embeds
 from cogs._buttons import COMPARISON_ID, ComparisonButton
+from cogs.followups.views import FOLLOW_UP_BUTTONS
 from cogs.votes.views import CloseVoteButton
 
 if TYPE_CHECKING:
@@ -62,9 +63,18 @@ class DetailsButton(ComparisonButton, template=re.escape(DETAILS_PREFIX) + COMPA
 
     async def handle(self, interaction: discord.Interaction[Any]) -> None:
         """Answer privately with the stored comparison's details."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
         record = await _stored(interaction, self.comparison_id)
-        embeds = details_embeds(record, interaction.client.catalog)
-        await interaction.response.send_message(embeds=embeds, ephemeral=True)
+        parent = None
+        if record.parent_id is not None:
+            parent = await get_comparison(interaction.client.db, record.parent_id)
+        embeds = details_embeds(record, interaction.client.catalog, parent=parent)
+        await interaction.followup.send(
+            details_content(record),
+            embeds=embeds,
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
 
 
 class DeleteButton(ComparisonButton, template=re.escape(DELETE_PREFIX) + COMPARISON_ID):
@@ -76,12 +86,13 @@ class DeleteButton(ComparisonButton, template=re.escape(DELETE_PREFIX) + COMPARI
 
     async def handle(self, interaction: discord.Interaction[Any]) -> None:
         """Ask the requester or a moderator to confirm."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
         record = await _stored(interaction, self.comparison_id)
         assert interaction.guild_id is not None
         settings = await interaction.client.guild_settings(interaction.guild_id)
         if interaction.user.id != record.user_id and not is_moderator(interaction, settings):
             raise NotYours()
-        await interaction.response.send_message(
+        await interaction.followup.send(
             "Delete this comparison for everyone? Delivered images are not refunded.",
             view=ConfirmDelete(interaction, record),
             ephemeral=True,
@@ -150,6 +161,8 @@ class ConfirmDelete(discord.ui.View):
 def result_view(comparison_id: str) -> discord.ui.View:
     """The persistent buttons under a result message."""
     view = discord.ui.View(timeout=None)
+    for button in FOLLOW_UP_BUTTONS:
+        view.add_item(button(comparison_id))
     view.add_item(DetailsButton(comparison_id))
     view.add_item(CloseVoteButton(comparison_id))
     view.add_item(DeleteButton(comparison_id))

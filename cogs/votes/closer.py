@@ -9,18 +9,17 @@ restarted bot closes what fell due while it was down and finishes announcements 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
+from discord.ext import tasks
 
 from bot.comparisons.records import get_comparison
-from bot.render.embed import attachment_name, attachment_url
 from bot.render.vote_embed import close_announcement, closed_result_embed
+from bot.tasks import stop_task
 from cogs.votes.views import CLOSE_PREFIX
 
 if TYPE_CHECKING:
@@ -71,32 +70,39 @@ class VoteCloser:
         self.bot = bot
         self.store = store
         self.community = community
-        self._task: asyncio.Task[None] | None = None
+        self._first = True
+        # A discord.ext.tasks loop rather than a bare sleep: its wait between iterations is one
+        # that hosts such as SimCord recognise as idle, so no action ever waits for it (a bare
+        # 600 s sleep froze the playground for minutes) and simulated time alone wakes it.
+        self._loop: tasks.Loop[Callable[[], Coroutine[Any, Any, None]]] = tasks.loop(
+            seconds=MAX_SLEEP, name="splitshot-vote-closer"
+        )(self._iteration)
+        self._loop.before_loop(self._before)
 
     def start(self) -> None:
-        """Start the background task (it waits for the gateway to be ready)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="splitshot-vote-closer")
+        """Start the background loop (it waits for the gateway to be ready)."""
+        if not self._loop.is_running():
+            self._first = True
+            self._loop.start()
 
     async def stop(self) -> None:
-        """Stop the background task."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        """Stop the background loop."""
+        task = self._loop.get_task()
+        self._loop.cancel()
+        await stop_task(task)
 
-    async def _run(self) -> None:
+    async def _before(self) -> None:
         await self.bot.wait_until_ready()
-        first = True
-        while True:
-            try:
-                delay = await self.tick(announce_all=first)
-                first = False
-            except Exception:
-                log.exception("the vote closer failed; trying again in %.0f s", ERROR_BACKOFF)
-                delay = ERROR_BACKOFF
-            await asyncio.sleep(delay)
+
+    async def _iteration(self) -> None:
+        try:
+            delay = await self.tick(announce_all=self._first)
+            self._first = False
+        except Exception:
+            log.exception("the vote closer failed; trying again in %.0f s", ERROR_BACKOFF)
+            delay = ERROR_BACKOFF
+        # Set during the body, the new interval times the sleep that follows it.
+        self._loop.change_interval(seconds=delay)
 
     async def tick(self, *, announce_all: bool = False) -> float:
         """Close and announce what is due; return the seconds until the next look.
@@ -134,6 +140,7 @@ class VoteCloser:
             edit = await self._closed_edit(result, message)
             if edit:
                 await message.edit(**edit)
+            await self._remove_own_reactions(message)
             await message.reply(
                 close_announcement(result),
                 mention_author=False,
@@ -154,6 +161,20 @@ class VoteCloser:
         await self.store.mark_announced(cid)
         return jump_url(tally.guild_id, channel_id, message_id)
 
+    async def _remove_own_reactions(self, message: discord.Message) -> None:
+        """Take the vote buttons away: the closed result says the vote is over, and later
+        reactions are ignored (members' own reactions stay; removing them needs a permission)."""
+        me = self.bot.user
+        if me is None:
+            return
+        for reaction in message.reactions:
+            if not reaction.me:
+                continue
+            try:
+                await message.remove_reaction(reaction.emoji, me)
+            except discord.HTTPException as exc:
+                log.debug("could not remove %s from %s: %s", reaction.emoji, message.id, exc)
+
     async def _closed_edit(self, result: CloseResult, message: discord.Message) -> dict[str, Any]:
         """What to change on the result message: the closed embed, and the buttons without
         "Close vote". Empty when the embed cannot be rebuilt (the reply still goes out)."""
@@ -162,9 +183,7 @@ class VoteCloser:
             record = await get_comparison(self.bot.db, tally.comparison_id)
             if record is None or record.state == "deleted":
                 return {}
-            # The split image stays; the new embed points at it by its uploaded name.
-            stem = attachment_name(tally.comparison_id, "")
-            image = next((a for a in message.attachments if a.filename.startswith(stem)), None)
+            # The split image stays as the message's attachment, shown above the card.
             community = await self.community(
                 record.guild_id, record.use_case, [p.model_id for p in record.panels]
             )
@@ -172,7 +191,7 @@ class VoteCloser:
                 record,
                 tally,
                 self.bot.catalog,
-                image_url=attachment_url(image.filename) if image else None,
+                image_url=None,
                 community=community,
             )
         except Exception:

@@ -20,6 +20,7 @@ from discord.ext import commands
 
 from bot.client import is_moderator, use_case_choices
 from bot.errors import SplitshotError
+from bot.measure.store import text_means
 from bot.render.vote_embed import leaderboard_embed, leaderboard_title
 from bot.voting.chart import CHART_FILENAME, leaderboard_chart
 from bot.voting.store import ReactionEvent, VoteStore, VoteTarget, may_close
@@ -153,10 +154,10 @@ def build_leaderboard_command(cog: VotesCog) -> app_commands.Command[Any, ..., N
 class VotesCog(commands.Cog, name=COG_NAME):
     """Reactions → votes, closing, the leaderboard and community results."""
 
-    def __init__(self, bot: SplitshotBot) -> None:
+    def __init__(self, bot: SplitshotBot, *, store: VoteStore | None = None) -> None:
         self.bot = bot
         # discord.utils.utcnow: the clock deadlines are written with (and tests can move).
-        self.store = VoteStore(bot.db, clock=discord.utils.utcnow)
+        self.store = store or VoteStore(bot.db, clock=discord.utils.utcnow)
         self.closer = VoteCloser(bot, self.store, self.community_lines)
         self.vote_group = build_vote_group(self)
         self.leaderboard_command = build_leaderboard_command(self)
@@ -308,9 +309,12 @@ class VotesCog(commands.Cog, name=COG_NAME):
         board = await self.store.leaderboard(
             interaction.guild_id, use_case_id, settings, include_demo=demo
         )
+        text = await text_means(self.bot.db, interaction.guild_id, use_case_id, include_demo=demo)
         title = leaderboard_title(name, demo=demo)
         chart = await asyncio.to_thread(leaderboard_chart, board, title=title)
-        embed = leaderboard_embed(board, title=title, chart_filename=CHART_FILENAME, demo=demo)
+        embed = leaderboard_embed(
+            board, title=title, chart_filename=CHART_FILENAME, demo=demo, text=text
+        )
         await interaction.followup.send(
             embed=embed, file=discord.File(io.BytesIO(chart), CHART_FILENAME)
         )
@@ -319,7 +323,11 @@ class VotesCog(commands.Cog, name=COG_NAME):
     async def community_lines(
         self, guild_id: int, use_case_id: str, model_ids: Sequence[str]
     ) -> list[str]:
-        """This server's results for these models, once they pass its vote threshold."""
+        """This server's results for these models, once they pass its vote threshold.
+
+        From the cached point estimates (no bootstrap): every /compare, /versus and vote close
+        asks, and only a vote or a comparison in this server makes the next one refit.
+        """
         settings = await self.bot.guild_settings(guild_id)
         use_case = self.bot.catalog.use_cases.get(use_case_id)
         return await self.store.community_lines(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def test_seed_models_carry_the_comparison_page_facts() -> None:
     catalog = load_catalog()
     gpt, nbp = catalog.model("gpt-image-2"), catalog.model("nano-banana-pro")
     assert (gpt.provider, nbp.provider) == ("OpenAI", "Google (Gemini 3 Pro)")
-    assert gpt.modes == ("text-to-image", "image-to-image") and nbp.modes == ("text-to-image",)
+    assert gpt.modes == nbp.modes == ("text-to-image", "image-to-image")
     assert (gpt.safety, nbp.safety) == ("Strict", "Medium")
     assert gpt.image_sizes == (
         "square_hd",
@@ -101,10 +100,18 @@ def _broken(edit: str, old: str) -> str:
             "rating for 'realism' must be 1-5, got 6",
         ),
         (
-            "credits = { draft = 8, standard = 8, high = 24 }",
-            "credits = { draft = 8, high = 24 }",
-            "price for quality 'standard' is missing",
+            "output_per_m = 30.0\nallowance = 0.005  # up to",
+            "output_per_m = 0\nallowance = 0.005  # up to",
+            "the tokens formula needs output_per_m",
         ),
+        (
+            'usd = { "1K" = 0.134, "2K" = 0.134, "4K" = 0.24 }',
+            'usd = { "1K" = 0.134, "4K" = 0.24 }',
+            "per_image needs usd for 1K, 2K, 4K",
+        ),
+        ('formula = "per_size"', 'formula = "per_pixel"', "formula must be one of"),
+        ("[models.costs.fal]", "[models.costs.dalle]", "no cost formula for its 'fal' route"),
+        ("credits_per_dollar = 130", "credits_per_dollar = 0", "credits_per_dollar must be"),
         (
             "[models.overrides.character]",
             "[models.overrides.cartoon]",
@@ -138,14 +145,25 @@ def test_several_problems_are_all_reported_at_once() -> None:
 
 
 def test_missing_price_table_and_invalid_toml_are_reported() -> None:
-    raw = tomllib.loads(SHIPPED)
-    assert raw["models"][0]["credits"]
     with pytest.raises(CatalogError, match="not valid TOML"):
         parse_catalog("[[models]\nid=")
-    without = SHIPPED.replace("credits = { draft = 8, standard = 8, high = 24 }\n", "", 1)
+    start = SHIPPED.index("[models.costs.openai]")
+    without = SHIPPED[:start] + SHIPPED[SHIPPED.index("[[models]]", start) :]
     with pytest.raises(CatalogError) as caught:
         parse_catalog(without)
     assert any("price (credits per quality tier) is missing" in p for p in caught.value.problems)
+
+
+def test_a_catalog_may_still_give_fixed_credits_instead_of_costs() -> None:
+    start = SHIPPED.index("[models.costs.openai]")
+    fixed = (
+        SHIPPED[:start]
+        + "credits = { draft = 8, standard = 9, high = 24 }\n"
+        + SHIPPED[SHIPPED.index("[[models]]", start) :]
+    )
+    catalog = parse_catalog(fixed)
+    assert dict(catalog.model("gpt-image-2").credits) == {"draft": 8, "standard": 9, "high": 24}
+    assert catalog.price("gpt-image-2", "high", "3:4", "openai") == 24
 
 
 def test_override_path_is_used_and_unreadable_path_is_clear(tmp_path: Path) -> None:

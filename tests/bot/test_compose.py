@@ -26,6 +26,7 @@ from bot.compose import (
     compose,
 )
 from providers import fonts
+from tests.conftest import png_bytes
 
 RED = (220, 30, 30)
 GREEN = (30, 200, 60)
@@ -416,3 +417,18 @@ def test_dejavu_is_preferred_and_covers_the_symbols() -> None:
     assert fonts.load_font(40, bold=True) is bold, "cached"
     text = "GPT-Image 2 · demo — ●●●○○"
     assert fonts.displayable(bold, text) == text
+
+
+def test_an_edit_shows_its_original_small_under_the_panels() -> None:
+    """The source of an /edit is labelled "Original" without taking a panel (or a vote letter)."""
+    source = png_bytes((300, 400), (240, 200, 0))
+    plain = compose([Panel("A", image=png_bytes()), Panel("B", image=png_bytes())])
+    edited = compose(
+        [Panel("A", image=png_bytes()), Panel("B", image=png_bytes())], original=source
+    )
+    assert edited.width == plain.width and edited.height > plain.height
+    assert edited.panel_boxes == plain.panel_boxes, "the panels keep their places"
+    with Image.open(io.BytesIO(edited.data)) as image:
+        strip = image.convert("RGB").crop((0, plain.height, image.width, image.height))
+        yellow = sum(1 for r, g, b in strip.getdata() if r > 200 and 160 < g < 230 and b < 60)
+    assert yellow > 1000, "the original is drawn in the strip"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import Database, MigrationError
+from bot.db import Database, DatabaseUnavailable, MigrationError
 from bot.db.migrate import bundled_migrations, discover, split_statements
 
 # Other features add their own numbered migrations; extras in these tests go after them.
@@ -93,8 +93,9 @@ async def test_a_failing_migration_rolls_back_whole(tmp_path: Path) -> None:
         tmp_path,
         {numbered(1, "bad"): "CREATE TABLE half (id INTEGER);\nINSERT INTO nowhere VALUES (1);"},
     )
-    with pytest.raises(sqlite3.OperationalError, match="nowhere"):
+    with pytest.raises(DatabaseUnavailable, match="nowhere") as caught:
         await Database.open(tmp_path / "test.db", migrations=directory)
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
     db = await Database.open(tmp_path / "test.db")  # the bundled ones alone still work
     try:
         assert db.schema_version == BUNDLED
@@ -115,7 +116,7 @@ async def test_migration_numbering_and_versions_are_checked(tmp_path: Path) -> N
     shutil.rmtree(tmp_path / "migrations")
     newer = migrations_dir(tmp_path, {numbered(1, "future"): "CREATE TABLE future (id INTEGER);"})
     await (await Database.open(tmp_path / "c.db", migrations=newer)).close()
-    with pytest.raises(MigrationError, match="newer than this program"):
+    with pytest.raises(DatabaseUnavailable, match="newer than this program"):
         await Database.open(tmp_path / "c.db")
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from bot.catalog import load_catalog
 from bot.comparisons.records import ComparisonRecord, PanelRecord
+from bot.comparisons.view import view_from_record
 from bot.render.embed import (
     DESCRIPTION_LIMIT,
     FIELD_COUNT_LIMIT,
@@ -18,7 +19,6 @@ from bot.render.embed import (
     ProgressLine,
     attachment_name,
     attachment_url,
-    card_from_record,
     code_block,
     cost_line,
     cut,
@@ -28,7 +28,13 @@ from bot.render.embed import (
     progress_embed,
     result_embed,
 )
-from bot.render.pages import details_embeds, model_embed, models_embed, versus_embeds
+from bot.render.pages import (
+    details_embeds,
+    model_embed,
+    models_embed,
+    versus_embed,
+    versus_more_embeds,
+)
 from bot.verdict import build_verdict
 
 CATALOG = load_catalog()
@@ -145,7 +151,7 @@ def record(*, blind: bool = False, state: str = "open", demo: bool = False) -> C
 
 
 def test_result_card_from_a_stored_record() -> None:
-    card = card_from_record(record(demo=True), CATALOG, image_url="attachment://x.png")
+    card = view_from_record(record(demo=True), CATALOG, image_url="attachment://x.png")
     assert card.charged == 8 and card.refunded == 22, (
         "a refused panel's price comes from the catalog"
     )
@@ -166,12 +172,12 @@ def test_result_card_from_a_stored_record() -> None:
 
 def test_blind_cards_never_name_a_model_until_revealed() -> None:
     community = ["In this server GPT-Image 2 won 14 of 22 portrait duels."]
-    hidden = result_embed(card_from_record(record(blind=True), CATALOG, community=community))
+    hidden = result_embed(view_from_record(record(blind=True), CATALOG, community=community))
     text = str(hidden.to_dict())
     assert "GPT-Image 2" not in text and "Nano Banana Pro" not in text
     assert hidden.title == "Blind comparison: A vs B — Portrait"
     revealed = result_embed(
-        card_from_record(
+        view_from_record(
             record(blind=True, state="closed"),
             CATALOG,
             vote_headline="GPT-Image 2 wins with 3 of 4 votes.",
@@ -189,10 +195,25 @@ def test_blind_cards_never_name_a_model_until_revealed() -> None:
 def test_versus_page_fits_for_every_model_count(count: int) -> None:
     models = list(CATALOG.models.values())[:count]
     verdict = build_verdict(CATALOG, models, CATALOG.use_case("social-ad"))
-    embeds = versus_embeds(verdict, models, community=["in this server X won " * 20] * 10)
-    assert sum(len(e) for e in embeds) <= TOTAL_LIMIT
-    for embed in embeds:
+    page = versus_embed(verdict, models, community=["in this server X won " * 20] * 10)
+    assert_within_limits(page)
+    more = versus_more_embeds(verdict, models)
+    assert sum(len(e) for e in more) <= TOTAL_LIMIT
+    for embed in more:
         assert_within_limits(embed)
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_versus_first_screen_is_short(count: int) -> None:
+    # One screen: the short answer, the pick and the criteria; the prose waits behind "More".
+    models = list(CATALOG.models.values())[:count]
+    verdict = build_verdict(CATALOG, models, CATALOG.use_case("portrait"))
+    page = versus_embed(verdict, models)
+    assert [f.name for f in page.fields] == [
+        "Criterion by criterion · editorial dots, cost from price"
+    ]
+    lines = (page.description or "").count("\n") + 1 + len(page.fields[0].value.splitlines())
+    assert len(page) < 1800 and lines < 20, (len(page), lines)
 
 
 def test_progress_lines() -> None:
@@ -226,7 +247,7 @@ def texts(embeds: list[discord.Embed]) -> str:
 
 
 def test_a_hidden_blind_card_shows_no_price_dots_size_or_pick() -> None:
-    card = card_from_record(record(blind=True), CATALOG)
+    card = view_from_record(record(blind=True), CATALOG)
     embed = result_embed(card)
     assert_within_limits(embed)
     text = texts([embed])
@@ -240,11 +261,11 @@ def test_a_hidden_blind_card_shows_no_price_dots_size_or_pick() -> None:
         "🇦 **Model A**",
         "🇧 **Model B** — 🚫 declined this prompt (safety); refunded",
     ]
-    assert fields["Measured · this run"] == "```\nA  3.2 s\nB  refused · refunded\n```"
+    assert "Measured · this run" not in fields, "time and sizes are in Details"
     assert fields["Cost"] == "charged 8 · refunded 22", "totals only"
 
-    revealed = texts([result_embed(card_from_record(record(blind=True, state="closed"), CATALOG))])
-    assert "●" in revealed and "8 cr · 1024×1536" in revealed
+    revealed = texts([result_embed(view_from_record(record(blind=True, state="closed"), CATALOG))])
+    assert "●" in revealed, "revealed: the criteria table is back"
     assert "22 credits refunded" in revealed
 
 
@@ -276,8 +297,8 @@ def test_catalog_pages_show_the_prices_they_are_given() -> None:
     gpt = CATALOG.model("gpt-image-2")
     prices = {"gpt-image-2": {"draft": 10, "standard": 10, "high": 30}}
     table = models_embed(CATALOG, {}, prices).description or ""
-    assert "GPT-Image 2" in table and "10/10/30" in table and "22/22/40" in table
-    assert "8/8/24" in (models_embed(CATALOG, {}).description or "")
+    assert "GPT-Image 2" in table and "10/10/30" in table and "22/22/32" in table
+    assert "8/11/52" in (models_embed(CATALOG, {}).description or "")
     info = model_embed(gpt, CATALOG, "fake", prices["gpt-image-2"])  # type: ignore[arg-type]
     assert {f.name: f.value for f in info.fields}["Credits per image"] == (
         "draft 10 · standard 10 · high 30"

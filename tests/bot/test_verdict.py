@@ -59,11 +59,19 @@ def test_portrait_page_rows_for_the_seed_models(catalog: Catalog) -> None:
     assert verdict.row("realism").winner == TIE
     assert verdict.row("editing_flexibility").winner == "GPT-Image 2"
     # The page's own table let the dearer model win cost efficiency; ours follows price.
-    assert verdict.row("cost_efficiency").scores == (5, 4)
+    assert verdict.row("cost_efficiency").scores == (4, 3)
     assert verdict.row("cost_efficiency").winner == "GPT-Image 2"
+    # Read off the rows: both score 5/5 on polish, so neither "is better for polished assets".
     assert verdict.short_answer == (
-        "Short answer: GPT-Image 2 is better for text-heavy commercial creative, "
-        "while Nano Banana Pro is better for polished final assets."
+        "Short answer: GPT-Image 2 leads on editing flexibility and cost efficiency; "
+        "they tie on realism, text accuracy, final polish, and consistency."
+    )
+    assert verdict.avoid == (
+        (
+            "Nano Banana Pro",
+            "Avoid Nano Banana Pro if you need editing and reference-driven iteration: "
+            "GPT-Image 2 rates 5/5 against its 4/5 (editorial).",
+        ),
     )
     assert verdict.pick_sentence.startswith("For portrait,")
     assert [n.need for n in verdict.needs][-1] == "Portrait specifically"
@@ -100,7 +108,7 @@ def test_changing_weights_changes_best_first_test_as_expected(catalog: Catalog) 
     verdict = build_verdict(catalog, models, realism_only)
     assert verdict.row("best_first_test").winner == TIE
     assert "start level" in verdict.pick_sentence
-    assert "GPT-Image 2 is the cheaper first test at 8 credits" in verdict.pick_sentence
+    assert "GPT-Image 2 is the cheaper first test at 11 credits" in verdict.pick_sentence
 
 
 def test_higher_price_override_can_flip_cost_efficiency(catalog: Catalog) -> None:
@@ -113,7 +121,7 @@ def test_demo_labels_reach_every_line(catalog: Catalog) -> None:
     models = [catalog.model("gpt-image-2"), catalog.model("nano-banana-pro")]
     labels = ["GPT-Image 2 · demo", "Nano Banana Pro · demo"]
     verdict = build_verdict(catalog, models, catalog.use_case("product"), labels=labels)
-    assert "GPT-Image 2 · demo is better for" in verdict.short_answer
+    assert "GPT-Image 2 · demo leads on" in verdict.short_answer
     winners = {row.winner for row in verdict.rows}
     assert winners <= {TIE, *labels}
     assert all(label.endswith("· demo") for label, _ in verdict.strengths)

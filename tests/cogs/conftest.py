@@ -142,6 +142,8 @@ async def simcord_bot(
     # time.monotonic is looked up at each call: SimCord swaps in its virtual clock.
     bot = SplitshotBot(
         resources,
+        # SimCord refuses commands that were never synced; a real start does not sync globally.
+        sync_commands="global",
         clock=lambda: time.monotonic(),
         sleep=virtual_sleep,
         progress_interval=PROGRESS_INTERVAL,
@@ -177,6 +179,21 @@ class World:
     def requests(self, method: str, suffix: str) -> list[simcord.HttpLogEntry]:
         return [r for r in self.env.http_requests if r.method == method and r.path.endswith(suffix)]
 
+    def private_answer(self, res: simcord.InteractionResult) -> str:
+        """The text of a refusal: private, never a captured error, never left public.
+
+        Refused before the acknowledgement it is the ephemeral response itself; refused after a
+        public "thinking" message, that message is deleted and the answer follows privately.
+        """
+        assert self.env.errors == [], "an expected refusal must not reach the error handler"
+        if res.response is not None:
+            assert res.response.ephemeral, "the refusal was public"
+            return res.response.content
+        # The response is None: the public "thinking" message is gone.
+        (answer,) = res.followups
+        assert answer.ephemeral, "the refusal was public"
+        return answer.content
+
 
 @pytest.fixture
 def world(
@@ -201,3 +218,8 @@ def world(
         robot=guild.add_member(env.create_user("robot", bot=True)),
         mod_role=mod_role,
     )
+
+
+def assert_refused_quietly(env: simcord.Env) -> None:
+    """A refusal is an ordinary private reply: nothing reaches the error handler or SimCord's log."""
+    assert env.errors == [], f"a refusal was recorded as an error: {env.errors!r}"

@@ -11,7 +11,7 @@ import pytest
 import simcord
 
 from bot.client import COGS, SplitshotBot
-from tests.cogs.conftest import World
+from tests.cogs.conftest import PROGRESS_INTERVAL, World
 
 NAME = re.compile(r"^[-_\w]{1,32}$")
 SUBCOMMAND_TYPES = (1, 2)
@@ -69,7 +69,13 @@ async def test_every_command_fits_discords_limits(world: World) -> None:
 
 
 def test_cogs_include_votes_only_when_it_exists() -> None:
-    assert COGS[:4] == ("cogs.compare", "cogs.versus", "cogs.credits", "cogs.config")
+    assert COGS[:5] == (
+        "cogs.compare",
+        "cogs.followups",
+        "cogs.versus",
+        "cogs.credits",
+        "cogs.config",
+    )
     assert ("cogs.votes" in COGS) == (importlib.util.find_spec("cogs.votes") is not None)
 
 
@@ -85,11 +91,15 @@ async def test_unexpected_errors_are_logged_with_a_reference(
     with caplog.at_level(logging.ERROR, logger="bot.client"):
         res = await w.member.slash(w.channel, "credits top")
     simcord.assert_error(w.env, RuntimeError)
-    simcord.assert_responded(res, ephemeral=True, contains="something went wrong on our side")
-    reference = re.search(r"reference `([0-9a-f]{8})`", res.response.content)
+    # /credits top answers in the channel, so it was acknowledged publicly: the error replaces
+    # that "thinking" message with a private answer instead of a public one.
+    assert res.response is None
+    (reply,) = res.followups
+    assert reply.ephemeral and "something went wrong on our side" in reply.content
+    reference = re.search(r"reference `([0-9a-f]{8})`", reply.content)
     assert reference is not None
     assert any(reference.group(1) in r.getMessage() and r.exc_info for r in caplog.records)
-    assert "database on fire" not in res.response.content
+    assert "database on fire" not in reply.content
 
 
 async def test_the_bot_needs_its_database(world: World) -> None:
@@ -97,3 +107,56 @@ async def test_the_bot_needs_its_database(world: World) -> None:
 
     with pytest.raises(ValueError, match="needs the database"):
         SplitshotBot(replace(world.bot.resources, db=None, ledger=None))
+
+
+def command_syncs(w: World, since: int = 0) -> list[str]:
+    """The paths of the command syncs (PUT .../commands) the bot made since request ``since``."""
+    app = w.env.backend.application_id
+    return [
+        r.path
+        for r in w.env.http_requests[since:]
+        if r.method == "PUT"
+        and r.path.startswith(f"/applications/{app}/")
+        and r.path.endswith("/commands")
+    ]
+
+
+def restarted(w: World, **options: Any) -> SplitshotBot:
+    return SplitshotBot(
+        w.bot.resources, clock=w.bot.clock, progress_interval=PROGRESS_INTERVAL, **options
+    )
+
+
+async def test_a_start_without_a_dev_server_syncs_nothing(world: World) -> None:
+    w = world
+    # The test bot asked for a global sync (a simulated Discord answers only synced commands);
+    # that stands in for the `splitshot sync` an operator runs once per release.
+    assert command_syncs(w) == [f"/applications/{w.env.backend.application_id}/commands"]
+    before = len(w.env.http_requests)
+
+    await w.env.restart_bot(restarted(w))
+
+    assert command_syncs(w, before) == [], "no global sync on start, nor any other"
+    res = await w.member.slash(w.channel, "credits balance")
+    simcord.assert_responded(res, ephemeral=True)
+
+
+async def test_a_start_with_a_dev_server_syncs_to_that_server_only(world: World) -> None:
+    w = world
+    before = len(w.env.http_requests)
+
+    await w.env.restart_bot(restarted(w, dev_guild_id=w.guild.id))
+
+    app = w.env.backend.application_id
+    assert command_syncs(w, before) == [f"/applications/{app}/guilds/{w.guild.id}/commands"]
+    res = await w.member.slash(w.channel, "credits balance")
+    simcord.assert_responded(res, ephemeral=True)
+
+
+async def test_a_bot_told_not_to_sync_ignores_its_dev_server(world: World) -> None:
+    w = world
+    before = len(w.env.http_requests)
+
+    await w.env.restart_bot(restarted(w, dev_guild_id=w.guild.id, sync_commands="none"))
+
+    assert command_syncs(w, before) == []

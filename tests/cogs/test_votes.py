@@ -20,13 +20,11 @@ from bot.guild_settings import update_guild_settings
 from bot.resources import Resources
 from bot.voting.store import VoteStore
 from cogs.votes.cog import (
-    AlreadyClosed,
     BadMessageLink,
     NoOpenVote,
     NotAComparison,
-    NotAllowedToClose,
 )
-from tests.cogs.conftest import PROGRESS_INTERVAL, World
+from tests.cogs.conftest import PROGRESS_INTERVAL, World, assert_refused_quietly
 
 PROMPT = "A lighthouse keeper at dusk, wind in her hair, 85mm portrait"
 HOUR = 3600
@@ -238,9 +236,12 @@ async def test_the_deadline_closes_the_vote_and_shows_the_winner(
     ]
     assert not [f for f in embed.fields if f.name == "Vote"], "no more 'how to vote'"
     assert embed.colour == discord.Colour(0x4F545C)
-    assert embed.image.url == f"attachment://{message.attachments[0].filename}"
+    assert embed.image.url is None and message.attachments, "the image stays the attachment"
     assert len(message.attachments) == 1, "the split image is kept"
     assert [b["label"] for row in message.components for b in row["components"]] == [
+        "Variants",
+        "Reroll",
+        "Swap model",
         "Details",
         "Delete",
     ]
@@ -257,6 +258,21 @@ async def test_the_deadline_closes_the_vote_and_shows_the_winner(
     assert reasons(ladder, w.other)[-1] == "ignored: voting closed"
 
 
+async def test_no_action_waits_for_the_sleeping_closer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The closer sleeps between looks. That wait must not hold up an action even when it ends
+    # inside SimCord's settle window (30 s here; the playground's is minutes): a bare sleep made
+    # every action wait for it — up to 5 minutes in the playground — and jumped the clock.
+    w = world
+    monkeypatch.setattr("cogs.votes.closer.MAX_SLEEP", 3.0)  # well inside the settle window
+    await w.env.advance_time(600)  # the closer wakes, looks, and now sleeps 3 s
+    before = w.env.now()
+    res = await w.member.slash(w.channel, "models list")
+    assert res.response.embeds, "answered"
+    assert w.env.now() == before, "the action did not wait for the closer's timer"
+
+
 async def test_a_moderator_closes_early(world: World) -> None:
     w = world
     message, cid = await post(w)
@@ -269,6 +285,25 @@ async def test_a_moderator_closes_early(world: World) -> None:
     assert reply.content.startswith(f"🏁 <@{w.moderator.id}> closed voting: All bad")
     (sent,) = w.requests("POST", f"/channels/{w.channel.id}/messages")
     assert sent.json["allowed_mentions"]["parse"] == [], "naming the moderator pings nobody"
+
+
+async def test_closing_takes_the_bots_reactions_away_and_ignores_later_ones(
+    world: World, ladder: pytest.LogCaptureFixture
+) -> None:
+    w = world
+    message, cid = await post(w)
+    await w.other.react(message, "🇦")
+    assert w.bot.user is not None and w.bot.user.id in await reactors(w, message, "🇧")
+    await w.moderator.slash(w.channel, "vote close")
+
+    for emoji in ("🇦", "🇧", "🤝", "👎"):
+        assert w.bot.user.id not in await reactors(w, message, emoji), emoji
+    assert await reactors(w, message, "🇦") == [w.other.id], "members' reactions stay"
+
+    await w.moderator.react(message, "🇧")
+    assert await counts(w, cid) == {"A": 1}, "a reaction after the close is no vote"
+    assert reasons(ladder, w.moderator) == ["ignored: voting closed"]
+    assert len(replies_to(w, message)) == 1, "and it gets no answer: the result says it is over"
 
 
 async def test_the_requester_closes_by_message_link(world: World) -> None:
@@ -284,7 +319,7 @@ async def test_the_requester_closes_by_message_link(world: World) -> None:
     assert await state(w, first_id) == "closed" and await state(w, second_id) == "open"
 
     again = await w.member.slash(w.channel, "vote close", message=str(first.id))
-    simcord.assert_error(w.env, AlreadyClosed)
+    assert_refused_quietly(w.env)
     simcord.assert_responded(
         again, ephemeral=True, content="Voting on that comparison has already closed."
     )
@@ -294,7 +329,7 @@ async def test_other_members_may_not_close(world: World) -> None:
     w = world
     message, cid = await post(w)
     res = await w.other.slash(w.channel, "vote close")
-    simcord.assert_error(w.env, NotAllowedToClose)
+    assert_refused_quietly(w.env)
     simcord.assert_responded(
         res,
         ephemeral=True,
@@ -317,7 +352,7 @@ async def test_close_says_why_when_there_is_nothing_to_close(
     w = world
     options = {} if message is None else {"message": message}
     res = await w.moderator.slash(w.channel, "vote close", **options)
-    simcord.assert_error(w.env, error)
+    assert_refused_quietly(w.env)
     simcord.assert_responded(res, ephemeral=True, contains=expected)
 
 
@@ -373,7 +408,7 @@ async def test_the_close_button_is_limited_and_removed_once_closed(
     simcord.assert_responded(done, ephemeral=True, contains="GPT-Image 2 wins with 1 of 1 vote.")
     assert await state(w, cid) == "closed"
     labels = [b["label"] for row in message.components for b in row["components"]]
-    assert labels == ["Details", "Delete"]
+    assert labels == ["Variants", "Reroll", "Swap model", "Details", "Delete"]
     details = await w.other.click(message, label="Details")
     simcord.assert_responded(details, ephemeral=True)
 

@@ -22,6 +22,9 @@ from bot.voting.chart import (
     ROW,
     WIDTH,
 )
+from bot.voting.store import BOOTSTRAP_ROUNDS, VoteStore
+from cogs.votes import VotesCog
+from tests.bot.voting.test_boards import CountingFit
 from tests.cogs.conftest import World
 
 PROMPT = "A lighthouse keeper at dusk, wind in her hair, 85mm portrait"
@@ -153,9 +156,12 @@ async def test_one_comparison_ranks_with_an_unknown_margin(world: World) -> None
     board = await w.other.slash(w.channel, "leaderboard", use_case="portrait")
     (embed,) = board.response.embeds
     first, second = table_rows(field(embed, "Ratings"))
-    assert first.startswith("1  GPT-Image 2") and " ± ? " in first, "no falsely certain ± 0"
-    assert second.startswith("2  Nano Banana Pro") and " ± ? " in second
-    assert "A rating marked ± ? comes from too few comparisons" in (embed.description or "")
+    assert first.startswith("1  GPT-Image 2") and "needs 1 more vote" in first, "no false ± 0"
+    assert second.startswith("2  Nano Banana Pro") and "needs 1 more vote" in second
+    assert "?" not in field(embed, "Ratings")
+    assert "A rating without a ± margin needs votes on more comparisons" in (
+        embed.description or ""
+    )
     image = await chart(board.response)
     assert image.size == (WIDTH, HEADER + 2 * ROW + FOOTER)
     for colour in PALETTE[:2]:
@@ -193,3 +199,42 @@ async def test_a_blind_result_cites_no_model_by_name(world: World) -> None:
     )
     text = str(blind.response.embeds[0].to_dict())
     assert "GPT-Image 2" not in text and "Nano Banana Pro" not in text
+
+
+async def test_versus_reuses_one_fit_until_a_vote_and_only_leaderboard_bootstraps(
+    world: World,
+) -> None:
+    w = world
+    fit = CountingFit()
+    await w.bot.remove_cog("Votes")
+    await w.bot.add_cog(
+        VotesCog(w.bot, store=VoteStore(w.bot.db, clock=discord.utils.utcnow, fit=fit))
+    )
+    await vote_on_two_results(w)
+    await w.bot.ledger.grant(w.guild.id, w.member.id, 30, "one more", actor_id=w.moderator.id)
+    result = await w.member.slash(w.channel, "compare", prompt=PROMPT, use_case="portrait")
+    erin = w.guild.add_member(w.env.create_user("erin"))
+    fit.calls.clear()
+
+    async def versus() -> str:
+        page = await w.other.slash(
+            w.channel,
+            "versus",
+            model_a="gpt-image-2",
+            model_b="nano-banana-pro",
+            use_case="portrait",
+        )
+        return field(page.response.embeds[0], "This server's votes")
+
+    first, second = await versus(), await versus()
+    assert first == second and "GPT-Image 2 won 5 of 8 portrait votes" in first
+    assert fit.rounds == [0], "the second /versus reads the cached fit"
+
+    await erin.react(result.response, "🇦")
+    assert "GPT-Image 2 won 6 of 9 portrait votes" in await versus()
+    assert fit.rounds == [0, 0], "the vote made the next lookup refit, without a bootstrap"
+
+    await w.other.slash(w.channel, "leaderboard", use_case="portrait")
+    await w.other.slash(w.channel, "leaderboard", use_case="portrait")
+    await versus()
+    assert fit.rounds == [0, 0, BOOTSTRAP_ROUNDS], "one bootstrap, reused by both"

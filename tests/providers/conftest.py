@@ -158,6 +158,11 @@ def deadline(clock: FakeClock) -> float:
     return clock.now + 120.0
 
 
+async def public_dns(host: str, port: int) -> list[str]:
+    """A resolver that puts every fake CDN host on a public address (tests have no DNS)."""
+    return ["93.184.215.14"]
+
+
 def target(model_id: str, display: str, upstream: str) -> Target:
     """A routing target."""
     return Target(model_id, display, upstream)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from providers._http import Limits, RetryPolicy
 from providers._images import decode_base64
@@ -17,11 +19,18 @@ from providers.base import (
     MalformedResponse,
     ProviderError,
     QuotaExhausted,
+    RateLimited,
     ReferenceImage,
     Refused,
     TimedOut,
 )
-from providers.fal import FalEndpoint, FalImages, build_submit
+from providers.fal import (
+    MAX_REFERENCE_EDGE,
+    FalEndpoint,
+    FalImages,
+    build_submit,
+    fit_references,
+)
 from providers.families import image_size
 from tests.providers.conftest import (
     FAL_KEY,
@@ -33,6 +42,7 @@ from tests.providers.conftest import (
     bomb_png,
     json_answer,
     leaked,
+    public_dns,
     request,
     target,
 )
@@ -94,7 +104,7 @@ def adapter(
     endpoint: FalEndpoint = ENDPOINT,
     limits: Limits | None = None,
 ) -> FalImages:
-    return FalImages(http, endpoint, policy=policy, limits=limits)
+    return FalImages(http, endpoint, policy=policy, limits=limits, resolve=public_dns)
 
 
 # ------------------------------------------------------------------ request building
@@ -306,7 +316,7 @@ async def test_submit_5xx_exhausted(
     server.on("POST", BASE, httpx.Response(500, text="oops"))
     with pytest.raises(ProviderError) as caught:
         await adapter(http, policy).generate(NBP, request(), deadline=deadline)
-    assert caught.value.kind == "unavailable" and len(server.requests) == 4
+    assert caught.value.kind == "upstream" and len(server.requests) == 4
 
 
 async def test_retryable_header_false_stops_retries(
@@ -518,7 +528,7 @@ async def test_deadline_hit_mid_retry(
 ) -> None:
     happy_path(server)
     server.routes[0].answers = [json_answer(429, {"detail": "busy"}, retry_after="30")]
-    with pytest.raises(TimedOut):
+    with pytest.raises(RateLimited):
         await adapter(http, policy).generate(NBP, request(), deadline=clock.now + 10)
     assert clock.sleeps == [] and len(server.requests) == 1
 
@@ -543,3 +553,61 @@ async def test_malformed_results(
     server.routes[2].answers = [reply]
     with pytest.raises(MalformedResponse):
         await adapter(http, policy).generate(NBP, request(), deadline=deadline)
+
+
+# ------------------------------------------------------------------ reference sizes
+def _sent_image(req: httpx.Request) -> Image.Image:
+    uri = input_of(req)["image_urls"][0]
+    assert uri.startswith("data:image/")
+    return Image.open(io.BytesIO(decode_base64(uri)))
+
+
+async def test_a_small_reference_travels_unchanged(
+    http: httpx.AsyncClient, server: FakeServer, policy: RetryPolicy, deadline: float
+) -> None:
+    happy_path(server)
+    ref = ReferenceImage(JPEG, "image/jpeg", "me.jpg")
+    await adapter(http, policy).generate(NBP, request(references=(ref,)), deadline=deadline)
+    uri = input_of(server.sent("POST")[0])["image_urls"][0]
+    assert uri == f"data:image/jpeg;base64,{b64(JPEG)}"
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "mime"),
+    [("RGB", "JPEG", "image/jpeg"), ("RGBA", "PNG", "image/png")],
+    ids=["photo-becomes-jpeg", "transparency-stays-png"],
+)
+async def test_a_large_reference_is_scaled_to_the_models_input_size(
+    http: httpx.AsyncClient,
+    server: FakeServer,
+    policy: RetryPolicy,
+    deadline: float,
+    mode: str,
+    fmt: str,
+    mime: str,
+) -> None:
+    happy_path(server)
+    big = Image.new(mode, (4000, 3000), (30, 90, 160, 128)[: len(mode)])
+    out = io.BytesIO()
+    big.save(out, format="PNG")
+    ref = ReferenceImage(out.getvalue(), "image/png", "huge.png")
+    await adapter(http, policy).generate(NBP, request(references=(ref,)), deadline=deadline)
+    sent = server.sent("POST")[0]
+    assert str(sent.url) == f"{BASE}/fal-ai/nano-banana-pro/edit"
+    image = _sent_image(sent)
+    assert image.format == fmt and max(image.size) == MAX_REFERENCE_EDGE
+    assert input_of(sent)["image_urls"][0].startswith(f"data:{mime};base64,")
+
+
+def test_a_reference_over_the_byte_cap_is_re_encoded_even_when_small_enough() -> None:
+    noise = Image.effect_noise((1200, 900), 90).convert("RGB")
+    out = io.BytesIO()
+    noise.save(out, format="BMP")  # not a reference format: returned as is for fal to judge
+    odd = ReferenceImage(out.getvalue(), "image/bmp", "odd.bmp")
+    assert fit_references(request(references=(odd,))).references == (odd,)
+    out = io.BytesIO()
+    noise.save(out, format="PNG")
+    ref = ReferenceImage(out.getvalue(), "image/png", "noise.png")
+    assert len(ref.data) > 2_000_000
+    (fitted,) = fit_references(request(references=(ref,)), max_bytes=2_000_000).references
+    assert fitted.mime_type == "image/jpeg" and len(fitted.data) < 2_000_000

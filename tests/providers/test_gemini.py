@@ -20,7 +20,6 @@ from providers.base import (
     RateLimited,
     ReferenceImage,
     Refused,
-    TimedOut,
 )
 from providers.families import NB2_ASPECTS, PRO_ASPECTS
 from providers.gemini import GeminiEndpoint, GeminiImages, build_request
@@ -35,6 +34,7 @@ from tests.providers.conftest import (
     json_answer,
     leaked,
     make_image,
+    public_dns,
     request,
     target,
 )
@@ -84,7 +84,7 @@ def google_error(code: int, status: str, message: str, *details: dict[str, Any])
 
 
 def adapter(http: httpx.AsyncClient, policy: RetryPolicy) -> GeminiImages:
-    return GeminiImages(http, ENDPOINT, policy=policy)
+    return GeminiImages(http, ENDPOINT, policy=policy, resolve=public_dns)
 
 
 # ------------------------------------------------------------------ request building
@@ -236,7 +236,6 @@ async def test_blocked_prompt_is_refused_at_input(
         ("SAFETY", "safety"),
         ("IMAGE_RECITATION", "too close to existing work"),
         ("IMAGE_OTHER", "image policy"),
-        ("NO_IMAGE", "no image produced"),
     ],
 )
 async def test_finish_reason_refusals(
@@ -361,7 +360,7 @@ async def test_deadline_hit_mid_retry(
         google_error(503, "UNAVAILABLE", "busy"),
         google_error(429, "RESOURCE_EXHAUSTED", "slow", RETRY_INFO),
     )
-    with pytest.raises(TimedOut):
+    with pytest.raises(RateLimited):
         await adapter(http, policy).generate(PRO, request(), deadline=clock.now + 10)
     assert clock.sleeps == [0.4375]  # the 17 s RetryInfo wait would cross the deadline
     assert len(server.requests) == 2
@@ -402,7 +401,7 @@ async def test_retired_model_id_says_what_to_use(
     )
     assert (
         caught.value.message
-        == "Nano Banana Pro is not set up correctly on this bot (the operator has been told)."
+        == "Nano Banana Pro is not available on this bot right now: its provider account needs setting up, and the operator has been told."
     )
 
 

@@ -103,6 +103,12 @@ def test_scrub_removes_key_shapes_and_given_secrets() -> None:
     assert cleaned == "[redacted] [redacted] [redacted] [redacted]"
 
 
+def test_scrub_removes_credentials_from_urls() -> None:
+    text = "could not reach https://relay:hunter2@gateway.example/v1 (ConnectError)"
+    assert scrub(text) == "could not reach https://[redacted]@gateway.example/v1 (ConnectError)"
+    assert scrub("mail me at ops@example.com") == "mail me at ops@example.com"
+
+
 def test_nearest_aspect_is_deterministic_on_ties() -> None:
     assert nearest_aspect(1.0, ("4:5", "5:4", "1:1")) == "1:1"
     assert nearest_aspect((4 / 5 * 5 / 4) ** 0.5, ("4:5", "5:4")) == "4:5"  # exact tie: first wins
@@ -285,7 +291,7 @@ async def test_one_log_line_per_call_with_outcome(
     infos = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert len(infos) == 1
     assert (
-        "outcome=unavailable status=503" in infos[0]
+        "outcome=upstream status=503" in infos[0]
         and "request_id=r-9" in infos[0]
         and "requests=4" in infos[0]
     )

@@ -53,10 +53,36 @@ class Gateway(BaseHTTPRequestHandler):
                     {"text": "thinking", "thought": True},
                     {"inlineData": {"mimeType": "image/png", "data": _png((96, 128), (60, 60, 200))}},
                 ]}, "finishReason": "STOP"}]}  # fmt: skip
+        elif self.path.startswith(("/fal-ai/", "/openai/")):  # fal's queue: submit
+            req = f"http://{self.headers['Host']}{self.path}/requests/r-{len(Gateway.seen)}"
+            answer = {"request_id": "r-1", "status": "IN_QUEUE", "status_url": f"{req}/status",
+                      "response_url": req, "cancel_url": f"{req}/cancel"}  # fmt: skip
         else:
             self.send_response(404)
             self.end_headers()
             return
+        self._json(answer)
+
+    def do_GET(self) -> None:
+        Gateway.seen.append((self.path, dict(self.headers), {}))
+        if self.path.startswith("/media/"):
+            data = base64.b64decode(_png((64, 48), (60, 160, 60)))
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif self.path.endswith("/status"):
+            self._json({"status": "COMPLETED"})
+        elif "/requests/" in self.path:
+            # The result links to the gateway's own host over plain http: allowed (base URL).
+            media = f"http://{self.headers['Host']}/media/out.png"
+            self._json({"images": [{"url": media, "content_type": "image/png"}]})
+        else:
+            self.send_response(404)
+            self.end_headers()
+
+    def _json(self, answer: dict[str, object]) -> None:
         data = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -79,15 +105,21 @@ def gateway() -> Iterator[str]:
         server.server_close()
 
 
-def run_cli(gateway: str, tmp_path: Path, prompt: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    gateway: str, tmp_path: Path, prompt: str, *extra: str, fal: bool = False
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "FAL_KEY"))}
-    env |= {
-        "OPENAI_API_KEY": "sk-local-test-key", "OPENAI_BASE_URL": f"{gateway}/v1",
-        "GEMINI_API_KEY": "g-local-test-key", "GEMINI_BASE_URL": gateway,
-        "SPLITSHOT_DEMO": "0",
-    }  # fmt: skip
+    if fal:
+        env |= {"FAL_KEY": "fal-local-test-key", "FAL_BASE_URL": gateway, "SPLITSHOT_DEMO": "0"}
+    else:
+        env |= {
+            "OPENAI_API_KEY": "sk-local-test-key", "OPENAI_BASE_URL": f"{gateway}/v1",
+            "GEMINI_API_KEY": "g-local-test-key", "GEMINI_BASE_URL": gateway,
+            "SPLITSHOT_DEMO": "0",
+        }  # fmt: skip
+    out = str(tmp_path / "real")
     return subprocess.run(
-        [sys.executable, "-m", "bot", "compare", prompt, "--out", str(tmp_path / "real"), "--json"],
+        [sys.executable, "-m", "bot", "compare", prompt, "--out", out, "--json", *extra],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -118,3 +150,32 @@ def test_a_gateway_refusal_reaches_the_member_in_plain_words(gateway: str, tmp_p
     assert panels[1]["status"] == "refused"
     assert "Nano Banana Pro declined this prompt" in panels[1]["reason"]
     assert json.loads(proc.stdout)["charged"] == 8
+
+
+def _sent_reference(path: str) -> Image.Image:
+    body = next(s[2] for s in Gateway.seen if s[0] == path)
+    uri = body["image_urls"][0]
+    assert isinstance(uri, str) and uri.startswith("data:image/")
+    return Image.open(io.BytesIO(base64.b64decode(uri.partition(",")[2])))
+
+
+@pytest.mark.parametrize(
+    ("size", "sent"), [((640, 480), (640, 480)), ((3000, 2250), (2048, 1536))],
+    ids=["small-reference-unchanged", "large-reference-scaled"],
+)  # fmt: skip
+def test_fal_references_through_a_local_queue(
+    gateway: str, tmp_path: Path, size: tuple[int, int], sent: tuple[int, int]
+) -> None:
+    reference = tmp_path / "ref.png"
+    Image.new("RGB", size, (120, 80, 40)).save(reference)
+    proc = run_cli(gateway, tmp_path, "the same scene", "--reference", str(reference), fal=True)
+    assert proc.returncode == 0, proc.stderr
+    panels = json.loads(proc.stdout)["panels"]
+    assert [(p["adapter"], p["status"]) for p in panels] == [("fal", "ok"), ("fal", "ok")]
+    for path in ("/openai/gpt-image-2/edit", "/fal-ai/nano-banana-pro/edit"):
+        assert _sent_reference(path).size == sent
+    polls = [s for s in Gateway.seen if s[0].endswith("/status")]
+    assert polls and all(s[1]["Authorization"] == "Key fal-local-test-key" for s in polls)
+    media = [s for s in Gateway.seen if s[0].startswith("/media/")]
+    assert len(media) == 2 and all("Authorization" not in s[1] for s in media)
+    assert "local-test-key" not in proc.stderr + proc.stdout

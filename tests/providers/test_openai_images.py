@@ -25,7 +25,6 @@ from providers.base import (
     RateLimited,
     ReferenceImage,
     Refused,
-    TimedOut,
     Unavailable,
 )
 from providers.families import PIXEL_BUDGET, image_size, size_is_valid
@@ -40,6 +39,7 @@ from tests.providers.conftest import (
     bomb_png,
     json_answer,
     leaked,
+    public_dns,
     request,
     target,
 )
@@ -87,7 +87,7 @@ def error(
 def adapter(
     http: httpx.AsyncClient, policy: RetryPolicy, endpoint: OpenAIEndpoint = ENDPOINT
 ) -> OpenAIImages:
-    return OpenAIImages(http, endpoint, policy=policy)
+    return OpenAIImages(http, endpoint, policy=policy, resolve=public_dns)
 
 
 def multipart(req: httpx.Request) -> list[tuple[str, str | None, str, bytes]]:
@@ -196,6 +196,54 @@ def test_edits_are_multipart_with_repeated_image_parts_and_a_png_mask() -> None:
         "output_format": "png",
         "user": "h4sh",
     }  # the multipart schema lists no `moderation`
+
+
+def test_a_low_moderation_edit_goes_as_json_so_the_setting_is_sent() -> None:
+    refs = (ReferenceImage(PNG, "image/png", "a.png"), ReferenceImage(JPEG, "image/jpeg", "b.jpg"))
+    req = build_request(
+        ENDPOINT, GPT2, request(references=refs, mask=PNG, moderation="low", quality="draft")
+    )
+    assert str(req.url) == f"{BASE}/images/edits"
+    assert req.headers["content-type"] == "application/json"
+    assert json.loads(req.content) == {
+        "model": "gpt-image-2",
+        "prompt": "a red fox in snow",
+        "size": "1024x1024",
+        "quality": "low",
+        "output_format": "png",
+        "moderation": "low",
+        "images": [
+            {"image_url": f"data:image/png;base64,{b64(PNG)}"},
+            {"image_url": f"data:image/jpeg;base64,{b64(JPEG)}"},
+        ],
+        "mask": {"image_url": f"data:image/png;base64,{b64(PNG)}"},
+    }
+
+
+def test_a_low_moderation_edit_too_big_for_a_data_url_falls_back_to_multipart() -> None:
+    huge = ReferenceImage(PNG + b"\0" * 16_000_000, "image/png", "huge.png")
+    req = build_request(ENDPOINT, GPT2, request(references=(huge,), moderation="low"))
+    assert req.headers["content-type"].startswith("multipart/form-data")
+
+
+def test_gpt_image_1_5_edits_ask_for_high_input_fidelity_and_2_does_not() -> None:
+    refs = (ReferenceImage(PNG, "image/png", "a.png"),)
+    legacy = {
+        n: d
+        for n, f, _, d in multipart(build_request(ENDPOINT, GPT15, request(references=refs)))
+        if not f
+    }
+    assert legacy["input_fidelity"] == b"high"
+    current = {
+        n: d
+        for n, f, _, d in multipart(build_request(ENDPOINT, GPT2, request(references=refs)))
+        if not f
+    }
+    assert "input_fidelity" not in current
+    low = json.loads(
+        build_request(ENDPOINT, GPT15, request(references=refs, moderation="low")).content
+    )
+    assert low["input_fidelity"] == "high" and low["moderation"] == "low"
 
 
 def test_azure_variant_uses_api_key_header_and_deployment_name() -> None:
@@ -356,7 +404,7 @@ def in_30s() -> str:
         ({"retry-after-ms": "1500"}, 1.5),
         ({"retry-after": "7"}, 7.0),
         ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
-        ({}, 0.4375),
+        ({}, 4.375),  # no hint: a rate limit waits longer than a server hiccup (5 s less jitter)
     ],
 )
 async def test_429_honours_each_retry_hint_then_succeeds(
@@ -402,7 +450,7 @@ async def test_insufficient_quota_is_not_retried(
     )
     with pytest.raises(QuotaExhausted) as caught:
         await adapter(http, policy).generate(GPT2, request(), deadline=deadline)
-    assert "out of quota" in caught.value.message
+    assert "out of credit" in caught.value.message
     assert "insufficient_quota" in (caught.value.detail or "")
     assert len(server.requests) == 1
 
@@ -453,13 +501,13 @@ async def test_rate_limit_exhausted_says_rate_limited(
     assert caught.value.message == "GPT-Image 2 is rate limited right now."
 
 
-async def test_deadline_hit_mid_retry_times_out_without_sleeping(
+async def test_deadline_hit_mid_retry_stops_without_sleeping_and_says_rate_limited(
     http: httpx.AsyncClient, server: FakeServer, policy: RetryPolicy, clock: FakeClock
 ) -> None:
     limited = error(429, "rate_limit_exceeded", "slow down")
     limited.headers["retry-after"] = "10"
     server.on("POST", GEN, limited, success())
-    with pytest.raises(TimedOut) as caught:
+    with pytest.raises(RateLimited) as caught:
         await adapter(http, policy).generate(GPT2, request(), deadline=clock.now + 5)
     assert clock.sleeps == []
     assert len(server.requests) == 1
@@ -515,7 +563,7 @@ async def test_auth_and_model_problems_are_config_errors(
         await adapter(http, policy).generate(GPT2, request(), deadline=deadline)
     assert (
         caught.value.message
-        == "GPT-Image 2 is not set up correctly on this bot (the operator has been told)."
+        == "GPT-Image 2 is not available on this bot right now: its provider account needs setting up, and the operator has been told."
     )
     assert advice in (caught.value.detail or "")
     assert len(server.requests) == 1

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 from bot.cli.credits import register
-from bot.credits.ledger import Ledger
+from bot.credits.budget import DEFAULT_RUNNING_WINDOW, SpendItem, admit, finish
+from bot.credits.ledger import Ledger, OperatorLimits
 from bot.db import Database
 
 T = TypeVar("T")
@@ -163,3 +166,34 @@ def test_an_unreachable_postgresql_url_is_a_usage_error_without_the_password(
     err = capsys.readouterr().err
     assert "cannot use postgresql://splitshot:***@127.0.0.1:9/nowhere" in err
     assert "hunter2" not in err
+
+
+def test_spend_reports_per_day_server_and_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "spend.db"
+    now = datetime.now(UTC)
+    limits = OperatorLimits.unlimited()
+    items = [SpendItem("gpt-image-2", 8), SpendItem("nano-banana-pro", 22)]
+    runs = {"c1": (5, ["gpt-image-2", "nano-banana-pro"]), "c2": (5, ["gpt-image-2"])}
+    runs["c3"] = (6, ["gpt-image-2", "nano-banana-pro"])
+
+    def spend(conn: sqlite3.Connection) -> None:
+        for comparison, (guild, delivered) in runs.items():
+            admit(conn, guild, comparison, items, limits, now, DEFAULT_RUNNING_WINDOW)
+            finish(conn, comparison, delivered, now.isoformat())
+
+    async def record(ledger: Ledger, db: Database) -> None:
+        await db.run_in_transaction(spend)
+
+    with_ledger(path, record)
+    assert run("credits", "spend", "--db", str(path)) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    day = now.date().isoformat()
+    assert [day, "5", "gpt-image-2", "2", "16"] in rows
+    assert [day, "5", "nano-banana-pro", "1", "22"] in rows
+    assert [day, "6", "nano-banana-pro", "1", "22"] in rows
+    assert [day, "total:", "68"] in rows  # the 22 of the one that failed came back
+    assert run("credits", "spend", "--db", str(path), "--guild", "6", "--days", "1") == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [day, "total:", "30"] in rows and not any(row[1:2] == ["5"] for row in rows)

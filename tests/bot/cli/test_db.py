@@ -10,14 +10,18 @@ import pytest
 
 from bot.catalog import load_catalog
 from bot.cli.main import main
-from bot.comparisons.records import get_comparison, record_comparison
-from bot.comparisons.service import CompareRequest, ComparisonService
+from bot.comparisons.plan import CompareRequest
+from bot.comparisons.records import get_comparison, panel_images, record_rows, save_record
+from bot.comparisons.service import ComparisonService
+from bot.credits.budget import DEFAULT_RUNNING_WINDOW, Budget, SpendItem, admit, finish
 from bot.credits.ledger import Ledger, LineItem
+from bot.credits.rules import OperatorLimits
 from bot.db import Database, PostgresDatabase
-from bot.guild_settings import get_guild_settings, update_guild_settings
+from bot.guild_settings import get_guild_settings, settings_history, update_guild_settings
 from bot.settings import Settings
 from providers.base import Refused
 from providers.registry import Registry
+from tests.bot.comparisons.conftest import plan_with
 from tests.conftest import FakeAdapter
 
 PAIR = (LineItem("gpt-image-2", "GPT-Image 2", 8), LineItem("nano-banana-pro", "NBP", 22))
@@ -29,7 +33,7 @@ async def _deployment(path: Path) -> tuple[str, int]:
     db = await Database.open(path)
     try:
         ledger = Ledger(db)
-        await update_guild_settings(db, 1, daily_allowance=5, blind_default=True)
+        await update_guild_settings(db, 1, actor_id=9, daily_allowance=5, blind_default=True)
         for user in (2, 3, 4):
             await ledger.grant(1, user, 100 * user, "welcome", actor_id=9)
         settled = await ledger.reserve(1, 2, PAIR, comparison_id="settled")
@@ -42,10 +46,28 @@ async def _deployment(path: Path) -> tuple[str, int]:
         adapter = FakeAdapter(errors={"nano-banana-pro": Refused("safety")})
         registry = Registry({"openai": adapter, "gemini": adapter})
         service = ComparisonService(load_catalog(), registry)
-        plan = service.plan(CompareRequest("a fox", "portrait", blind=True))
-        result = await service.produce(plan)
-        await record_comparison(
-            db, result, guild_id=1, user_id=2, channel_id=3, message_id=4, vote_deadline=WHEN
+        plan = plan_with(service, CompareRequest("a fox", "portrait", blind=True))
+        outcomes, composite = await service.produce(plan)
+        rows = record_rows(
+            plan,
+            outcomes,
+            composite,
+            guild_id=1,
+            user_id=2,
+            channel_id=3,
+            message_id=4,
+            vote_deadline=WHEN,
+            delivery="posted",
+        )
+        await save_record(db, rows)
+        spend = [SpendItem("gpt-image-2", 8), SpendItem("nano-banana-pro", 22)]
+        await db.run_in_transaction(
+            lambda conn: admit(
+                conn, 1, plan.id, spend, OperatorLimits.unlimited(), WHEN, DEFAULT_RUNNING_WINDOW
+            )
+        )
+        await db.run_in_transaction(
+            lambda conn: finish(conn, plan.id, ["gpt-image-2"], WHEN.isoformat())
         )
         stamp = WHEN.isoformat(timespec="microseconds")
         async with db.transaction() as conn:
@@ -77,6 +99,7 @@ def test_migrate_copies_everything_and_the_copy_keeps_working(
     out = capsys.readouterr().out
     assert "Audit clean on both sides; all 3 balances match." in out
     assert "votes 1" in out and "vote_closures 1" in out and "ledger 12" in out
+    assert "panel_images 1" in out and "settings_history 2" in out and "provider_spend 2" in out
 
     async def check() -> None:
         sqlite, pg = await Database.open(source), await PostgresDatabase.open(pg_url)
@@ -88,7 +111,22 @@ def test_migrate_copies_everything_and_the_copy_keeps_working(
             assert await after.counts() == await before.counts()
             assert await get_guild_settings(pg, 1) == await get_guild_settings(sqlite, 1)
             record = await get_comparison(sqlite, comparison_id)
-            assert record is not None
+            assert record is not None and record == await get_comparison(pg, comparison_id)
+            assert await settings_history(pg, 1) == await settings_history(sqlite, 1)
+            assert await panel_images(pg, comparison_id) == await panel_images(
+                sqlite, comparison_id
+            )
+            spent = await Budget(pg, OperatorLimits.unlimited(), clock=lambda: WHEN).report()
+            assert [(r.model_id, r.images, r.cost) for r in spent] == [
+                ("gpt-image-2", 1, 8),
+                ("nano-banana-pro", 0, 0),  # released: it refused, so it cost nothing
+            ]
+            assert (
+                spent
+                == await Budget(sqlite, OperatorLimits.unlimited(), clock=lambda: WHEN).report()
+            )
+            # The copied rows moved the board's generation, so no cached board is stale.
+            assert await pg.fetchval("SELECT generation FROM board_generations") > 0
             assert await pg.fetchval(
                 "SELECT blind FROM comparisons WHERE id = $1", comparison_id
             ) is True  # fmt: skip

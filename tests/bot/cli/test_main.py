@@ -53,9 +53,10 @@ def test_compare_json_documents_everything(
     assert [p["label"] for p in data["panels"]] == ["GPT-Image 2 · demo", "Nano Banana Pro · demo"]
     for panel in data["panels"]:
         assert panel["status"] == "ok" and panel["adapter"] == "demo" and panel["reason"] is None
+        assert panel["kind"] is None and panel["detail"] is None
         assert panel["width"] == 768 and panel["height"] == 1024 and panel["latency_s"] >= 0
     verdict = data["verdict"]
-    assert verdict["quick_verdict"].startswith("Short answer: GPT-Image 2 · demo is better for")
+    assert verdict["quick_verdict"].startswith("Short answer: GPT-Image 2 · demo leads on")
     realism = next(c for c in verdict["criteria"] if c["id"] == "realism")
     assert realism["dots"] == {"GPT-Image 2 · demo": "●●●●●", "Nano Banana Pro · demo": "●●●●●"}
     assert realism["winner"] == "Tie"
@@ -183,13 +184,16 @@ def test_every_model_failing_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert code == 1
     assert "No model produced an image" in err
-    assert [p["status"] for p in json.loads(out)["panels"]] == ["failed", "failed"]
+    panels = json.loads(out)["panels"]
+    assert [p["status"] for p in panels] == ["failed", "failed"]
+    assert [p["kind"] for p in panels] == ["timeout", "timeout"]
+    assert all(p["detail"] for p in panels)
     assert not list(tmp_path.glob("x*"))
 
 
 def test_models_usecases_versus(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["models"], settings, capsys)
-    assert code == 0 and "gpt-image-2" in out and "Nano Banana Pro" in out and "8/8/24" in out
+    assert code == 0 and "gpt-image-2" in out and "Nano Banana Pro" in out and "8/11/52" in out
     code, out, _ = run(["usecases"], settings, capsys)
     assert code == 0 and "social-ad" in out and "Character consistency" in out
     code, out, _ = run(
@@ -203,7 +207,7 @@ def test_models_usecases_versus(settings: Settings, capsys: pytest.CaptureFixtur
         "22 credits",
         "Google (Gemini 3 Pro)",
         "GPT-Image 2 strengths:",
-        "Last updated June 8, 2026",
+        "Last updated December 5, 2026",
         "Verdict",
     ):
         assert text in out, text
@@ -233,3 +237,37 @@ def test_console_script_runs_in_a_fresh_process(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["panels"][0]["label"] == "GPT-Image 2 · demo"
+
+
+def test_edit_compares_edits_and_json_says_kind_and_parent(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "cat.png"
+    Image.new("RGB", (96, 128), (200, 80, 40)).save(source)
+    code, out, err = run(
+        ["edit", str(source), "a red hat", "--out", str(tmp_path / "e"), "--json"],
+        settings,
+        capsys,
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["kind"] == "edit" and data["parent"] is None
+    assert len(data["panels"]) == 2 and all(p["status"] == "ok" for p in data["panels"])
+    with Image.open(data["image"]) as image:
+        assert image.height > image.width * 0.8, "the panels plus the Original strip"
+
+    code, out, err = run(
+        ["compare", "a fox", "--out", str(tmp_path / "c"), "--json"], settings, capsys
+    )
+    assert code == 0 and json.loads(out)["kind"] == "compare"
+
+
+def test_edit_refuses_a_bad_mask_with_one_line(
+    tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "cat.png"
+    Image.new("RGB", (96, 128), (200, 80, 40)).save(source)
+    mask = tmp_path / "mask.png"
+    Image.new("RGB", (96, 128)).save(mask)
+    code, _, err = run(["edit", str(source), "a hat", "--mask", str(mask)], settings, capsys)
+    assert code == 2 and "no transparency" in err and err.count("\n") == 1

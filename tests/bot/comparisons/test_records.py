@@ -9,16 +9,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.catalog import load_catalog
+from bot.comparisons.plan import CompareRequest
 from bot.comparisons.records import (
     get_comparison,
     get_comparison_by_message,
     mark_deleted,
-    record_comparison,
+    record_rows,
+    save_record,
 )
-from bot.comparisons.service import CompareRequest, ComparisonService
+from bot.comparisons.service import ComparisonService
 from bot.db import AnyDatabase, open_database
 from providers.base import Refused
 from providers.registry import Registry
+from tests.bot.comparisons.conftest import plan_with
 from tests.conftest import FakeAdapter
 from tests.pg import fetch
 
@@ -34,12 +37,21 @@ async def db(db_target: str) -> AsyncIterator[AnyDatabase]:
 async def test_record_round_trip(db: AnyDatabase) -> None:
     adapter = FakeAdapter(errors={"nano-banana-pro": Refused("safety")})
     service = ComparisonService(load_catalog(), Registry({"openai": adapter, "gemini": adapter}))
-    plan = service.plan(CompareRequest("a fox", "portrait", blind=True))
-    result = await service.produce(plan)
+    plan = plan_with(service, CompareRequest("a fox", "portrait", blind=True))
+    outcomes, composite = await service.produce(plan)
     deadline = datetime(2026, 1, 2, tzinfo=UTC)
-    await record_comparison(
-        db, result, guild_id=1, user_id=2, channel_id=3, message_id=4, vote_deadline=deadline
+    rows = record_rows(
+        plan,
+        outcomes,
+        composite,
+        guild_id=1,
+        user_id=2,
+        channel_id=3,
+        message_id=4,
+        vote_deadline=deadline,
+        delivery="posted",
     )
+    await save_record(db, rows)
     record = await get_comparison(db, plan.id)
     assert record is not None and record == await get_comparison_by_message(db, 4)
     assert (record.guild_id, record.user_id, record.channel_id, record.blind) == (1, 2, 3, True)
@@ -53,7 +65,7 @@ async def test_record_round_trip(db: AnyDatabase) -> None:
     assert (gpt.status, gpt.credits, nbp.status, nbp.credits) == ("ok", 8, "refused", 0)
     assert nbp.reason == "safety"
     assert (gpt.price, nbp.price) == (8, 22)  # what each cost when reserved
-    assert record.refunded == 22 and record.image_format == result.composite.format
+    assert record.refunded == 22 and record.image_format == composite.format
     assert gpt.upstream_model == "gpt-image-2"
     [(sha, adapter)] = await fetch(
         db,
@@ -61,7 +73,7 @@ async def test_record_round_trip(db: AnyDatabase) -> None:
         plan.id,
         gpt.idx,
     )
-    gpt_outcome = next(o for o in result.outcomes if o.panel.model.id == "gpt-image-2")
+    gpt_outcome = next(o for o in outcomes if o.panel.model.id == "gpt-image-2")
     assert gpt_outcome.result is not None
     assert sha == hashlib.sha256(gpt_outcome.result.image).hexdigest()
     assert adapter == "fake"

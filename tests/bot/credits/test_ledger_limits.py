@@ -118,6 +118,7 @@ async def test_racing_grants_respect_the_moderator_cap(ledger: Ledger) -> None:
 
 
 async def test_revoke_never_goes_below_zero_and_says_what_is_there(ledger: Ledger) -> None:
+    await ledger.ensure_account(1, 2)
     assert await ledger.revoke(1, 2, 48, "spam", actor_id=9) == 12
     with pytest.raises(RevokeBeyondBalance) as caught:
         await ledger.revoke(1, 2, 13, "more spam", actor_id=9)

@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[3]
 WORKERS = 4
 PER_WORKER = 200
 FUNDS = 600  # per account: 20 x 600 credits for 800 comparisons of 30, so many are refused
+#: who grants the funds: not one of the members (nobody grants to themselves)
+OPERATOR = 10**12
 
 
 async def _spawn(*argv: str) -> asyncio.subprocess.Process:
@@ -47,7 +49,7 @@ async def _fund(url: str) -> PostgresDatabase:
     await update_guild_settings(db, GUILD, starter_grant=0)
     ledger = Ledger(db)
     for user in range(ACCOUNTS):
-        await ledger.grant(GUILD, user, FUNDS, "test funds", actor_id=0)
+        await ledger.grant(GUILD, user, FUNDS, "test funds", actor_id=OPERATOR)
     return db
 
 

@@ -262,6 +262,23 @@ def test_blind_only_counts_blind_comparisons_and_says_when_too_few() -> None:
     assert empty.rows == () and "nobody has voted" in (empty.not_enough_votes() or "")
 
 
+def test_a_threshold_of_one_reads_in_the_singular() -> None:
+    # The playground ranks a model after one vote: "needs 1 votes" read wrong.
+    assert leaderboard([], min_votes=1).not_enough_votes() == (
+        "Not enough votes yet: nobody has voted here, and a model needs 1 vote to be ranked."
+    )
+    blind = leaderboard([], min_votes=1, blind_only=True)
+    assert "needs 1 blind vote to be ranked" in (blind.not_enough_votes() or "")
+
+
+def test_an_unknown_margin_says_what_it_needs() -> None:
+    facts = panels("x", "y")
+    one = leaderboard([ComparisonVotes("1", False, facts, ("A", "B", "A"))], min_votes=1, rounds=20)
+    x = one.row("x")
+    assert x is not None and x.margin is None
+    assert x.margin_text() == "needs 1 more vote"
+
+
 def test_community_line_reads_like_the_issue() -> None:
     comparisons = [
         ComparisonVotes(str(n), False, panels("gpt-image-2", "nano"), ("A" if n < 14 else "B",))
@@ -269,10 +286,12 @@ def test_community_line_reads_like_the_issue() -> None:
     ]
     board = leaderboard(comparisons, min_votes=5, rounds=100)
     row = board.row("gpt-image-2")
-    assert row is not None and row.margin is not None
+    assert row is not None and row.rating is not None and row.margin is not None
     line = community_line(row, "portrait")
-    assert line.startswith("In this server, GPT-IMAGE-2 won 14 of 22 portrait votes (rating 1,")
-    assert line.endswith(f" ± {row.margin:,.0f})")
+    # The point rating only, even when the board has intervals: verdicts cite the cached fit.
+    assert line == (
+        f"In this server, GPT-IMAGE-2 won 14 of 22 portrait votes (rating {row.rating:,.0f})"
+    )
 
 
 def test_one_comparison_gives_a_rating_with_an_unknown_interval() -> None:
@@ -287,9 +306,12 @@ def test_one_comparison_gives_a_rating_with_an_unknown_interval() -> None:
     assert x is not None and y is not None
     assert x.ranked and x.rating is not None and x.rating > 1000
     assert (x.low, x.high, x.margin, x.interval_known) == (None, None, None, False)
-    assert x.rating_text() == f"{x.rating:,.0f} ± ?"
+    # One comparison: the margin needs votes on one more before it can be measured.
+    assert x.rating_text() == f"{x.rating:,.0f}, needs 1 more vote"
     assert "(interval unknown)" in x.summary()
-    assert community_line(x).endswith(f"(rating {x.rating:,.0f} ± ?)")
+    # Community lines cite point ratings only (no bootstrap): no "± ?" to explain.
+    assert community_line(x).endswith(f"(rating {x.rating:,.0f})")
+    assert "?" not in community_line(x)
     assert [row.model_id for row in board.ranked] == ["x", "y"], "by rating when none is known"
 
 

@@ -1,0 +1,1 @@
+"""Measurements of delivered images (engine side; never imports discord)."""
