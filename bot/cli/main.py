@@ -17,6 +17,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
+import asyncpg
+
 from bot.catalog import Catalog, load_catalog
 from bot.cli.credits import discord_id
 from bot.comparisons.events import Event, PanelChanged
@@ -153,6 +155,10 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
     except sqlite3.Error as exc:
         # The database failed after it opened (disk full, locked, made read-only meanwhile).
         print(f"splitshot: the database failed: {explain(exc)}.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (asyncpg.PostgresError, ConnectionError) as exc:
+        # A --db postgresql:// URL that cannot be reached or refuses us; never shows the URL.
+        print(f"splitshot: the PostgreSQL database failed: {exc}.", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
