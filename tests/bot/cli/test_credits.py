@@ -153,7 +153,9 @@ def test_every_credits_command_takes_a_postgresql_url(
     assert run("credits", "history", *common) == 0
     assert run("credits", "top", "--db", pg_url, "--guild", "5") == 0
     assert run("credits", "audit", "--db", pg_url) == 0
+    assert run("credits", "spend", "--db", pg_url) == 0
     out = capsys.readouterr().out
+    assert "Provider spend for every server" in out and "nothing yet" in out
     assert "Guild 5, member 42: 1,000 credits" in out
     assert "Audit clean: 1 accounts, 3 ledger rows, 0 reservations (0 open)." in out
 
