@@ -12,6 +12,12 @@ import pytest
 from bot.credits.ledger import Ledger, LineItem
 from bot.db import MigrationError, PostgresDatabase, describe_target, is_postgres_url
 from bot.db.postgres import database_name, redact, with_database
+from bot.guild_settings import (
+    DEFAULTS,
+    reset_guild_settings,
+    settings_history,
+    update_guild_settings,
+)
 from tests.pg import PostgresCluster
 
 _names = itertools.count(1)
@@ -88,3 +94,23 @@ def test_urls_select_postgresql_and_never_show_a_password() -> None:
     assert describe_target(url) == redact(url) and describe_target("a.db") == "a.db"
     assert database_name(url) == "splitshot" and database_name("postgresql://ann@h") == "ann"
     assert with_database(url, "other") == "postgresql://bot:s3cret@db.internal:5432/other"
+
+
+async def test_the_settings_history_is_append_only(pg_url: str) -> None:
+    db = await PostgresDatabase.open(pg_url)
+    try:
+        await update_guild_settings(db, 1, actor_id=9, daily_allowance=5)
+        await reset_guild_settings(db, 1, "daily_allowance", actor_id=9)
+        changes = await settings_history(db, 1)
+        assert [(c.action, c.setting, c.old, c.new) for c in changes] == [
+            ("reset", "daily_allowance", 5, DEFAULTS.daily_allowance),
+            ("set", "daily_allowance", DEFAULTS.daily_allowance, 5),
+        ]
+        for statement in (
+            "UPDATE settings_history SET actor_id = 1",
+            "DELETE FROM settings_history",
+        ):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await db.execute(statement)
+    finally:
+        await db.close()
