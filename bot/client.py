@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.comparisons.service import ComparisonService
     from bot.credits.ledger import Ledger
-    from bot.db import Database
+    from bot.db import AnyDatabase
 
 log = logging.getLogger(__name__)
 
@@ -406,8 +406,8 @@ class SplitshotBot(commands.Bot):
         return self.resources.service
 
     @property
-    def db(self) -> Database:
-        """The one database connection."""
+    def db(self) -> AnyDatabase:
+        """The database: SQLite's one connection or a PostgreSQL pool."""
         assert self.resources.db is not None
         return self.resources.db
 

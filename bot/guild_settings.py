@@ -22,7 +22,9 @@ from bot.credits.rules import MAX_AMOUNT, MAX_BALANCE
 from bot.errors import SplitshotError
 
 if TYPE_CHECKING:
-    from bot.db import Database
+    from bot.db import AnyDatabase
+    from bot.db.postgres import PgConnection
+    from bot.db.storage import Row
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +211,17 @@ SQL_UPSERT_SETTINGS = """
 INSERT INTO guild_settings (guild_id, data, updated_at) VALUES (:guild_id, :data, :now)
 ON CONFLICT (guild_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at
 """
+PG_SELECT_SETTINGS = "SELECT data FROM guild_settings WHERE guild_id = $1"
+# FOR UPDATE: two moderators changing different settings at once must not lose either change.
+PG_SELECT_SETTINGS_FOR_UPDATE = PG_SELECT_SETTINGS + " FOR UPDATE"
+PG_UPSERT_SETTINGS = """
+INSERT INTO guild_settings (guild_id, data, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (guild_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at
+"""
+# Serialises the first write of a guild's settings, when there is no row to lock yet.
+PG_LOCK_GUILD_SETTINGS = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('guild-settings:' || $1, 0))"
+)
 
 
 def load_guild_settings(conn: sqlite3.Connection, guild_id: int) -> GuildSettings:
@@ -217,14 +230,24 @@ def load_guild_settings(conn: sqlite3.Connection, guild_id: int) -> GuildSetting
     return DEFAULTS if row is None else _from_stored(guild_id, row[0])
 
 
-def _stored_changes(conn: sqlite3.Connection, guild_id: int) -> dict[str, object]:
-    row = conn.execute(SQL_SELECT_SETTINGS, (guild_id,)).fetchone()
-    stored = json.loads(row[0]) if row is not None else {}
+async def load_guild_settings_pg(conn: PgConnection, guild_id: int) -> GuildSettings:
+    """Read a guild's settings on a PostgreSQL connection (inside a ledger transaction)."""
+    data = await conn.fetchval(PG_SELECT_SETTINGS, guild_id)
+    return DEFAULTS if data is None else _from_stored(guild_id, str(data))
+
+
+def _stored_changes(data: str | None) -> dict[str, object]:
+    stored = json.loads(data) if data is not None else {}
     return {key: value for key, value in stored.items() if key in _KINDS}
 
 
-async def get_guild_settings(db: Database, guild_id: int) -> GuildSettings:
+async def get_guild_settings(db: AnyDatabase, guild_id: int) -> GuildSettings:
     """Return a guild's settings; defaults when it never changed any."""
+    from bot.db import PostgresDatabase
+
+    if isinstance(db, PostgresDatabase):
+        async with db.transaction(readonly=True) as conn:
+            return await load_guild_settings_pg(conn, guild_id)
     return await db.run_read(lambda conn: load_guild_settings(conn, guild_id))
 
 
@@ -235,6 +258,14 @@ VALUES (:guild_id, :actor_id, :action, :setting, :old, :new, :now)
 SQL_HISTORY = """
 SELECT id, actor_id, action, setting, old_value, new_value, created_at
 FROM settings_history WHERE guild_id = ? ORDER BY id DESC LIMIT ?
+"""
+PG_INSERT_HISTORY = """
+INSERT INTO settings_history (guild_id, actor_id, action, setting, old_value, new_value, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+PG_HISTORY = """
+SELECT id, actor_id, action, setting, old_value, new_value, created_at
+FROM settings_history WHERE guild_id = $1 ORDER BY id DESC LIMIT $2
 """
 
 
@@ -272,75 +303,126 @@ def _write(
     reset: tuple[str, ...],
     actor_id: int | None = None,
 ) -> GuildSettings:
-    stored = _stored_changes(conn, guild_id)
+    row = conn.execute(SQL_SELECT_SETTINGS, (guild_id,)).fetchone()
+    now = datetime.now(UTC)
+    data, history = _apply(None if row is None else row[0], changes, reset)
+    stamp = now.isoformat(timespec="microseconds")
+    conn.execute(SQL_UPSERT_SETTINGS, {"guild_id": guild_id, "data": data, "now": stamp})
+    # Same transaction as the change: a setting never changes without its history row.
+    for action, name, old, new in history:
+        conn.execute(
+            SQL_INSERT_HISTORY,
+            {
+                "guild_id": guild_id,
+                "actor_id": actor_id,
+                "action": action,
+                "setting": name,
+                "old": old,
+                "new": new,
+                "now": stamp,
+            },
+        )
+    return _from_stored(guild_id, data)
+
+
+def _apply(
+    data: str | None, changes: dict[str, object], reset: tuple[str, ...]
+) -> tuple[str, list[tuple[str, str, str | None, str | None]]]:
+    """The stored JSON after a change, and its history rows (action, setting, old, new)."""
+    stored = _stored_changes(data)
     before = dict(stored)
     stored.update({name: _to_json(value) for name, value in changes.items()})
     for name in reset:
         stored.pop(name, None)
-    now = datetime.now(UTC).isoformat(timespec="microseconds")
-    conn.execute(
-        SQL_UPSERT_SETTINGS, {"guild_id": guild_id, "data": json.dumps(stored), "now": now}
-    )
-    # Same transaction as the change: a setting never changes without its history row.
-    for action, names in (("set", tuple(changes)), ("reset", reset)):
-        for name in names:
-            old = json.dumps(before[name]) if name in before else None
-            new = json.dumps(stored[name]) if name in stored else None
-            conn.execute(
-                SQL_INSERT_HISTORY,
-                {
-                    "guild_id": guild_id,
-                    "actor_id": actor_id,
-                    "action": action,
-                    "setting": name,
-                    "old": old,
-                    "new": new,
-                    "now": now,
-                },
-            )
-    return _from_stored(guild_id, json.dumps(stored))
+    history = [
+        (
+            action,
+            name,
+            json.dumps(before[name]) if name in before else None,
+            json.dumps(stored[name]) if name in stored else None,
+        )
+        for action, names in (("set", tuple(changes)), ("reset", reset))
+        for name in names
+    ]
+    return json.dumps(stored), history
+
+
+async def _save(
+    db: AnyDatabase,
+    guild_id: int,
+    changes: dict[str, object],
+    reset: tuple[str, ...],
+    actor_id: int | None,
+) -> GuildSettings:
+    from bot.db import PostgresDatabase
+
+    if not isinstance(db, PostgresDatabase):
+        return await db.run_in_transaction(
+            lambda conn: _write(conn, guild_id, changes, reset, actor_id)
+        )
+    async with db.transaction() as conn:
+        await conn.execute(PG_LOCK_GUILD_SETTINGS, str(guild_id))
+        current = await conn.fetchval(PG_SELECT_SETTINGS_FOR_UPDATE, guild_id)
+        data, history = _apply(None if current is None else str(current), changes, reset)
+        now = datetime.now(UTC)
+        await conn.execute(PG_UPSERT_SETTINGS, guild_id, data, now)
+        await conn.executemany(
+            PG_INSERT_HISTORY,
+            [
+                (guild_id, actor_id, action, name, old, new, now)
+                for action, name, old, new in history
+            ],
+        )
+    return _from_stored(guild_id, data)
 
 
 async def update_guild_settings(
-    db: Database, guild_id: int, *, actor_id: int | None = None, **changes: object
+    db: AnyDatabase, guild_id: int, *, actor_id: int | None = None, **changes: object
 ) -> GuildSettings:
     """Validate and save the given settings for a guild; return the guild's new settings.
 
     Every change is also appended to the server's settings history, as done by ``actor_id``.
     """
     checked = {name: validate_setting(name, value) for name, value in changes.items()}
-    settings = await db.run_in_transaction(
-        lambda conn: _write(conn, guild_id, checked, (), actor_id)
-    )
+    settings = await _save(db, guild_id, checked, (), actor_id)
     log.info("guild %d: %s changed settings: %s", guild_id, actor_id, ", ".join(sorted(checked)))
     return settings
 
 
 async def reset_guild_settings(
-    db: Database, guild_id: int, *names: str, actor_id: int | None = None
+    db: AnyDatabase, guild_id: int, *names: str, actor_id: int | None = None
 ) -> GuildSettings:
     """Return the named settings of a guild to their defaults (recorded in its history)."""
     for name in names:
         if name not in _KINDS:
             validate_setting(name, None)  # raises the "no such setting" sentence
-    return await db.run_in_transaction(lambda conn: _write(conn, guild_id, {}, names, actor_id))
+    return await _save(db, guild_id, {}, names, actor_id)
+
+
+def _change(row: Row, created_at: datetime) -> SettingChange:
+    return SettingChange(
+        row["id"],
+        row["actor_id"],
+        row["action"],
+        row["setting"],
+        _value_of(row["setting"], row["old_value"]),
+        _value_of(row["setting"], row["new_value"]),
+        created_at,
+    )
 
 
 def _history(conn: sqlite3.Connection, guild_id: int, limit: int) -> list[SettingChange]:
     return [
-        SettingChange(
-            row["id"],
-            row["actor_id"],
-            row["action"],
-            row["setting"],
-            _value_of(row["setting"], row["old_value"]),
-            _value_of(row["setting"], row["new_value"]),
-            datetime.fromisoformat(row["created_at"]),
-        )
+        _change(row, datetime.fromisoformat(row["created_at"]))
         for row in conn.execute(SQL_HISTORY, (guild_id, limit))
     ]
 
 
-async def settings_history(db: Database, guild_id: int, limit: int = 20) -> list[SettingChange]:
+async def settings_history(db: AnyDatabase, guild_id: int, limit: int = 20) -> list[SettingChange]:
     """The server's most recent settings changes, newest first."""
+    from bot.db import PostgresDatabase
+
+    if isinstance(db, PostgresDatabase):
+        rows = await db.fetch(PG_HISTORY, guild_id, limit)
+        return [_change(row, row["created_at"]) for row in rows]
     return await db.run_read(lambda conn: _history(conn, guild_id, limit))

@@ -25,6 +25,7 @@ from discord import app_commands
 from bot.client import SplitshotBot
 from bot.credits.ledger import Ledger
 from bot.db.connection import DatabaseUnavailable, explain
+from bot.db.postgres import database_name, recreate_database, with_database
 from bot.guild_settings import update_guild_settings
 from bot.resources import Resources, open_resources
 from bot.settings import Settings
@@ -39,6 +40,7 @@ BOT_NAME = "Splitshot"
 SERVER_NAME = "Splitshot Playground"
 CHANNEL_NAME = "compare"
 PLAYGROUND_DB = "splitshot-playground.db"
+PLAYGROUND_SUFFIX = "_playground"
 #: one person plays every part: their own votes count, and one vote ranks a model
 PLAYGROUND_SETTINGS = {"exclude_requester_votes": False, "min_votes_to_rank": 1}
 #: how often the open page is redrawn from the simulated Discord (the page polls twice a second)
@@ -62,6 +64,11 @@ class World:
 def playground_db_path(settings: Settings) -> Path:
     """A database of its own next to the configured one, so simulated servers never mix with real ones."""
     return settings.db_path.with_name(PLAYGROUND_DB)
+
+
+def playground_database_url(url: str) -> str:
+    """On PostgreSQL, the playground's database of its own: the configured name + ``_playground``."""
+    return with_database(url, database_name(url) + PLAYGROUND_SUFFIX)
 
 
 def build_world(env: Env) -> World:
@@ -258,19 +265,24 @@ async def _serve(settings: Settings, stop_after: float | None) -> int:
             file=sys.stderr,
         )
         return 2
-    db_path = playground_db_path(settings)
     # SimCord builds the same world with the same ids on every start, so rows from an earlier
     # run would point at messages that no longer exist (and collide with the new ones).
-    for leftover in (
-        db_path,
-        db_path.with_name(db_path.name + "-wal"),
-        db_path.with_name(db_path.name + "-shm"),
-    ):
-        try:
-            leftover.unlink(missing_ok=True)
-        except OSError as exc:
-            raise DatabaseUnavailable(db_path, explain(exc)) from None
-    async with open_resources(settings, for_discord=False, db_path=db_path) as opened:
+    target: str | Path
+    if settings.database_url:
+        target = playground_database_url(settings.database_url)
+        await recreate_database(settings.database_url, database_name(target))
+    else:
+        target = playground_db_path(settings)
+        for leftover in (
+            target,
+            target.with_name(target.name + "-wal"),
+            target.with_name(target.name + "-shm"),
+        ):
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailable(target, explain(exc)) from None
+    async with open_resources(settings, for_discord=False, db_path=target) as opened:
         # Credits must tell time by the simulated Discord's clock (it starts on 2026-01-01),
         # or every "next daily claim" would read months away.
         assert opened.db is not None

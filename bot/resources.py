@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -20,7 +20,7 @@ from providers.registry import Registry, build_registry
 
 if TYPE_CHECKING:
     from bot.credits.ledger import Ledger
-    from bot.db import Database
+    from bot.db import AnyDatabase
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Resources:
     http: httpx.AsyncClient
     registry: Registry
     service: ComparisonService
-    db: Database | None
+    db: AnyDatabase | None
     ledger: Ledger | None
 
 
@@ -47,10 +47,13 @@ async def open_resources(
     *,
     for_discord: bool,
     with_db: bool = True,
-    db_path: Path | None = None,
+    db_path: str | os.PathLike[str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Resources]:
-    """Open the HTTP client, providers and (optionally) the database; close them in reverse."""
+    """Open the HTTP client, providers and (optionally) the database; close them in reverse.
+
+    ``db_path`` (default: the settings' ``SPLITSHOT_DB``) is a SQLite file or a PostgreSQL URL.
+    """
     catalog = load_catalog(settings.catalog_path)
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
@@ -72,9 +75,9 @@ async def open_resources(
             from bot.comparisons.job import recover_undelivered
             from bot.credits.budget import Budget
             from bot.credits.ledger import Ledger
-            from bot.db import Database
+            from bot.db import open_database
 
-            db = await Database.open(db_path or settings.db_path)
+            db = await open_database(db_path or settings.db_target)
             stack.push_async_callback(db.close)
             ledger = Ledger(db, limits=settings.limits)
             service.budget = Budget(db, settings.limits)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.credits.rules import OperatorLimits
+from bot.db.postgres import is_postgres_url, redact
 from bot.errors import SplitshotError
 from providers.registry import ProvidersConfig
 
@@ -126,6 +127,8 @@ class Settings:
     discord_token: str | None = None
     dev_guild_id: int | None = None
     db_path: Path = Path("splitshot.db")
+    #: set when SPLITSHOT_DB is a postgresql:// URL: PostgreSQL instead of the SQLite file
+    database_url: str | None = None
     catalog_path: Path | None = None
     #: None: demo stand-ins on for the CLI and the playground, off for a bot with a token
     demo_mode: bool | None = None
@@ -152,9 +155,19 @@ class Settings:
         # Secrets must never reach logs through a repr.
         return (
             f"Settings(discord_token={'set' if self.discord_token else 'unset'}, "
-            f"db_path={str(self.db_path)!r}, demo_mode={self.demo_mode}, "
+            f"db={self.db_label!r}, demo_mode={self.demo_mode}, "
             f"adapters_with_keys={self.keyed_adapters()})"
         )
+
+    @property
+    def db_target(self) -> str:
+        """What to open: the PostgreSQL URL when one is set, else the SQLite file's path."""
+        return self.database_url or str(self.db_path)
+
+    @property
+    def db_label(self) -> str:
+        """``db_target`` safe to log (a URL's password hidden)."""
+        return redact(self.database_url) if self.database_url else str(self.db_path)
 
     def keyed_adapters(self) -> tuple[str, ...]:
         """Names of the adapters whose key is set (for logs; never the keys)."""
@@ -208,6 +221,13 @@ class Settings:
                 "refunded while they deliver."
             )
         shard_ids, shard_count = _shards(env)
+        database = _opt(env, "SPLITSHOT_DB")
+        database_url = database if is_postgres_url(database) else None
+        if database is not None and database_url is None and "://" in database:
+            raise SettingsError(
+                "SPLITSHOT_DB must be a file path (SQLite) or a postgresql:// URL, got "
+                f"{redact(database)!r}."
+            )
         if dev_guild is not None and not dev_guild.isdigit():
             raise SettingsError(
                 f"SPLITSHOT_DEV_GUILD must be a server id (digits), got {dev_guild!r}."
@@ -215,7 +235,8 @@ class Settings:
         return cls(
             discord_token=_opt(env, "DISCORD_TOKEN"),
             dev_guild_id=int(dev_guild) if dev_guild else None,
-            db_path=Path(_opt(env, "SPLITSHOT_DB") or "splitshot.db"),
+            db_path=Path(database if database and not database_url else "splitshot.db"),
+            database_url=database_url,
             catalog_path=Path(catalog) if catalog else None,
             demo_mode=_bool(env, "SPLITSHOT_DEMO"),
             model_timeout_s=model_timeout,

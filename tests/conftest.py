@@ -1,10 +1,11 @@
-"""Shared test helpers: real images, fake adapters and a temp-file database."""
+"""Shared test helpers: real images, fake adapters, a temp-file database, a PostgreSQL cluster."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from providers.base import ImageRequest, ImageResult, ProviderError, Target
+from tests.pg import BACKENDS, PostgresCluster, create_template, find_pg_bin, fresh_database
 
 
 def png_bytes(
@@ -67,3 +69,40 @@ async def db(tmp_path: Path) -> AsyncIterator[object]:
         yield database
     finally:
         await database.close()
+
+
+# --- PostgreSQL: one throwaway cluster per test session, a fresh database per test ----------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the whole session (skipped without the binaries)."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        message = (
+            "PostgreSQL server binaries not found (apt-get install postgresql); "
+            "the PostgreSQL backend is not tested"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message + " — CI must run these tests (.ci/run installs postgresql)")
+        pytest.skip(message)
+    cluster = PostgresCluster.start(bin_dir)
+    try:
+        asyncio.run(create_template(cluster))
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PostgresCluster) -> str:
+    """The URL of a fresh, migrated PostgreSQL database of its own."""
+    return asyncio.run(fresh_database(pg_cluster))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A ``--db`` value for each backend: a temp SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "test.db")
+    return str(request.getfixturevalue("pg_url"))

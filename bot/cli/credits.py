@@ -10,9 +10,18 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
+
 from bot.credits.budget import Budget
 from bot.credits.ledger import MAX_PER_PAGE, MAX_TOP, Ledger, parse_amount
-from bot.db import Database, DatabaseUnavailable, MigrationError
+from bot.db import (
+    AnyDatabase,
+    DatabaseUnavailable,
+    MigrationError,
+    describe_target,
+    is_postgres_url,
+    open_database,
+)
 from bot.db.connection import explain
 from bot.errors import SplitshotError
 
@@ -21,14 +30,7 @@ EXIT_OK = 0
 EXIT_REFUSED = 1  # a discrepancy, or the ledger refused the operation
 EXIT_USAGE = 2  # like argparse: the command cannot run as given
 
-Handler = Callable[[Ledger, Database, argparse.Namespace], Awaitable[int]]
-
-SQL_AUDIT_COUNTS = """
-SELECT (SELECT COUNT(*) FROM accounts) AS accounts,
-       (SELECT COUNT(*) FROM ledger) AS rows,
-       (SELECT COUNT(*) FROM holds) AS holds,
-       (SELECT COUNT(*) FROM holds WHERE state = 'open') AS open_holds
-"""
+Handler = Callable[[Ledger, AnyDatabase, argparse.Namespace], Awaitable[int]]
 
 
 def _fail(message: str, code: int) -> int:
@@ -43,15 +45,16 @@ def _runner(handler: Handler, *, read_only: bool = False) -> Callable[[argparse.
     """
 
     def run(args: argparse.Namespace) -> int:
-        path = Path(args.db)
-        # Never create a fresh, empty ledger because of a typo in --db.
-        if not path.exists():
+        target = os.fspath(args.db)
+        # Never create a fresh, empty ledger because of a typo in --db (a PostgreSQL database
+        # must exist already; its tables are created on first use, as the bot does).
+        if not is_postgres_url(target) and not Path(target).exists():
             return _fail(
-                f"no database at {path} (check --db; the bot creates it on start)", EXIT_USAGE
+                f"no database at {target} (check --db; the bot creates it on start)", EXIT_USAGE
             )
 
         async def main() -> int:
-            db = await Database.open(path, read_only=read_only)
+            db = await open_database(target, pool_size=2, read_only=read_only)
             try:
                 return await handler(Ledger(db), db, args)
             finally:
@@ -64,20 +67,23 @@ def _runner(handler: Handler, *, read_only: bool = False) -> Callable[[argparse.
         except SplitshotError as error:
             return _fail(str(error), EXIT_REFUSED)
         except (sqlite3.Error, MigrationError) as error:
+            label = describe_target(target)
             return _fail(
-                f"cannot use {path} as the Splitshot database: {explain(error)}.", EXIT_USAGE
+                f"cannot use {label} as the Splitshot database: {explain(error)}.", EXIT_USAGE
             )
+        except (asyncpg.PostgresError, OSError) as error:
+            label = describe_target(target)
+            return _fail(f"cannot use {label} as the Splitshot database: {error}", EXIT_USAGE)
 
     return run
 
 
-async def _audit(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+async def _audit(ledger: Ledger, db: AnyDatabase, args: argparse.Namespace) -> int:
     found = await ledger.audit()
-    counts = await db.fetchone(SQL_AUDIT_COUNTS)
-    assert counts is not None
+    counts = await ledger.counts()
     summary = (
-        f"{counts['accounts']:,} accounts, {counts['rows']:,} ledger rows, "
-        f"{counts['holds']:,} reservations ({counts['open_holds']:,} open)"
+        f"{counts.accounts:,} accounts, {counts.rows:,} ledger rows, "
+        f"{counts.holds:,} reservations ({counts.open_holds:,} open)"
     )
     if not found:
         print(f"Audit clean: {summary}.")
@@ -88,27 +94,27 @@ async def _audit(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
     return EXIT_REFUSED
 
 
-async def _balance(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+async def _balance(ledger: Ledger, db: AnyDatabase, args: argparse.Namespace) -> int:
     balance = await ledger.balance(args.guild, args.user)
     print(f"Guild {args.guild}, member {args.user}: {balance:,} credits")
     return EXIT_OK
 
 
-async def _grant(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+async def _grant(ledger: Ledger, db: AnyDatabase, args: argparse.Namespace) -> int:
     amount = parse_amount(args.amount)
     balance = await ledger.grant(args.guild, args.user, amount, args.reason, actor_id=args.actor)
     print(f"Granted {amount:,} credits to member {args.user}; balance now {balance:,}.")
     return EXIT_OK
 
 
-async def _revoke(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+async def _revoke(ledger: Ledger, db: AnyDatabase, args: argparse.Namespace) -> int:
     amount = parse_amount(args.amount)
     balance = await ledger.revoke(args.guild, args.user, amount, args.reason, actor_id=args.actor)
     print(f"Revoked {amount:,} credits from member {args.user}; balance now {balance:,}.")
     return EXIT_OK
 
 
-async def _history(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+async def _history(ledger: Ledger, db: AnyDatabase, args: argparse.Namespace) -> int:
     page = await ledger.history(args.guild, args.user, page=args.page - 1, per_page=args.per_page)
     print(
         f"Guild {args.guild}, member {args.user}: page {args.page} of {page.pages} "
@@ -123,7 +129,7 @@ async def _history(ledger: Ledger, db: Database, args: argparse.Namespace) -> in
     return EXIT_OK
 
 
-async def _spend(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+async def _spend(ledger: Ledger, db: AnyDatabase, args: argparse.Namespace) -> int:
     budget = Budget(db, ledger.limits)
     rows = await budget.report(days=args.days, guild_id=args.guild)
     where = "every server" if args.guild is None else f"server {args.guild}"
@@ -149,7 +155,7 @@ async def _spend(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _top(ledger: Ledger, db: Database, args: argparse.Namespace) -> int:
+async def _top(ledger: Ledger, db: AnyDatabase, args: argparse.Namespace) -> int:
     for rank, (user_id, balance) in enumerate(await ledger.top(args.guild, args.limit), start=1):
         print(f"{rank:>3}. {user_id}  {balance:,}")
     return EXIT_OK
@@ -197,9 +203,13 @@ def register(
     ) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_text, description=help_text)
         if default_db is None:
-            parser.add_argument("--db", required=True, help="the credits database file")
+            parser.add_argument(
+                "--db", required=True, help="the credits database: a file, or a postgresql:// URL"
+            )
         else:
-            parser.add_argument("--db", default=os.fspath(default_db), help="database file")
+            parser.add_argument(
+                "--db", default=os.fspath(default_db), help="database file or postgresql:// URL"
+            )
         if every_guild:
             parser.add_argument("--guild", type=discord_id, help="one server id (default: all)")
         else:

@@ -17,6 +17,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
+import asyncpg
+
 from bot.catalog import Catalog, load_catalog
 from bot.cli.credits import discord_id
 from bot.comparisons.events import Event, PanelChanged
@@ -111,13 +113,15 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     from bot.cli import credits as cli_credits
+    from bot.cli import db as cli_db
     from bot.cli import doctor as cli_doctor
     from bot.cli import export as cli_export
     from bot.cli import sync as cli_sync
 
-    cli_credits.register(sub, default_db=settings.db_path if settings else None)
+    cli_credits.register(sub, default_db=settings.db_target if settings else None)
     cli_doctor.register(sub)
     cli_export.register(sub, default_db=settings.db_path if settings else None)
+    cli_db.register(sub)
     cli_sync.register(sub)
     return parser
 
@@ -127,7 +131,9 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--blind", action="store_true", help="label panels A/B/C/D")
     command.add_argument("--out", type=Path, help="where to write the split image")
     command.add_argument("--json", action="store_true", help="print one JSON object")
-    command.add_argument("--db", type=Path, help="charge an account in this credits database")
+    command.add_argument(
+        "--db", help="charge an account in this credits database (a file or a postgresql:// URL)"
+    )
     command.add_argument(
         "--guild", type=discord_id, default=0, help="account's server id (with --db)"
     )
@@ -151,6 +157,10 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
     except sqlite3.Error as exc:
         # The database failed after it opened (disk full, locked, made read-only meanwhile).
         print(f"splitshot: the database failed: {explain(exc)}.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (asyncpg.PostgresError, ConnectionError) as exc:
+        # A --db postgresql:// URL that cannot be reached or refuses us; never shows the URL.
+        print(f"splitshot: the PostgreSQL database failed: {exc}.", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from bot.comparisons.plan import LETTERS, Plan, PlannedPanel, blind_name
 from bot.comparisons.policy import MAX_MODELS, MIN_MODELS, Policy, check_prompt, names
 from bot.comparisons.records import ComparisonRecord, PanelRecord, get_comparison, panel_images
-from bot.db import Database
+from bot.db import AnyDatabase
 from bot.errors import BadInput, SplitshotError
 from providers.base import ImageRequest, ImageResult, Quality, ReferenceImage
 
@@ -398,7 +398,7 @@ def nearest_aspect(size: tuple[int, int], aspects: Sequence[str]) -> str:
     return min(aspects, key=distance)
 
 
-async def load_parent(db: Database, comparison_id: str) -> Parent:
+async def load_parent(db: AnyDatabase, comparison_id: str) -> Parent:
     """The stored comparison and its panel images, or FollowUpBlocked saying why not."""
     record = check_parent(await get_comparison(db, comparison_id))
     return Parent(record, await panel_images(db, comparison_id))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.comparisons.plan import blind_name
-from bot.db import Database
+from bot.db import AnyDatabase, PostgresDatabase
+from bot.db.storage import Row
 
 SQL_COUNT = """
 SELECT COUNT(*) FROM comparisons
@@ -22,6 +24,19 @@ ORDER BY c.created_at DESC, c.id
 LIMIT ? OFFSET ?
 """
 SQL_PANEL_NAMES = "SELECT idx, letter, label FROM panels WHERE comparison_id = ? ORDER BY idx"
+PG_COUNT = """
+SELECT COUNT(*) FROM comparisons
+WHERE guild_id = $1 AND user_id = $2 AND delivery = 'posted' AND state <> 'deleted'
+"""
+PG_PAGE = """
+SELECT c.id, c.kind, c.created_at, c.charged, c.state, c.blind, c.channel_id, c.message_id,
+       c.parent_id, k.winner
+FROM comparisons AS c LEFT JOIN vote_closures AS k ON k.comparison_id = c.id
+WHERE c.guild_id = $1 AND c.user_id = $2 AND c.delivery = 'posted' AND c.state <> 'deleted'
+ORDER BY c.created_at DESC, c.id
+LIMIT $3 OFFSET $4
+"""
+PG_PANEL_NAMES = "SELECT idx, letter, label FROM panels WHERE comparison_id = $1 ORDER BY idx"
 OPTION_NAMES = {"tie": "tie", "bad": "none of them"}
 
 
@@ -41,8 +56,7 @@ class HistoryEntry:
     winner: str | None
 
 
-def _entry(conn: sqlite3.Connection, row: sqlite3.Row) -> HistoryEntry:
-    panels = conn.execute(SQL_PANEL_NAMES, (row["id"],)).fetchall()
+def _entry(row: Row, panels: Sequence[Row]) -> HistoryEntry:
     hidden = bool(row["blind"]) and row["state"] != "closed"
     names = tuple(blind_name(p["letter"]) if hidden else p["label"] for p in panels)
     winner = row["winner"]
@@ -53,7 +67,7 @@ def _entry(conn: sqlite3.Connection, row: sqlite3.Row) -> HistoryEntry:
     return HistoryEntry(
         id=row["id"],
         kind=row["kind"],
-        created_at=datetime.fromisoformat(row["created_at"]),
+        created_at=_moment(row["created_at"]),
         charged=row["charged"],
         state=row["state"],
         channel_id=row["channel_id"],
@@ -64,8 +78,12 @@ def _entry(conn: sqlite3.Connection, row: sqlite3.Row) -> HistoryEntry:
     )
 
 
+def _moment(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 async def history_page(
-    db: Database,
+    db: AnyDatabase,
     guild_id: int,
     user_id: int,
     *,
@@ -74,10 +92,18 @@ async def history_page(
     viewer_id: int | None = None,
 ) -> tuple[list[HistoryEntry], int]:
     """One page of a member's posted comparisons, newest first, and how many there are."""
+    if isinstance(db, PostgresDatabase):
+        async with db.transaction(isolation="repeatable_read", readonly=True) as pg:
+            total = int(await pg.fetchval(PG_COUNT, guild_id, user_id))
+            rows = await pg.fetch(PG_PAGE, guild_id, user_id, per_page, page * per_page)
+            entries = [_entry(row, await pg.fetch(PG_PANEL_NAMES, row["id"])) for row in rows]
+        return entries, total
 
     def read(conn: sqlite3.Connection) -> tuple[list[HistoryEntry], int]:
         total = int(conn.execute(SQL_COUNT, (guild_id, user_id)).fetchone()[0])
         rows = conn.execute(SQL_PAGE, (guild_id, user_id, per_page, page * per_page)).fetchall()
-        return [_entry(conn, row) for row in rows], total
+        return [
+            _entry(row, conn.execute(SQL_PANEL_NAMES, (row["id"],)).fetchall()) for row in rows
+        ], total
 
     return await db.run_read(read)

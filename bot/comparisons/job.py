@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,22 +25,23 @@ from bot.comparisons.events import Delivered as DeliveredEvent
 from bot.comparisons.events import EventBus, Failed, Reserved, ResultReady
 from bot.comparisons.plan import Plan
 from bot.comparisons.records import (
+    RecordRows,
+    Undelivered,
     attach_message,
-    mark_undelivered,
     record_rows,
     save_record,
     stale_pending,
-    write_record,
 )
 from bot.comparisons.service import AllModelsFailed, ComparisonResult, ComparisonService
 from bot.comparisons.view import view_from_result
 from bot.compose import MAX_UPLOAD_BYTES
+from bot.db.storage import run_step
 from bot.measure.reading import TextReading
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.credits.ledger import Hold, Ledger, Settlement
-    from bot.db import Database
+    from bot.db import AnyDatabase
     from bot.measure.ocr import TextAccuracy
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class ComparisonJob:
         service: ComparisonService,
         catalog: Catalog,
         ledger: Ledger | None = None,
-        db: Database | None = None,
+        db: AnyDatabase | None = None,
         requester: Requester | None = None,
         max_bytes: int = MAX_UPLOAD_BYTES,
         community: CommunitySource | None = None,
@@ -207,10 +207,10 @@ class ComparisonJob:
             log.exception("community results failed for comparison %s", self.plan.id)
             return ()
 
-    def _rows_for(self, result: ComparisonResult) -> Callable[[sqlite3.Connection], None] | None:
+    def _rows_for(self, result: ComparisonResult) -> RecordRows | None:
         if self.db is None or self.requester is None:
             return None
-        rows = record_rows(
+        return record_rows(
             self.plan,
             result.outcomes,
             result.composite,
@@ -223,13 +223,12 @@ class ComparisonJob:
             hold_id=self.hold.id if self.hold else None,
             text=self.text,
         )
-        return partial(write_record, rows=rows)
 
     async def _settle_and_record(self, result: ComparisonResult) -> None:
         write = self._rows_for(result)
         if self.hold is None or self.ledger is None:
             if write is not None and self.db is not None:
-                await self.db.run_in_transaction(write)
+                await save_record(self.db, write)
                 self.recorded = True
             return
         charged = [o for o in result.outcomes if o.panel.reused is None]
@@ -282,7 +281,7 @@ class ComparisonJob:
         refunded = 0
         if self.settlement is not None and self.ledger is not None and self.hold is not None:
             ledger, hold_id = self.ledger, self.hold.id
-            mark = partial(mark_undelivered, comparison_id=self.plan.id) if self.recorded else None
+            mark = Undelivered(self.plan.id) if self.recorded else None
 
             async def refund() -> None:
                 nonlocal refunded
@@ -293,8 +292,7 @@ class ComparisonJob:
 
             await asyncio.shield(self._retrying(refund, "refund the undelivered"))
         elif self.recorded and self.db is not None:
-            db, comparison_id = self.db, self.plan.id
-            await db.run_in_transaction(lambda conn: mark_undelivered(conn, comparison_id))
+            await run_step(self.db, Undelivered(self.plan.id))
         await self.events.publish(Failed(self.plan, reason, refunded))
         return refunded
 
@@ -331,14 +329,18 @@ def _release_reason(exc: BaseException) -> str:
     return "the result could not be delivered"
 
 
-async def recover_undelivered(ledger: Ledger, db: Database, older_than: timedelta) -> int:
-    """Refund comparisons settled but never posted (a crash between settle and post)."""
+async def recover_undelivered(ledger: Ledger, db: AnyDatabase, older_than: timedelta) -> int:
+    """Refund comparisons settled but never posted (a crash between settle and post).
+
+    Safe with several processes on one PostgreSQL database: the unsettle is exactly once per
+    hold, so of two processes recovering the same comparison only one refunds it.
+    """
     cutoff = datetime.now(UTC) - older_than
     recovered = 0
     for comparison_id, hold_id in await stale_pending(db, cutoff):
-        mark = partial(mark_undelivered, comparison_id=comparison_id)
+        mark = Undelivered(comparison_id)
         if hold_id is None:
-            await db.run_in_transaction(mark)
+            await run_step(db, mark)
             continue
         settlement = await ledger.unsettle(hold_id, UNDELIVERED_AFTER_RESTART, also=mark)
         if not settlement.already_closed:
@@ -348,7 +350,7 @@ async def recover_undelivered(ledger: Ledger, db: Database, older_than: timedelt
     return recovered
 
 
-async def save_free_record(db: Database, result: ComparisonResult, requester: Requester) -> None:
+async def save_free_record(db: AnyDatabase, result: ComparisonResult, requester: Requester) -> None:
     """Record a comparison nobody paid for (kept for tools that run without a ledger)."""
     rows = record_rows(
         result.plan,

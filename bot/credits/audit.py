@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from bot.db.storage import Row
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ ORDER BY h.id
 """
 
 
-def _hold_problems(row: sqlite3.Row) -> list[str]:
+def _hold_problems(row: Row) -> list[str]:
     """Say what is wrong with one hold's figures (nothing, for a healthy hold)."""
     problems: list[str] = []
     amount, spent, returned = row["amount"], row["spent"], row["returned"]
@@ -97,10 +100,12 @@ def _hold_problems(row: sqlite3.Row) -> list[str]:
     return problems
 
 
-def audit(conn: sqlite3.Connection) -> list[Discrepancy]:
-    """Check every invariant in one snapshot; return the discrepancies (none when healthy)."""
+def discrepancies(
+    balances: Iterable[Row], orphans: Iterable[Row], unlinked: Iterable[Row], holds: Iterable[Row]
+) -> list[Discrepancy]:
+    """Turn the four audit queries' rows (either backend) into discrepancies."""
     found: list[Discrepancy] = []
-    for row in conn.execute(SQL_AUDIT_BALANCES):
+    for row in balances:
         guild, user = row["guild_id"], row["user_id"]
         found.append(
             Discrepancy(
@@ -111,15 +116,15 @@ def audit(conn: sqlite3.Connection) -> list[Discrepancy]:
                 user,
             )
         )
-    for row in conn.execute(SQL_AUDIT_ORPHAN_ROWS):
+    for row in orphans:
         guild, user = row["guild_id"], row["user_id"]
         text = f"Guild {guild}, member {user}: {row['n']} ledger rows but no account."
         found.append(Discrepancy("orphan", text, guild, user))
-    for row in conn.execute(SQL_AUDIT_UNLINKED_ROWS):
+    for row in unlinked:
         guild, user = row["guild_id"], row["user_id"]
         text = f"Ledger row #{row['id']} ({row['kind']}) is not linked to a reservation."
         found.append(Discrepancy("unlinked", text, guild, user))
-    for row in conn.execute(SQL_AUDIT_HOLDS):
+    for row in holds:
         for problem in _hold_problems(row):
             text = f"Reservation #{row['id']} (guild {row['guild_id']}, member {row['user_id']}) "
             found.append(
@@ -128,3 +133,13 @@ def audit(conn: sqlite3.Connection) -> list[Discrepancy]:
                 )
             )
     return found
+
+
+def audit(conn: sqlite3.Connection) -> list[Discrepancy]:
+    """Check every invariant in one snapshot; return the discrepancies (none when healthy)."""
+    return discrepancies(
+        conn.execute(SQL_AUDIT_BALANCES).fetchall(),
+        conn.execute(SQL_AUDIT_ORPHAN_ROWS).fetchall(),
+        conn.execute(SQL_AUDIT_UNLINKED_ROWS).fetchall(),
+        conn.execute(SQL_AUDIT_HOLDS).fetchall(),
+    )

@@ -5,8 +5,9 @@ Servers set their own prices, starter grants and allowances, so without this one
 make every comparison free and spend the operator's provider account without limit. Spend is
 counted in the catalog's credits per image — what a model costs the operator — never in what a
 server charges its members, and demo stand-ins cost nothing. A comparison is admitted (or
-refused, with nothing charged) in one ``BEGIN IMMEDIATE`` transaction, so two shards on the
-same database cannot both take the last of a budget.
+refused, with nothing charged) in one ``BEGIN IMMEDIATE`` transaction (on PostgreSQL, one
+transaction under an advisory lock shared by every process), so two shards on the same database
+cannot both take the last of a budget.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from bot.errors import SplitshotError
 if TYPE_CHECKING:
     from bot.catalog import Catalog, Model
     from bot.comparisons.plan import Plan
-    from bot.db import Database
+    from bot.db import AnyDatabase
+    from bot.db.postgres import PgConnection
     from providers.base import Quality
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,40 @@ ORDER BY day DESC, guild_id, model_id
 """
 
 
+PG_LOCK_BUDGET = "SELECT pg_advisory_xact_lock(hashtextextended('provider-budget', 0))"
+PG_DAY_COST = """
+SELECT COALESCE(SUM(cost), 0)::bigint FROM provider_spend
+WHERE day = $1 AND state <> 'released' AND ($2::bigint IS NULL OR guild_id = $2)
+"""
+PG_RUNNING = """
+SELECT COUNT(DISTINCT comparison_id) FROM provider_spend
+WHERE state = 'running' AND created_at > $1
+"""
+PG_INSERT_SPEND = """
+INSERT INTO provider_spend (comparison_id, model_id, guild_id, day, cost, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+PG_CLOSE_SPEND = """
+UPDATE provider_spend SET state = $1, closed_at = $2
+WHERE comparison_id = $3 AND model_id = $4 AND state = 'running'
+"""
+PG_RELEASE_ALL = """
+UPDATE provider_spend SET state = 'released', closed_at = $1
+WHERE comparison_id = $2 AND state = 'running'
+"""
+PG_MODELS = "SELECT model_id FROM provider_spend WHERE comparison_id = $1"
+PG_REPORT = """
+SELECT day, guild_id, model_id,
+       COUNT(*) FILTER (WHERE state = 'spent') AS images,
+       COALESCE(SUM(cost) FILTER (WHERE state <> 'released'), 0)::bigint AS cost,
+       COUNT(*) FILTER (WHERE state = 'running') AS running
+FROM provider_spend
+WHERE day >= $1 AND ($2::bigint IS NULL OR guild_id = $2)
+GROUP BY day, guild_id, model_id
+ORDER BY day DESC, guild_id, model_id
+"""
+
+
 def admit(
     conn: sqlite3.Connection,
     guild_id: int,
@@ -212,6 +248,58 @@ def admit(
         [(comparison_id, item.model_id, guild_id, day, item.cost, stamp) for item in items],
     )
     return None
+
+
+async def admit_pg(
+    conn: PgConnection,
+    guild_id: int,
+    comparison_id: str,
+    items: Sequence[SpendItem],
+    limits: OperatorLimits,
+    now: datetime,
+    running_window: timedelta,
+) -> SplitshotError | None:
+    """``admit`` on PostgreSQL, inside the caller's transaction (which it serialises)."""
+    # One lock for every process: the running count and both budgets are read, then written.
+    await conn.execute(PG_LOCK_BUDGET)
+    if limits.max_running is not None:
+        running = int(await conn.fetchval(PG_RUNNING, now - running_window))
+        if running >= limits.max_running:
+            return TooBusy(running)
+    day = now.astimezone(UTC).date()
+    cost = sum(item.cost for item in items)
+    if cost:
+        for budget, server in (
+            (limits.guild_daily_budget, True),
+            (limits.global_daily_budget, False),
+        ):
+            if budget is None:
+                continue
+            used = int(await conn.fetchval(PG_DAY_COST, day, guild_id if server else None))
+            if used + cost > budget:
+                return OverBudget(server=server)
+    await conn.executemany(
+        PG_INSERT_SPEND,
+        [(comparison_id, item.model_id, guild_id, day, item.cost, now) for item in items],
+    )
+    return None
+
+
+async def finish_pg(
+    conn: PgConnection, comparison_id: str, delivered: Collection[str] | None, now: datetime
+) -> None:
+    """``finish`` on PostgreSQL, inside the caller's transaction."""
+    if delivered is None:
+        await conn.execute(PG_RELEASE_ALL, now, comparison_id)
+        return
+    models = [row[0] for row in await conn.fetch(PG_MODELS, comparison_id)]
+    await conn.executemany(
+        PG_CLOSE_SPEND,
+        [
+            ("spent" if model in delivered else "released", now, comparison_id, model)
+            for model in models
+        ],
+    )
 
 
 def finish(
@@ -256,7 +344,7 @@ class Budget:
 
     def __init__(
         self,
-        db: Database,
+        db: AnyDatabase,
         limits: OperatorLimits,
         *,
         clock: Callable[[], datetime] = _utc_now,
@@ -269,18 +357,33 @@ class Budget:
 
     async def admit(self, guild_id: int, plan: Plan) -> None:
         """Count a comparison against today's budgets, or raise OverBudget / TooBusy."""
+        from bot.db import PostgresDatabase
+
         items = spend_items(plan)
-        refused = await self._db.run_in_transaction(
-            partial(
-                admit,
-                guild_id=guild_id,
-                comparison_id=plan.id,
-                items=items,
-                limits=self.limits,
-                now=self._clock(),
-                running_window=self._running_window,
+        refused: SplitshotError | None
+        if isinstance(self._db, PostgresDatabase):
+            async with self._db.transaction() as conn:
+                refused = await admit_pg(
+                    conn,
+                    guild_id,
+                    plan.id,
+                    items,
+                    self.limits,
+                    self._clock(),
+                    self._running_window,
+                )
+        else:
+            refused = await self._db.run_in_transaction(
+                partial(
+                    admit,
+                    guild_id=guild_id,
+                    comparison_id=plan.id,
+                    items=items,
+                    limits=self.limits,
+                    now=self._clock(),
+                    running_window=self._running_window,
+                )
             )
-        )
         if refused is not None:
             log.info(
                 "guild %d: comparison %s refused by the budget: %s", guild_id, plan.id, refused
@@ -293,17 +396,39 @@ class Budget:
         Bookkeeping must not sink a delivered result or a refund: a row left running stops
         counting as running after the window, and only ever over-counts the day's spend.
         """
-        now = iso(self._clock())
         try:
-            await asyncio.shield(
-                self._db.run_in_transaction(
-                    partial(finish, comparison_id=comparison_id, delivered=delivered, now=now)
-                )
-            )
+            await asyncio.shield(self._finish(comparison_id, delivered))
         except Exception:
             log.exception("could not close the provider spend of comparison %s", comparison_id)
 
+    async def _finish(self, comparison_id: str, delivered: Collection[str] | None) -> None:
+        from bot.db import PostgresDatabase
+
+        if isinstance(self._db, PostgresDatabase):
+            async with self._db.transaction() as conn:
+                await finish_pg(conn, comparison_id, delivered, self._clock())
+            return
+        now = iso(self._clock())
+        await self._db.run_in_transaction(
+            partial(finish, comparison_id=comparison_id, delivered=delivered, now=now)
+        )
+
     async def report(self, days: int = 7, guild_id: int | None = None) -> list[SpendRow]:
         """Spend per UTC day, server and model for the last ``days`` days (today included)."""
+        from bot.db import PostgresDatabase
+
         since = self._clock().astimezone(UTC).date() - timedelta(days=max(1, days) - 1)
+        if isinstance(self._db, PostgresDatabase):
+            rows = await self._db.fetch(PG_REPORT, since, guild_id)
+            return [
+                SpendRow(
+                    row["day"],
+                    int(row["guild_id"]),
+                    str(row["model_id"]),
+                    int(row["images"]),
+                    int(row["cost"]),
+                    int(row["running"]),
+                )
+                for row in rows
+            ]
         return await self._db.run_read(partial(report, since=since, guild_id=guild_id))

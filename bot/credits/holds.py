@@ -155,7 +155,7 @@ def reserve(
     return Hold(hold_id, guild_id, user_id, comparison_id, amount, items, HoldState.OPEN, balance)
 
 
-def _refund_reasons(
+def refund_reasons(
     items: Sequence[LineItem], delivered: Collection[str], reasons: Mapping[str, str]
 ) -> dict[str, str]:
     """Map each model that did not deliver to its refund reason; refuse ids not in the hold."""
@@ -210,7 +210,7 @@ def close_hold(
     if delivered is None:
         refund_for = {item.model_id: release_reason for item in items}
     else:
-        refund_for = _refund_reasons(items, delivered, reasons or {})
+        refund_for = refund_reasons(items, delivered, reasons or {})
     if hold["state"] != HoldState.OPEN:
         return _as_closed(conn, hold, rows)
     refunds = tuple(

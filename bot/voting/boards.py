@@ -5,7 +5,8 @@ bootstrap intervals (hundreds of milliseconds on a busy server, holding the GIL 
 thread). Every /compare, /versus and vote close cites the board, so it is fitted on purpose:
 
 - Boards are cached per server, use case, demo flag and ranking settings (``BoardKey``).
-- Each server has a generation in the database (migration 0004) that triggers move on every
+- Each server has a generation in the database (migration 0004; PostgreSQL's 0004 has the same
+  triggers) that triggers move on every
   write a board reads: a vote cast, switched or withdrawn, a close, a comparison added or
   deleted. A cached board serves while its generation stands; whoever made the change (the
   vote store, the Delete button, the CLI, another process on the same file) invalidates it.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from bot.db import Database
+from bot.db import AnyDatabase, PostgresDatabase
 from bot.guild_settings import GuildSettings
 from bot.voting.leaderboard import Leaderboard, leaderboard
 from bot.voting.ratings import ComparisonVotes, PanelFacts
@@ -144,7 +145,7 @@ class BoardCache:
 
     def __init__(
         self,
-        db: Database,
+        db: AnyDatabase,
         *,
         fit: FitBoard = leaderboard,
         max_boards: int = MAX_CACHED_BOARDS,
@@ -156,13 +157,29 @@ class BoardCache:
         # One lock per server: a lookup waits for the fit in flight and then reuses it.
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
+    async def _generation(self, guild_id: int) -> int:
+        if isinstance(self._db, PostgresDatabase):
+            from bot.voting import postgres
+
+            return await postgres.board_generation(self._db, guild_id)
+        return await self._db.run_read(partial(board_generation, guild_id=guild_id))
+
+    async def _snapshot(self, key: BoardKey) -> tuple[int, list[ComparisonVotes]]:
+        if isinstance(self._db, PostgresDatabase):
+            from bot.voting import postgres
+
+            return await postgres.board_snapshot(
+                self._db, key.guild_id, key.use_case, key.include_demo
+            )
+        return await self._db.run_read(partial(_snapshot, key=key))
+
     async def board(self, key: BoardKey, *, rounds: int, seed: int = 0) -> Leaderboard:
         """The cached board while nothing it reads has changed, else a fresh fit.
 
         ``rounds=0`` asks for point ratings only, which a bootstrapped board serves too.
         """
         async with self._locks[key.guild_id]:
-            generation = await self._db.run_read(partial(board_generation, guild_id=key.guild_id))
+            generation = await self._generation(key.guild_id)
             cached = self._boards.get(key)
             if (
                 cached is not None
@@ -171,7 +188,7 @@ class BoardCache:
             ):
                 self._boards.move_to_end(key)
                 return cached.board
-            generation, comparisons = await self._db.run_read(partial(_snapshot, key=key))
+            generation, comparisons = await self._snapshot(key)
             # Off the event loop; the bootstrap is hundreds of milliseconds on a busy server.
             board = await asyncio.to_thread(
                 self._fit,

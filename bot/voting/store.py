@@ -1,4 +1,8 @@
-"""Votes in SQLite: reactions through the rules, closing (by hand or deadline), tallies, ratings.
+"""Votes: reactions through the rules, closing (by hand or deadline), tallies, ratings.
+
+``VoteStore`` is the one entry point on either backend; the SQLite transaction bodies live in
+this module (``SqliteVotes``), the PostgreSQL ones in ``bot.voting.postgres``, both behind the
+``VoteBackend`` interface.
 
 The Discord layer builds a ``ReactionEvent`` from each raw reaction event and awaits
 ``VoteStore.handle_reaction``; the rules themselves are the pure ladder in ``bot.voting.rules``
@@ -20,8 +24,9 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
+from typing import Protocol
 
-from bot.db import Database
+from bot.db import AnyDatabase, Database, PostgresDatabase, store_for
 from bot.guild_settings import DEFAULTS, GuildSettings, load_guild_settings
 from bot.voting.boards import (
     BOOTSTRAP_ROUNDS,
@@ -65,6 +70,7 @@ __all__ = [
     "PanelInfo",
     "ReactionEvent",
     "Tally",
+    "VoteBackend",
     "VoteDecision",
     "VoteStore",
     "VoteTarget",
@@ -145,7 +151,9 @@ UPDATE vote_closures SET announced_at = ? WHERE comparison_id = ? AND announced_
 """
 
 
-def _parse_time(text: str | None) -> datetime | None:
+def _parse_time(text: str | datetime | None) -> datetime | None:
+    if isinstance(text, datetime):
+        return text
     return datetime.fromisoformat(text) if text else None
 
 
@@ -241,6 +249,127 @@ def _unannounced(conn: sqlite3.Connection) -> list[CloseResult]:
     return results
 
 
+class VoteBackend(Protocol):
+    """One backend's vote operations; each write is one transaction."""
+
+    async def apply_reaction(
+        self, event: ReactionEvent, settings: GuildSettings | None, now: datetime
+    ) -> VoteDecision:
+        """Read the comparison and the member's vote, run the ladder, write."""
+        ...
+
+    async def target_for_message(self, message_id: int) -> VoteTarget | None:
+        """The comparison a message carries."""
+        ...
+
+    async def latest_open(self, guild_id: int, channel_id: int) -> VoteTarget | None:
+        """The newest comparison still open in a channel."""
+        ...
+
+    async def clear_reactions(self, message_id: int, emoji: str | None) -> int:
+        """Delete the votes cast by cleared reactions while open; how many."""
+        ...
+
+    async def tally(self, comparison_id: str) -> Tally | None:
+        """Counts and panels of one comparison."""
+        ...
+
+    async def close(self, comparison_id: str, by: int | None, now: datetime) -> CloseResult | None:
+        """Close one comparison's vote, exactly once."""
+        ...
+
+    async def close_due(self, now: datetime, limit: int) -> list[CloseResult]:
+        """Close up to ``limit`` comparisons past their deadline, each by one caller."""
+        ...
+
+    async def next_deadline(self) -> datetime | None:
+        """The earliest open deadline."""
+        ...
+
+    async def unannounced(self) -> list[CloseResult]:
+        """Closed votes whose message was never edited."""
+        ...
+
+    async def mark_announced(self, comparison_id: str, now: datetime) -> bool:
+        """Record the announcement; False when it already was."""
+        ...
+
+    async def rated_comparisons(
+        self, guild_id: int, use_case: str | None, include_demo: bool
+    ) -> list[ComparisonVotes]:
+        """The server's rated comparisons with their counted votes."""
+        ...
+
+
+class SqliteVotes:
+    """The vote operations on the process's one SQLite connection."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def apply_reaction(
+        self, event: ReactionEvent, settings: GuildSettings | None, now: datetime
+    ) -> VoteDecision:
+        job = partial(_apply_reaction, event=event, settings=settings, now=now)
+        return await self._db.run_in_transaction(job)
+
+    async def target_for_message(self, message_id: int) -> VoteTarget | None:
+        row = await self._db.fetchone(SQL_TARGET, (message_id,))
+        return None if row is None else _target(row)
+
+    async def latest_open(self, guild_id: int, channel_id: int) -> VoteTarget | None:
+        row = await self._db.fetchone(SQL_LATEST_OPEN, (guild_id, channel_id))
+        return None if row is None else _target(row)
+
+    async def clear_reactions(self, message_id: int, emoji: str | None) -> int:
+        params = {"message": message_id, "emoji": emoji}
+        return await self._db.run_in_transaction(
+            lambda conn: conn.execute(SQL_CLEAR_VOTES, params).rowcount
+        )
+
+    async def tally(self, comparison_id: str) -> Tally | None:
+        return await self._db.run_read(partial(_load_tally, comparison_id=comparison_id))
+
+    async def close(self, comparison_id: str, by: int | None, now: datetime) -> CloseResult | None:
+        return await self._db.run_in_transaction(
+            partial(_close, comparison_id=comparison_id, by=by, now=now)
+        )
+
+    async def close_due(self, now: datetime, limit: int) -> list[CloseResult]:
+        return await self._db.run_in_transaction(partial(_close_due, now=now, limit=limit))
+
+    async def next_deadline(self) -> datetime | None:
+        row = await self._db.fetchone(SQL_NEXT_DEADLINE)
+        return None if row is None else _parse_time(row[0])
+
+    async def unannounced(self) -> list[CloseResult]:
+        return await self._db.run_read(_unannounced)
+
+    async def mark_announced(self, comparison_id: str, now: datetime) -> bool:
+        return await self._db.execute(SQL_MARK_ANNOUNCED, (iso(now), comparison_id)) == 1
+
+    async def rated_comparisons(
+        self, guild_id: int, use_case: str | None, include_demo: bool
+    ) -> list[ComparisonVotes]:
+        return await self._db.run_read(
+            partial(
+                rated_comparisons,
+                guild_id=guild_id,
+                use_case=use_case,
+                include_demo=include_demo,
+            )
+        )
+
+
+def _backend_for(db: AnyDatabase) -> VoteBackend:
+    from bot.voting.postgres import PostgresVotes
+
+    # Typed as the interface, so that mypy checks that each backend implements all of it.
+    sqlite: Callable[[Database], VoteBackend] = SqliteVotes
+    postgresql: Callable[[PostgresDatabase], VoteBackend] = PostgresVotes
+    return store_for(db, sqlite=sqlite, postgresql=postgresql)
+
+
 class VoteStore:
     """Votes, closing and ratings for every server, over the shared database.
 
@@ -249,13 +378,14 @@ class VoteStore:
 
     def __init__(
         self,
-        db: Database,
+        db: AnyDatabase,
         *,
         clock: Callable[[], datetime] = utc_now,
         fit: FitBoard = leaderboard,
         max_cached_boards: int = MAX_CACHED_BOARDS,
     ) -> None:
         self._db = db
+        self._backend = _backend_for(db)
         self._clock = clock
         self._boards = BoardCache(db, fit=fit, max_boards=max_cached_boards)
 
@@ -267,8 +397,7 @@ class VoteStore:
         # which saves the caller a database round trip per event.
         decision = screen(event)
         if decision is None:
-            job = partial(_apply_reaction, event=event, settings=settings, now=self._clock())
-            decision = await self._db.run_in_transaction(job)
+            decision = await self._backend.apply_reaction(event, settings, self._clock())
         log.debug(
             "reaction %s by %d on message %d: %s",
             event.emoji,
@@ -280,33 +409,25 @@ class VoteStore:
 
     async def target_for_message(self, message_id: int) -> VoteTarget | None:
         """The comparison a message carries, as the rules see it (for permission checks)."""
-        row = await self._db.fetchone(SQL_TARGET, (message_id,))
-        return None if row is None else _target(row)
+        return await self._backend.target_for_message(message_id)
 
     async def latest_open(self, guild_id: int, channel_id: int) -> VoteTarget | None:
         """The newest comparison still open in a channel (for a bare ``/vote close``)."""
-        row = await self._db.fetchone(SQL_LATEST_OPEN, (guild_id, channel_id))
-        return None if row is None else _target(row)
+        return await self._backend.latest_open(guild_id, channel_id)
 
     async def clear_reactions(self, message_id: int, emoji: str | None = None) -> int:
         """Withdraw the votes cast by reactions a moderator cleared; returns how many."""
-        params = {"message": message_id, "emoji": emoji}
-        return await self._db.run_in_transaction(
-            lambda conn: conn.execute(SQL_CLEAR_VOTES, params).rowcount
-        )
+        return await self._backend.clear_reactions(message_id, emoji)
 
     async def tally(self, comparison_id: str) -> Tally | None:
         """The current counts and winner of a comparison, open or closed."""
-        return await self._db.run_read(partial(_load_tally, comparison_id=comparison_id))
+        return await self._backend.tally(comparison_id)
 
     async def close(
         self, comparison_id: str, *, by: int | None, now: datetime | None = None
     ) -> CloseResult | None:
         """Close voting now; None when it is unknown, deleted or already closed."""
-        at = now or self._clock()
-        result = await self._db.run_in_transaction(
-            partial(_close, comparison_id=comparison_id, by=by, now=at)
-        )
+        result = await self._backend.close(comparison_id, by, now or self._clock())
         if result is not None:
             log.info("closed votes on %s (by %s): %s", comparison_id, by, result.tally.headline())
         return result
@@ -316,9 +437,7 @@ class VoteStore:
         at, results = now or self._clock(), []
         while True:
             # Batches keep each write transaction short after a long outage.
-            batch = await self._db.run_in_transaction(
-                partial(_close_due, now=at, limit=CLOSE_BATCH)
-            )
+            batch = await self._backend.close_due(at, CLOSE_BATCH)
             results.extend(batch)
             if len(batch) < CLOSE_BATCH:
                 break
@@ -332,30 +451,21 @@ class VoteStore:
 
     async def next_deadline(self) -> datetime | None:
         """The earliest deadline of a comparison still open, to sleep until it."""
-        row = await self._db.fetchone(SQL_NEXT_DEADLINE)
-        return None if row is None else _parse_time(row[0])
+        return await self._backend.next_deadline()
 
     async def unannounced(self) -> list[CloseResult]:
         """Closed votes whose message was never edited (the bot stopped); call once at startup."""
-        return await self._db.run_read(_unannounced)
+        return await self._backend.unannounced()
 
     async def mark_announced(self, comparison_id: str, *, now: datetime | None = None) -> bool:
         """Record that the result message was edited; False when it already was."""
-        at = iso(now or self._clock())
-        return await self._db.execute(SQL_MARK_ANNOUNCED, (at, comparison_id)) == 1
+        return await self._backend.mark_announced(comparison_id, now or self._clock())
 
     async def rated_comparisons(
         self, guild_id: int, use_case: str | None = None, *, include_demo: bool = False
     ) -> list[ComparisonVotes]:
         """The server's comparisons (one use case, or all) with their panels and counted votes."""
-        return await self._db.run_read(
-            partial(
-                rated_comparisons,
-                guild_id=guild_id,
-                use_case=use_case,
-                include_demo=include_demo,
-            )
-        )
+        return await self._backend.rated_comparisons(guild_id, use_case, include_demo)
 
     async def leaderboard(
         self,

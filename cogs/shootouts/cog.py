@@ -33,6 +33,7 @@ from bot.shootouts.plan import (
 )
 from bot.shootouts.pool import POOL_USER_ID
 from bot.shootouts.store import ShootoutRow, ShootoutStore
+from cogs.shootouts._db import sqlite_db
 from cogs.shootouts.render import jump_url, price_embed, status_embed
 from cogs.shootouts.runner import ShootoutRunner, deadline_after
 from cogs.shootouts.views import ConfirmView, ExportButton, PromptsModal
@@ -156,7 +157,7 @@ class ShootoutsCog(
 
     def __init__(self, bot: SplitshotBot) -> None:
         self.bot = bot
-        self.store = ShootoutStore(bot.db)
+        self.store = ShootoutStore(sqlite_db(bot))
         self.runner = ShootoutRunner(bot, self.store)
         self.runner.text_accuracy = self._text_accuracy
         super().__init__()
@@ -165,7 +166,7 @@ class ShootoutsCog(
 
     async def _text_accuracy(self, shootout: ShootoutRow) -> dict[str, float] | None:
         """Each model's mean measured text accuracy over the rounds (None: nothing measured)."""
-        return await child_text_means(self.bot.db, shootout.id) or None
+        return await child_text_means(sqlite_db(self.bot), shootout.id) or None
 
     async def cog_load(self) -> None:
         from cogs.shootouts.pool import attach_pool_group
@@ -402,7 +403,7 @@ class ShootoutsCog(
             row = await self.store.get(item_id)
             use_case = self.bot.catalog.use_cases.get(row.use_case) if row else None
             page, document = await export_shootout(
-                self.bot.db,
+                sqlite_db(self.bot),
                 item_id,
                 use_case.name if use_case else (row.use_case if row else ""),
                 guild_id=interaction.guild_id,
@@ -410,7 +411,7 @@ class ShootoutsCog(
             stem = f"splitshot-shootout-{item_id}"
         else:
             page, document = await export_comparison(
-                self.bot.db, item_id, guild_id=interaction.guild_id
+                sqlite_db(self.bot), item_id, guild_id=interaction.guild_id
             )
             stem = f"splitshot-comparison-{item_id}"
         html_bytes, json_bytes = page.encode(), to_json(document).encode()

@@ -15,13 +15,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.comparisons.job import ComparisonJob, Requester
-from bot.comparisons.records import mark_undelivered
+from bot.comparisons.records import Undelivered
 from bot.credits.rules import InsufficientCredits
 from bot.errors import SplitshotError
 from bot.shootouts.plan import ShootoutPlan
@@ -30,6 +29,7 @@ from bot.shootouts.report import Report, build_report, load
 from bot.shootouts.store import ShootoutRow, ShootoutStore
 from bot.tasks import stop_task
 from bot.voting.store import VoteStore
+from cogs.shootouts._db import sqlite_db
 from cogs.shootouts.render import jump_url, report_embed, status_embed
 from cogs.shootouts.rounds import RoundPresenter
 from cogs.shootouts.views import export_view
@@ -91,7 +91,7 @@ class ShootoutRunner:
     async def balance(self, guild_id: int, payer_id: int) -> int:
         """What the payer has now (the pool is opened empty on first use)."""
         if payer_id == POOL_USER_ID:
-            await open_pool(self.bot.db, guild_id)
+            await open_pool(sqlite_db(self.bot), guild_id)
             return await self.bot.ledger.balance(guild_id, payer_id)
         return await self.bot.ledger.ensure_account(guild_id, payer_id)
 
@@ -124,7 +124,7 @@ class ShootoutRunner:
             service=self.bot.service,
             catalog=self.bot.catalog,
             ledger=self.bot.ledger,
-            db=self.bot.db,
+            db=sqlite_db(self.bot),
             requester=requester,
         )
 
@@ -299,7 +299,7 @@ class ShootoutRunner:
 
     async def build(self, shootout: ShootoutRow) -> Report:
         """The report as of now."""
-        data = await load(self.bot.db, shootout.id)
+        data = await load(sqlite_db(self.bot), shootout.id)
         assert data is not None
         accuracy = None
         if self.text_accuracy is not None:
@@ -314,7 +314,7 @@ class ShootoutRunner:
 
     async def _close_rounds(self, shootout: ShootoutRow, by: int | None) -> None:
         votes: VotesCog | None = self.bot.get_cog(VOTES_COG)  # type: ignore[assignment]
-        store = votes.store if votes is not None else VoteStore(self.bot.db)
+        store = votes.store if votes is not None else VoteStore(sqlite_db(self.bot))
         for r in shootout.rounds:
             if r.state != "posted":
                 continue
@@ -379,7 +379,7 @@ class ShootoutRunner:
         """At startup: refund rounds a previous run never finished; their shoot-outs vote on."""
         refunded = 0
         for r in await self.store.unfinished_rounds():
-            row = await self.bot.db.fetchone(
+            row = await sqlite_db(self.bot).fetchone(
                 "SELECT delivery, hold_id FROM comparisons WHERE id = ?", (r.comparison_id,)
             )
             if row is not None and row["delivery"] == "posted":
@@ -389,7 +389,7 @@ class ShootoutRunner:
                 settlement = await self.bot.ledger.release(r.hold_id, RESTARTED)
                 refunded += not settlement.already_closed
             elif row is not None and row["hold_id"] is not None:
-                mark = partial(mark_undelivered, comparison_id=r.comparison_id)
+                mark = Undelivered(r.comparison_id)
                 settlement = await self.bot.ledger.unsettle(row["hold_id"], RESTARTED, also=mark)
                 refunded += not settlement.already_closed
             await self.store.set_round(r.shootout_id, r.idx, "refunded", RESTARTED)

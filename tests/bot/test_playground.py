@@ -6,6 +6,7 @@ it needs Playwright and Debian's /usr/bin/chromium and is skipped where either i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
@@ -40,7 +41,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-backgroun
 class Playground:
     """`splitshot run` in a child process, with its stdout read line by line."""
 
-    def __init__(self, tmp_path: Path, stop_after: float) -> None:
+    def __init__(self, tmp_path: Path, stop_after: float, db: str | None = None) -> None:
         env = {
             k: v
             for k, v in os.environ.items()
@@ -48,7 +49,7 @@ class Playground:
         }
         env |= {
             "SPLITSHOT_PLAYGROUND_PORT": "0",
-            "SPLITSHOT_DB": str(tmp_path / "splitshot.db"),
+            "SPLITSHOT_DB": db or str(tmp_path / "splitshot.db"),
             "SPLITSHOT_DEMO_LATENCY": "0.2",
             "FAL_KEY": "",
             "GOOGLE_API_KEY": "",
@@ -142,6 +143,36 @@ def test_each_start_gets_a_fresh_playground_database(tmp_path: Path) -> None:
     assert (tmp_path / "splitshot-playground.db").read_bytes().startswith(b"SQLite format 3")
 
 
+def test_the_playground_runs_on_postgresql_in_a_database_of_its_own(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # Twice: the second start must replace the first one's playground database, not reuse it.
+    for _ in range(2):
+        running = Playground(tmp_path, stop_after=1, db=pg_url)
+        try:
+            running.wait_for_url()
+            assert running.process.wait(timeout=60) == 0, "\n".join(running.output)
+        finally:
+            if running.process.poll() is None:
+                running.process.kill()
+
+    async def inspect() -> tuple[int, int]:
+        import asyncpg
+
+        playground = await asyncpg.connect(pg_url + "_playground")
+        configured = await asyncpg.connect(pg_url)
+        try:
+            settings = await playground.fetchval("SELECT COUNT(*) FROM guild_settings")
+            untouched = await configured.fetchval("SELECT COUNT(*) FROM guild_settings")
+            return int(settings), int(untouched)
+        finally:
+            await playground.close()
+            await configured.close()
+
+    # The simulated server's settings went to the playground's database, never the real one.
+    assert asyncio.run(inspect()) == (1, 0)
+
+
 def test_stop_after_shuts_the_playground_down_by_itself(tmp_path: Path) -> None:
     running = Playground(tmp_path, stop_after=1)
     try:
@@ -152,8 +183,8 @@ def test_stop_after_shuts_the_playground_down_by_itself(tmp_path: Path) -> None:
             running.process.kill()
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
-def test_a_newcomer_runs_compare_in_the_browser(playground: Playground) -> None:
+def compare_in_the_browser(playground: Playground) -> None:
+    """A newcomer opens the playground, runs /compare with the portrait example, sees the result."""
     sync_api = pytest.importorskip("playwright.sync_api")
     url = playground.wait_for_url()
     prompt = load_catalog().examples["boardwalk"][1]
@@ -183,6 +214,58 @@ def test_a_newcomer_runs_compare_in_the_browser(playground: Playground) -> None:
         finally:
             browser.close()
     assert playground.stop() == 0
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
+def test_a_newcomer_runs_compare_in_the_browser(playground: Playground) -> None:
+    compare_in_the_browser(playground)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
+def test_the_playground_compares_on_postgresql_and_a_sqlite_one_moves_over(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # SPLITSHOT_DB=postgresql://... make run: the same newcomer's flow on PostgreSQL.
+    on_postgres = Playground(tmp_path, stop_after=120, db=pg_url)
+    try:
+        compare_in_the_browser(on_postgres)
+    finally:
+        if on_postgres.process.poll() is None:
+            on_postgres.process.kill()
+    # And a SQLite playground's database moves to PostgreSQL with every balance intact.
+    on_sqlite = Playground(tmp_path, stop_after=120)
+    try:
+        compare_in_the_browser(on_sqlite)
+    finally:
+        if on_sqlite.process.poll() is None:
+            on_sqlite.process.kill()
+    source = tmp_path / "splitshot-playground.db"
+    target = pg_url + "_moved"
+    asyncio.run(_create_database(pg_url, target.rsplit("/", 1)[1]))
+    moved = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "migrate-to-postgres", "--from", str(source),
+         "--to", target],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    assert "Audit clean on both sides; all 1 balances match." in moved.stdout
+    for db in (pg_url + "_playground", target):
+        audited = subprocess.run(
+            [sys.executable, "-m", "bot", "credits", "audit", "--db", db],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert audited.returncode == 0, audited.stderr
+        assert "1 reservations (0 open)" in audited.stdout
+
+
+async def _create_database(url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
 
 
 def test_a_busy_port_is_explained(tmp_path: Path) -> None:

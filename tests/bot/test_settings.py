@@ -64,3 +64,14 @@ def test_azure_variant() -> None:
 def test_bad_values_fail_fast_with_one_sentence(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_splitshot_db_selects_the_backend_and_hides_a_password() -> None:
+    path = Settings.from_env({"SPLITSHOT_DB": "/var/lib/splitshot/ledger.db"})
+    assert (path.database_url, path.db_target) == (None, "/var/lib/splitshot/ledger.db")
+    url = "postgresql://bot:s3cret@db.internal:5432/splitshot"
+    remote = Settings.from_env({"SPLITSHOT_DB": url})
+    assert (remote.database_url, remote.db_target) == (url, url)
+    assert "s3cret" not in repr(remote) and "bot:***@db.internal" in repr(remote)
+    with pytest.raises(SettingsError, match="file path \\(SQLite\\) or a postgresql:// URL"):
+        Settings.from_env({"SPLITSHOT_DB": "mysql://root@localhost/splitshot"})

@@ -35,6 +35,7 @@ from bot.resources import Resources
 from bot.settings import Settings
 from providers.base import ImageRequest, ImageResult, Refused, Target, Unavailable
 from providers.registry import Registry
+from tests.pg import fetch
 
 #: long enough for the interaction-expiry test (15 min); tests never wait for it in real time
 MODEL_TIMEOUT = 3600.0
@@ -170,11 +171,14 @@ class World:
         return await self.bot.ledger.balance(self.guild.id, actor.id)
 
     async def ledger_rows(self, actor: simcord.MemberActor) -> list[tuple[str, int]]:
-        rows = await self.bot.db.fetchall(
+        assert self.bot.db is not None
+        rows = await fetch(
+            self.bot.db,
             "SELECT kind, delta FROM ledger WHERE guild_id = ? AND user_id = ? ORDER BY id",
-            (self.guild.id, actor.id),
+            self.guild.id,
+            actor.id,
         )
-        return [(row["kind"], row["delta"]) for row in rows]
+        return [(kind, delta) for kind, delta in rows]
 
     def requests(self, method: str, suffix: str) -> list[simcord.HttpLogEntry]:
         return [r for r in self.env.http_requests if r.method == method and r.path.endswith(suffix)]

@@ -143,6 +143,33 @@ def test_db_defaults_to_the_passed_in_path(path: Path, capsys: pytest.CaptureFix
         parser().parse_args(["credits", "history", "--db", "x", "--user", "1", "--per-page", "51"])
 
 
+def test_every_credits_command_takes_a_postgresql_url(
+    pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ("--db", pg_url, "--guild", "5", "--user", "42")
+    assert run("credits", "grant", *common, "--amount", "1,000", "--reason", "prize") == 0
+    assert run("credits", "revoke", *common, "--amount", "60", "--reason", "spam") == 0
+    assert run("credits", "balance", *common) == 0
+    assert run("credits", "history", *common) == 0
+    assert run("credits", "top", "--db", pg_url, "--guild", "5") == 0
+    assert run("credits", "audit", "--db", pg_url) == 0
+    assert run("credits", "spend", "--db", pg_url) == 0
+    out = capsys.readouterr().out
+    assert "Provider spend for every server" in out and "nothing yet" in out
+    assert "Guild 5, member 42: 1,000 credits" in out
+    assert "Audit clean: 1 accounts, 3 ledger rows, 0 reservations (0 open)." in out
+
+
+def test_an_unreachable_postgresql_url_is_a_usage_error_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "postgresql://splitshot:hunter2@127.0.0.1:9/nowhere"
+    assert run("credits", "audit", "--db", url) == 2
+    err = capsys.readouterr().err
+    assert "cannot use postgresql://splitshot:***@127.0.0.1:9/nowhere" in err
+    assert "hunter2" not in err
+
+
 def test_spend_reports_per_day_server_and_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

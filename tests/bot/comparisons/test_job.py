@@ -3,17 +3,19 @@
 Regressions from the one-home restructuring: the record is written in the settle's own
 transaction (before the post), a crash between the settle and the post leaves a stored,
 charged comparison whose Details still show after a restart and whose charge the recovery
-gives back, and the verdict is decided once, in the view.
+gives back, and the verdict is decided once, in the view. Every test that stores anything runs
+on both backends: SQLite, then PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from bot.catalog import Catalog
@@ -23,10 +25,18 @@ from bot.comparisons.plan import CompareRequest
 from bot.comparisons.records import get_comparison, get_comparison_by_message
 from bot.comparisons.service import AllModelsFailed
 from bot.credits.ledger import Ledger
-from bot.db import Database
+from bot.db import AnyDatabase, open_database
 from providers.base import Refused, Unavailable
 from tests.bot.comparisons.conftest import job_for, plan_with, service_with
 from tests.conftest import FakeAdapter
+
+
+@pytest.fixture
+async def db(db_target: str) -> AsyncIterator[AnyDatabase]:
+    """Both backends: a temp SQLite file, then a fresh PostgreSQL database."""
+    database = await open_database(db_target)
+    yield database
+    await database.close()
 
 
 async def ledger_for(db: Any) -> Ledger:
@@ -79,7 +89,7 @@ async def test_the_record_lands_in_the_settles_transaction(catalog: Catalog, db:
     # A record that cannot be written rolls the charge back with it (and the hold is released).
     job2 = job_for(service, plan_with(service, CompareRequest("a fox")), ledger=ledger, db=db)
     job2.plan = job.plan  # same id: the INSERT fails on the primary key
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
         await job2.produce()
     assert await ledger.balance(1, 2) == 60 - 30
     assert await ledger.audit() == []
@@ -104,17 +114,16 @@ async def test_a_failed_post_refunds_what_was_kept(catalog: Catalog, db: Any) ->
 
 
 async def test_a_crash_between_settle_and_post_is_stored_then_recovered(
-    catalog: Catalog, tmp_path: Path
+    catalog: Catalog, db_target: str
 ) -> None:
-    path = tmp_path / "crash.db"
-    db = await Database.open(path)
+    db = await open_database(db_target)
     ledger = await ledger_for(db)
     service = service_with(catalog, FakeAdapter())
     job = job_for(service, plan_with(service, CompareRequest("a fox")), ledger=ledger, db=db)
     await job.produce()
     await db.close()  # the process dies here: settled and recorded, never posted
 
-    restarted = await Database.open(path)
+    restarted = await open_database(db_target)
     try:
         again = Ledger(restarted)
         stored = await get_comparison(restarted, job.plan.id)
@@ -134,6 +143,32 @@ async def test_a_crash_between_settle_and_post_is_stored_then_recovered(
         assert await again.audit() == []
     finally:
         await restarted.close()
+
+
+async def test_two_processes_recovering_at_once_refund_each_result_once(
+    catalog: Catalog, db_target: str
+) -> None:
+    db = await open_database(db_target)
+    ledger = await ledger_for(db)
+    service = service_with(catalog, FakeAdapter())
+    for _ in range(2):  # the starter grant's 60 credits pay for two
+        job = job_for(service, plan_with(service, CompareRequest("a fox")), ledger=ledger, db=db)
+        await job.produce()  # settled and recorded, never posted
+    await db.close()
+
+    # Two bot processes start together on the same database and both run the recovery.
+    first, second = await open_database(db_target), await open_database(db_target)
+    try:
+        counts = await asyncio.gather(
+            recover_undelivered(Ledger(first), first, timedelta(0)),
+            recover_undelivered(Ledger(second), second, timedelta(0)),
+        )
+        assert sum(counts) == 2, counts
+        assert await Ledger(first).balance(1, 2) == 60
+        assert await Ledger(second).audit() == []
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_all_models_failing_refunds_everything(catalog: Catalog, db: Any) -> None:

@@ -1,12 +1,10 @@
 """The operator's budget: per-server and global provider spend per UTC day, and a cap on
-comparisons running at once; refused comparisons are charged nothing."""
+comparisons running at once; refused comparisons are charged nothing. On both backends."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +15,14 @@ from bot.comparisons.plan import CompareRequest
 from bot.comparisons.service import ComparisonService
 from bot.credits.budget import Budget, OverBudget, TooBusy
 from bot.credits.ledger import Ledger, OperatorLimits
-from bot.db import Database
+from bot.db import AnyDatabase
 from providers.base import Unavailable
 from providers.demo import DemoAdapter
 from providers.registry import Registry
 from tests.bot.comparisons.conftest import plan_with
 from tests.bot.credits.ledger_fakes import FakeClock
 from tests.conftest import FakeAdapter
+from tests.pg import fetch
 
 START = datetime(2026, 5, 10, 23, 0, tzinfo=UTC)
 
@@ -33,15 +32,8 @@ def catalog() -> Catalog:
     return load_catalog()
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "budget.db")
-    yield database
-    await database.close()
-
-
 def make_service(
-    catalog: Catalog, db: Database, limits: OperatorLimits, clock: FakeClock, adapter: Any = None
+    catalog: Catalog, db: AnyDatabase, limits: OperatorLimits, clock: FakeClock, adapter: Any = None
 ) -> ComparisonService:
     adapter = adapter or FakeAdapter()
     registry = Registry({"openai": adapter, "gemini": adapter, "fal": adapter})
@@ -63,7 +55,7 @@ async def run(service: ComparisonService, ledger: Ledger, guild: int, user: int)
 
 
 async def test_server_budget_refuses_with_nothing_charged_and_resets_at_midnight(
-    catalog: Catalog, db: Database
+    catalog: Catalog, db: AnyDatabase
 ) -> None:
     clock = FakeClock(START)
     service = make_service(catalog, db, OperatorLimits(guild_daily_budget=60), clock)
@@ -78,7 +70,7 @@ async def test_server_budget_refuses_with_nothing_charged_and_resets_at_midnight
     )
     # Nothing charged: no hold, no ledger row, not even an account for the refused member.
     assert await ledger.balance(1, 4) == 0
-    assert await db.fetchone("SELECT 1 FROM holds WHERE user_id = 4") is None
+    assert await fetch(db, "SELECT 1 FROM holds WHERE user_id = 4") == []
     # Another server has its own budget.
     await run(service, ledger, 2, 4)
     clock.advance(hours=1)  # 00:00 UTC
@@ -86,7 +78,7 @@ async def test_server_budget_refuses_with_nothing_charged_and_resets_at_midnight
     assert await ledger.audit() == []
 
 
-async def test_global_budget_covers_every_server(catalog: Catalog, db: Database) -> None:
+async def test_global_budget_covers_every_server(catalog: Catalog, db: AnyDatabase) -> None:
     clock = FakeClock(START)
     service = make_service(catalog, db, OperatorLimits(global_daily_budget=60), clock)
     ledger = Ledger(db, clock=clock)
@@ -96,7 +88,7 @@ async def test_global_budget_covers_every_server(catalog: Catalog, db: Database)
         await run(service, ledger, 3, 2)
 
 
-async def test_refunded_models_do_not_use_the_budget(catalog: Catalog, db: Database) -> None:
+async def test_refunded_models_do_not_use_the_budget(catalog: Catalog, db: AnyDatabase) -> None:
     clock = FakeClock(START)
     adapter = FakeAdapter(errors={"nano-banana-pro": Unavailable("down", adapter="fake")})
     service = make_service(catalog, db, OperatorLimits(guild_daily_budget=38), clock, adapter)
@@ -109,7 +101,7 @@ async def test_refunded_models_do_not_use_the_budget(catalog: Catalog, db: Datab
     assert by_model == {"gpt-image-2": (2, 16), "nano-banana-pro": (0, 0)}
 
 
-async def test_demo_stand_ins_cost_the_operator_nothing(catalog: Catalog, db: Database) -> None:
+async def test_demo_stand_ins_cost_the_operator_nothing(catalog: Catalog, db: AnyDatabase) -> None:
     clock = FakeClock(START)
     registry = Registry({}, demo=DemoAdapter(latency=(0, 0)))
     limits = OperatorLimits(guild_daily_budget=1)
@@ -120,7 +112,7 @@ async def test_demo_stand_ins_cost_the_operator_nothing(catalog: Catalog, db: Da
 
 
 async def test_running_cap_counts_comparisons_across_servers(
-    catalog: Catalog, db: Database
+    catalog: Catalog, db: AnyDatabase
 ) -> None:
     clock = FakeClock(START)
     adapter = FakeAdapter(delay=0.2)
@@ -138,7 +130,7 @@ async def test_running_cap_counts_comparisons_across_servers(
 
 
 async def test_a_crashed_comparison_stops_taking_a_slot_after_the_window(
-    catalog: Catalog, db: Database
+    catalog: Catalog, db: AnyDatabase
 ) -> None:
     clock = FakeClock(START)
     limits = OperatorLimits(max_running=1)
@@ -152,7 +144,7 @@ async def test_a_crashed_comparison_stops_taking_a_slot_after_the_window(
     await budget.admit(1, plan_with(service, CompareRequest("a fox", "portrait")))
 
 
-async def test_spend_report_per_day_server_and_model(catalog: Catalog, db: Database) -> None:
+async def test_spend_report_per_day_server_and_model(catalog: Catalog, db: AnyDatabase) -> None:
     clock = FakeClock(START)
     service = make_service(catalog, db, OperatorLimits(), clock)
     ledger = Ledger(db, clock=clock)

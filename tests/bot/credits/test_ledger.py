@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,46 +24,30 @@ from bot.credits.ledger import (
     LedgerError,
     LineItem,
 )
-from bot.db import Database
-from tests.bot.credits.ledger_fakes import GPT, NANO, PAIR, FakeClock
+from bot.db import AnyDatabase, is_postgres_url, open_database
+from tests.bot.credits.ledger_fakes import GPT, NANO, PAIR, START, FakeClock
+from tests.pg import empty_database, fetch, run_script, schema_errors, stamp
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "ledger.db")
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def ledger(db: Database, clock: FakeClock) -> Ledger:
-    return Ledger(db, clock=clock)
-
-
-async def kinds(db: Database, guild: int = 1, user: int = 2) -> list[str]:
-    rows = await db.fetchall(
-        "SELECT kind FROM ledger WHERE guild_id = ? AND user_id = ? ORDER BY id", (guild, user)
+async def kinds(db: AnyDatabase, guild: int = 1, user: int = 2) -> list[str]:
+    rows = await fetch(
+        db, "SELECT kind FROM ledger WHERE guild_id = ? AND user_id = ? ORDER BY id", guild, user
     )
     return [row[0] for row in rows]
 
 
-async def test_first_touch_grants_the_starter_once(ledger: Ledger, db: Database) -> None:
+async def test_first_touch_grants_the_starter_once(ledger: Ledger, db: AnyDatabase) -> None:
     assert await ledger.balance(1, 2) == 0  # reading does not create the account
     assert await ledger.ensure_account(1, 2) == 60
     assert await ledger.ensure_account(1, 2) == 60
     assert await kinds(db) == ["starter"]
 
 
-async def test_starter_grant_race_across_two_connections(tmp_path: Path) -> None:
-    first = await Database.open(tmp_path / "race.db")
-    second = await Database.open(tmp_path / "race.db")
+async def test_starter_grant_race_across_two_connections(db_target: str) -> None:
+    first = await open_database(db_target)
+    second = await open_database(db_target)
     try:
         ledgers = [Ledger(first), Ledger(second)]
         touches = [ledgers[n % 2].ensure_account(1, 2) for n in range(60)]
@@ -94,9 +76,9 @@ async def test_200_concurrent_reserves_exactly_60_succeed(ledger: Ledger) -> Non
     assert await ledger.audit() == []
 
 
-async def test_concurrent_reserves_from_two_connections_never_overdraw(tmp_path: Path) -> None:
-    first = await Database.open(tmp_path / "two.db")
-    second = await Database.open(tmp_path / "two.db")
+async def test_concurrent_reserves_from_two_connections_never_overdraw(db_target: str) -> None:
+    first = await open_database(db_target)
+    second = await open_database(db_target)
     try:
         one, two = Ledger(first), Ledger(second)
         await one.grant(1, 2, 20 * 30 - 60, "funding", actor_id=9)
@@ -112,7 +94,7 @@ async def test_concurrent_reserves_from_two_connections_never_overdraw(tmp_path:
 
 
 async def test_insufficient_credits_says_balance_price_and_how_to_get_more(
-    ledger: Ledger, db: Database
+    ledger: Ledger, db: AnyDatabase
 ) -> None:
     await ledger.reserve(1, 2, PAIR, comparison_id="a")
     with pytest.raises(InsufficientCredits) as caught:
@@ -133,7 +115,7 @@ async def test_a_refused_first_reserve_still_keeps_the_new_account(ledger: Ledge
 
 
 async def test_settle_keeps_delivered_share_and_refunds_each_failure(
-    ledger: Ledger, db: Database
+    ledger: Ledger, db: AnyDatabase
 ) -> None:
     hold = await ledger.reserve(1, 2, PAIR, comparison_id="cmp")
     assert (hold.amount, hold.state, hold.balance_after) == (30, HoldState.OPEN, 30)
@@ -145,8 +127,8 @@ async def test_settle_keeps_delivered_share_and_refunds_each_failure(
     assert [(r.model_id, r.credits, r.reason) for r in settlement.refunds] == [
         ("nano-banana-pro", 22, "declined (safety)")
     ]
-    rows = await db.fetchall("SELECT kind, delta, reason, model_id FROM ledger ORDER BY id")
-    assert [tuple(row) for row in rows][-1] == (
+    rows = await fetch(db, "SELECT kind, delta, reason, model_id FROM ledger ORDER BY id")
+    assert rows[-1] == (
         "refund",
         22,
         "Nano Banana Pro: declined (safety)",
@@ -155,7 +137,7 @@ async def test_settle_keeps_delivered_share_and_refunds_each_failure(
 
 
 async def test_settle_with_nothing_delivered_writes_one_row_per_model(
-    ledger: Ledger, db: Database
+    ledger: Ledger, db: AnyDatabase
 ) -> None:
     hold = await ledger.reserve(1, 2, PAIR, comparison_id="cmp")
     settlement = await ledger.settle(hold.id, [], {"gpt-image-2": "timed out"})
@@ -165,7 +147,7 @@ async def test_settle_with_nothing_delivered_writes_one_row_per_model(
 
 
 async def test_settle_twice_release_after_settle_change_nothing(
-    ledger: Ledger, db: Database
+    ledger: Ledger, db: AnyDatabase
 ) -> None:
     hold = await ledger.reserve(1, 2, PAIR, comparison_id="cmp")
     first = await ledger.settle(hold.id, ["gpt-image-2"], {})
@@ -179,7 +161,7 @@ async def test_settle_twice_release_after_settle_change_nothing(
     assert await kinds(db) == ["starter", "spend", "refund"]
 
 
-async def test_settle_after_release_changes_nothing(ledger: Ledger, db: Database) -> None:
+async def test_settle_after_release_changes_nothing(ledger: Ledger, db: AnyDatabase) -> None:
     hold = await ledger.reserve(1, 2, PAIR, comparison_id="cmp")
     released = await ledger.release(hold.id, "upload failed")
     assert (released.state, released.refunded, released.balance) == (HoldState.RELEASED, 30, 60)
@@ -220,7 +202,7 @@ async def test_reserve_refuses_malformed_prices(ledger: Ledger) -> None:
 
 
 async def test_a_reserve_cancelled_mid_flight_gives_the_credits_back(
-    ledger: Ledger, db: Database
+    ledger: Ledger, db: AnyDatabase
 ) -> None:
     # Cancel after 0, 1, 2, ... loop ticks, so the cancellation lands before the reserve job
     # is queued in some rounds and after it committed in others; every round must end with
@@ -253,11 +235,11 @@ async def test_a_reserve_cancelled_mid_flight_gives_the_credits_back(
 
 CRASH_AFTER_RESERVE = """
 import asyncio, os, sys
-from bot.db import Database
+from bot.db import open_database
 from bot.credits.ledger import Ledger, LineItem
 
 async def main():
-    ledger = Ledger(await Database.open(sys.argv[1]))
+    ledger = Ledger(await open_database(sys.argv[1]))
     items = [LineItem("gpt-image-2", "GPT-Image 2", 8), LineItem("nano-banana-pro", "NBP", 22)]
     hold = await ledger.reserve(1, 2, items, comparison_id="crash")
     print(hold.id, flush=True)
@@ -268,19 +250,18 @@ asyncio.run(main())
 
 
 async def test_crash_between_reserve_and_settle_is_refunded_once_on_restart(
-    tmp_path: Path,
+    db_target: str,
 ) -> None:
-    path = tmp_path / "crash.db"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CRASH_AFTER_RESERVE, str(path),
+        sys.executable, "-c", CRASH_AFTER_RESERVE, db_target,
         stdout=asyncio.subprocess.PIPE, env=env, cwd=REPO,
     )  # fmt: skip
     out, _ = await process.communicate()
     assert process.returncode == 9
     hold_id = int(out)
 
-    db = await Database.open(path)
+    db = await open_database(db_target)
     try:
         ledger = Ledger(db)
         assert await ledger.balance(1, 2) == 30  # the reserve survived the crash
@@ -334,21 +315,26 @@ async def test_top_is_per_guild_and_ordered(ledger: Ledger) -> None:
     assert await ledger.top(1, limit=1) == [(11, 110)]
 
 
-async def test_audit_reports_tampering(ledger: Ledger, db: Database) -> None:
+async def test_audit_reports_tampering(ledger: Ledger, db: AnyDatabase) -> None:
     first = await ledger.reserve(1, 2, [GPT], comparison_id="one")
     second = await ledger.reserve(1, 2, [NANO], comparison_id="two")
     assert await ledger.audit() == []
     refund_without_settling = (
         "INSERT INTO ledger (guild_id, user_id, delta, kind, hold_id, created_at)"
-        " VALUES (1, 2, 8, 'refund', ?, 'x')"
+        " VALUES (1, 2, 8, 'refund', ?, ?)"
     )
-    async with db.transaction() as conn:
-        await conn.execute("UPDATE accounts SET balance = balance + 5 WHERE user_id = 2")
-        await conn.execute(refund_without_settling, (first.id,))
-        await conn.execute(
-            "UPDATE holds SET state = 'settled', charged = 22, closed_at = 'x' WHERE id = ?",
-            (second.id,),
-        )
+    now = stamp(db, START)
+    await run_script(
+        db,
+        [
+            ("UPDATE accounts SET balance = balance + 5 WHERE user_id = 2", ()),
+            (refund_without_settling, (first.id, now)),
+            (
+                "UPDATE holds SET state = 'settled', charged = 22, closed_at = ? WHERE id = ?",
+                (now, second.id),
+            ),
+        ],
+    )
     found = await ledger.audit()
     assert {d.kind for d in found} == {"balance", "hold"}
     assert any("ledger sums to 38" in str(d) for d in found)
@@ -356,19 +342,20 @@ async def test_audit_reports_tampering(ledger: Ledger, db: Database) -> None:
     assert any(d.hold_id == second.id and "no outcome" in str(d) for d in found)
 
 
-async def test_the_schema_itself_refuses_bad_rows(ledger: Ledger, db: Database) -> None:
+async def test_the_schema_itself_refuses_bad_rows(ledger: Ledger, db: AnyDatabase) -> None:
     await ledger.ensure_account(1, 2)
     bad = [
         "UPDATE accounts SET balance = -1",
         "UPDATE ledger SET delta = 1000",
         "DELETE FROM ledger",
         "INSERT INTO ledger (guild_id, user_id, delta, kind, created_at)"
-        " VALUES (1, 2, 5, 'spend', 'x')",
+        " VALUES (1, 2, 5, 'spend', ?)",
         "UPDATE accounts SET balance = 9223372036854775807 + 1",
     ]
     for statement in bad:
-        with pytest.raises(sqlite3.IntegrityError):
-            await db.execute(statement)
+        params = (stamp(db, START),) if "?" in statement else ()
+        with pytest.raises(schema_errors(db)):
+            await run_script(db, [(statement, params)])
     assert await ledger.audit() == []
 
 
@@ -389,9 +376,9 @@ OPERATION = st.one_of(
 )  # fmt: skip
 
 
-async def _run_steps(path: Path, steps: list[list[tuple[object, ...]]]) -> None:
+async def _run_steps(target: str, steps: list[list[tuple[object, ...]]]) -> None:
     clock = FakeClock()
-    db = await Database.open(path)
+    db = await open_database(target)
     ledger = Ledger(db, clock=clock)
     holds: list[Hold] = []
     money = {"in": 0, "charged": 0}
@@ -441,11 +428,11 @@ async def _run_steps(path: Path, steps: list[list[tuple[object, ...]]]) -> None:
             await asyncio.gather(*(apply(op) for op in step if op[0] != "advance"))
             assert await ledger.audit() == []
             assert all(count == 1 for count in closed_by.values())
-            row = await db.fetchone(
+            [row] = await fetch(
+                db,
                 "SELECT (SELECT COUNT(*) FROM accounts), (SELECT COALESCE(SUM(balance), 0) FROM"
-                " accounts), (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE state = 'open')"
+                " accounts), (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE state = 'open')",
             )
-            assert row is not None
             accounts, balances, open_amount = row
             # Conservation: starters + dailies + grants - revokes = balances + in-flight + charged.
             assert 60 * accounts + money["in"] == balances + open_amount + money["charged"]
@@ -453,10 +440,19 @@ async def _run_steps(path: Path, steps: list[list[tuple[object, ...]]]) -> None:
         await db.close()
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(st.lists(OPERATION, min_size=1, max_size=6), min_size=1, max_size=8))
 def test_random_operations_keep_the_ledger_consistent(
-    steps: list[list[tuple[object, ...]]],
+    db_target: str, steps: list[list[tuple[object, ...]]]
 ) -> None:
+    if is_postgres_url(db_target):
+        # One database for the whole run (the fixture is made once), emptied per example.
+        asyncio.run(empty_database(db_target))
+        asyncio.run(_run_steps(db_target, steps))
+        return
     with tempfile.TemporaryDirectory() as directory:
-        asyncio.run(_run_steps(Path(directory) / "property.db", steps))
+        asyncio.run(_run_steps(str(Path(directory) / "property.db"), steps))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -28,27 +26,11 @@ from bot.credits.ledger import (
     parse_amount,
     validate_amount,
 )
-from bot.db import Database
+from bot.db import AnyDatabase
 from bot.errors import SplitshotError
 from bot.guild_settings import update_guild_settings
 from tests.bot.credits.ledger_fakes import START, FakeClock
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "ledger.db")
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def ledger(db: Database, clock: FakeClock) -> Ledger:
-    return Ledger(db, clock=clock)
+from tests.pg import run_script, stamp
 
 
 async def test_daily_claim_once_per_period_then_says_when(ledger: Ledger, clock: FakeClock) -> None:
@@ -76,7 +58,9 @@ async def test_racing_daily_claims_pay_once(ledger: Ledger) -> None:
     assert await ledger.balance(1, 2) == 80
 
 
-async def test_daily_follows_guild_settings(ledger: Ledger, db: Database, clock: FakeClock) -> None:
+async def test_daily_follows_guild_settings(
+    ledger: Ledger, db: AnyDatabase, clock: FakeClock
+) -> None:
     await update_guild_settings(db, 1, daily_allowance=5, daily_period_hours=1)
     await update_guild_settings(db, 2, daily_allowance=0)
     assert (await ledger.claim_daily(1, 2)).amount == 5
@@ -86,7 +70,7 @@ async def test_daily_follows_guild_settings(ledger: Ledger, db: Database, clock:
         await ledger.claim_daily(2, 2)
 
 
-async def test_starter_grant_follows_guild_settings(ledger: Ledger, db: Database) -> None:
+async def test_starter_grant_follows_guild_settings(ledger: Ledger, db: AnyDatabase) -> None:
     await update_guild_settings(db, 1, starter_grant=0)
     await update_guild_settings(db, 2, starter_grant=250)
     assert await ledger.ensure_account(1, 2) == 0
@@ -94,7 +78,9 @@ async def test_starter_grant_follows_guild_settings(ledger: Ledger, db: Database
     assert (await ledger.history(1, 2)).total == 0
 
 
-async def test_grant_above_the_per_grant_maximum_is_refused(ledger: Ledger, db: Database) -> None:
+async def test_grant_above_the_per_grant_maximum_is_refused(
+    ledger: Ledger, db: AnyDatabase
+) -> None:
     with pytest.raises(OverGrantLimit) as caught:
         await ledger.grant(1, 2, 10_001, "too generous", actor_id=9)
     assert str(caught.value) == (
@@ -105,7 +91,7 @@ async def test_grant_above_the_per_grant_maximum_is_refused(ledger: Ledger, db: 
 
 
 async def test_moderator_daily_cap_is_per_moderator_and_rolling(
-    ledger: Ledger, db: Database, clock: FakeClock
+    ledger: Ledger, db: AnyDatabase, clock: FakeClock
 ) -> None:
     for user in range(5):
         await ledger.grant(1, user, 10_000, "event prize", actor_id=9)
@@ -211,17 +197,22 @@ async def test_reasons_are_required_and_bounded(ledger: Ledger) -> None:
     assert (await ledger.history(1, 2)).entries[0].reason == "trimmed"
 
 
-async def test_balances_stay_far_from_64_bit_overflow(ledger: Ledger, db: Database) -> None:
+async def test_balances_stay_far_from_64_bit_overflow(ledger: Ledger, db: AnyDatabase) -> None:
     await update_guild_settings(db, 1, max_grant=MAX_AMOUNT, mod_daily_cap=0)
     await ledger.ensure_account(1, 2)
     near_the_ceiling = MAX_BALANCE - 60 - 10
-    async with db.transaction() as conn:  # a consistent shortcut past a thousand max grants
-        await conn.execute("UPDATE accounts SET balance = balance + ?", (near_the_ceiling,))
-        await conn.execute(
-            "INSERT INTO ledger (guild_id, user_id, delta, kind, reason, created_at)"
-            " VALUES (1, 2, ?, 'grant', 'setup', ?)",
-            (near_the_ceiling, START.isoformat(timespec="microseconds")),
-        )
+    # A consistent shortcut past a thousand max grants.
+    await run_script(
+        db,
+        [
+            ("UPDATE accounts SET balance = balance + ?", (near_the_ceiling,)),
+            (
+                "INSERT INTO ledger (guild_id, user_id, delta, kind, reason, created_at)"
+                " VALUES (1, 2, ?, 'grant', 'setup', ?)",
+                (near_the_ceiling, stamp(db, START)),
+            ),
+        ],
+    )
     with pytest.raises(BalanceLimit, match="maximum of 1,000,000,000,000"):
         await ledger.grant(1, 2, 11, "over the top", actor_id=9)
     assert await ledger.grant(1, 2, 10, "exactly to the top", actor_id=9) == MAX_BALANCE
@@ -230,7 +221,7 @@ async def test_balances_stay_far_from_64_bit_overflow(ledger: Ledger, db: Databa
     assert await ledger.audit() == []
 
 
-async def test_a_naive_clock_is_a_programming_error(db: Database) -> None:
+async def test_a_naive_clock_is_a_programming_error(db: AnyDatabase) -> None:
     naive = Ledger(db, clock=lambda: datetime(2026, 5, 10, 12, 0))  # noqa: DTZ001
     with pytest.raises(ValueError, match="timezone-aware"):
         await naive.claim_daily(1, 2)

@@ -1,10 +1,7 @@
 """Who may mint credits: no self-grants, operator ceilings above every server's caps, and a
-revoke that never opens (and so never pays) an account."""
+revoke that never opens (and so never pays) an account. On both backends."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -19,32 +16,26 @@ from bot.credits.ledger import (
     RevokeBeyondBalance,
     SelfGrant,
 )
-from bot.db import Database
+from bot.db import AnyDatabase
 from bot.guild_settings import update_guild_settings
 from bot.settings import Settings, SettingsError
 from tests.bot.credits.ledger_fakes import FakeClock
+from tests.pg import fetch
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "ledger.db")
-    yield database
-    await database.close()
-
-
-async def test_revoke_from_a_member_who_never_used_the_bot_changes_nothing(db: Database) -> None:
+async def test_revoke_from_a_member_who_never_used_the_bot_changes_nothing(db: AnyDatabase) -> None:
     ledger = Ledger(db, clock=FakeClock())
     with pytest.raises(NothingToRevoke) as caught:
         await ledger.revoke(1, 2, 1, "spam", actor_id=9)
     assert isinstance(caught.value, RevokeBeyondBalance)
     assert "never used Splitshot" in str(caught.value) and "nothing changed" in str(caught.value)
     # No account was opened, so no starter grant was paid.
-    assert await db.fetchone("SELECT 1 FROM accounts WHERE guild_id = 1 AND user_id = 2") is None
+    assert await fetch(db, "SELECT 1 FROM accounts WHERE guild_id = 1 AND user_id = 2") == []
     assert await ledger.balance(1, 2) == 0
     assert await ledger.audit() == []
 
 
-async def test_nobody_grants_to_themselves(db: Database) -> None:
+async def test_nobody_grants_to_themselves(db: AnyDatabase) -> None:
     ledger = Ledger(db, clock=FakeClock())
     with pytest.raises(SelfGrant, match="ask another moderator"):
         await ledger.grant(1, 9, 10, "me", actor_id=9)
@@ -52,7 +43,7 @@ async def test_nobody_grants_to_themselves(db: Database) -> None:
     assert await ledger.grant(1, 2, 10, "prize", actor_id=9) == 70
 
 
-async def test_operator_ceilings_hold_whatever_the_server_sets(db: Database) -> None:
+async def test_operator_ceilings_hold_whatever_the_server_sets(db: AnyDatabase) -> None:
     limits = OperatorLimits(max_grant=500, mod_daily_cap=1_000)
     ledger = Ledger(db, clock=FakeClock(), limits=limits)
     # A server lifting its own caps (or switching the moderator cap off) gains nothing.
@@ -114,7 +105,7 @@ def test_limit_refusal_names_the_ceiling_and_the_price_floor() -> None:
 
 
 async def test_starter_grant_and_allowance_saved_above_the_ceiling_pay_the_ceiling(
-    db: Database,
+    db: AnyDatabase,
 ) -> None:
     # Saved before the operator set a ceiling (the settings layer itself allows it).
     await update_guild_settings(db, 1, starter_grant=1_000_000_000, daily_allowance=1_000_000)

@@ -1,14 +1,19 @@
-"""Text measurements are stored with the comparison and averaged per model for the leaderboard."""
+"""Text measurements are stored with the comparison and averaged per model for the leaderboard
+(on both backends)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from bot.catalog import load_catalog
 from bot.comparisons.job import Requester
 from bot.comparisons.plan import CompareRequest
 from bot.comparisons.records import get_comparison, mark_deleted
 from bot.comparisons.view import view_from_record
+from bot.db import AnyDatabase, open_database
 from bot.measure.ocr import TextMeter
 from bot.measure.store import TextRecord, text_means
 from bot.render.pages import details_embeds
@@ -20,6 +25,14 @@ from tests.bot.comparisons.test_text_measured import ColourAdapter, service
 from tests.bot.measure.fakes import FakeOcr
 
 CATALOG = load_catalog()
+
+
+@pytest.fixture
+async def db(db_target: str) -> AsyncIterator[AnyDatabase]:
+    """Both backends: a temp SQLite file, then a fresh PostgreSQL database."""
+    database = await open_database(db_target)
+    yield database
+    await database.close()
 
 
 async def run_and_record(

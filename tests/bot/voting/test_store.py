@@ -1,16 +1,15 @@
-"""Vote storage rules on a real SQLite file: the ladder, switching, closing, tallies, ratings."""
+"""Vote storage rules on both backends: the ladder, switching, closing, tallies, ratings."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import random
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.db import Database
+from bot.db import AnyDatabase
 from bot.guild_settings import GuildSettings, update_guild_settings
 from bot.voting.rules import ActiveVote, VoteTarget
 from bot.voting.store import (
@@ -23,6 +22,7 @@ from bot.voting.store import (
     vote_deadline,
     winner_of,
 )
+from tests.pg import fetch, run_script, stamp
 
 START = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
 GUILD, CHANNEL, MESSAGE, REQUESTER, MEMBER = 1, 10, 100, 7, 42
@@ -61,12 +61,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(db: Database, clock: Clock) -> VoteStore:
+def store(db: AnyDatabase, clock: Clock) -> VoteStore:
     return VoteStore(db, clock=clock)
 
 
 async def add_comparison(
-    db: Database,
+    db: AnyDatabase,
     cid: str = "c1",
     *,
     message: int | None = MESSAGE,
@@ -79,22 +79,21 @@ async def add_comparison(
     created: datetime = START,
     guild: int = GUILD,
 ) -> str:
-    def write(conn: sqlite3.Connection) -> None:
-        conn.execute(
+    statements: list[tuple[str, tuple[object, ...]]] = [
+        (
             SQL_ADD_COMPARISON,
             (cid, guild, CHANNEL, message, REQUESTER, use_case, blind, demo,
-             deadline.isoformat(timespec="microseconds") if deadline else None,
-             created.isoformat(timespec="microseconds")),
-        )  # fmt: skip
-        for idx, model in enumerate(models):
-            status = statuses[idx] if statuses else "ok"
-            credits = 8 if status == "ok" else 0
-            label = LABELS.get(model, model)
-            conn.execute(
-                SQL_ADD_PANEL, (cid, idx, "ABCD"[idx], model, label, status, 10 + idx, credits)
-            )
-
-    await db.run_in_transaction(write)
+             stamp(db, deadline) if deadline else None, stamp(db, created)),
+        )
+    ]  # fmt: skip
+    for idx, model in enumerate(models):
+        status = statuses[idx] if statuses else "ok"
+        credits = 8 if status == "ok" else 0
+        label = LABELS.get(model, model)
+        statements.append(
+            (SQL_ADD_PANEL, (cid, idx, "ABCD"[idx], model, label, status, 10.0 + idx, credits))
+        )
+    await run_script(db, statements)
     return cid
 
 
@@ -125,7 +124,7 @@ def test_seed_emojis_and_emoji_choices() -> None:
     assert vote_deadline(DEFAULTS, START) == START + timedelta(hours=24)
 
 
-async def test_vote_switch_and_withdraw(store: VoteStore, db: Database) -> None:
+async def test_vote_switch_and_withdraw(store: VoteStore, db: AnyDatabase) -> None:
     await add_comparison(db)
     first = await store.handle_reaction(react("🇦"), DEFAULTS)
     assert (first.counted, first.reason, first.action, first.choice) == (
@@ -148,7 +147,7 @@ async def test_vote_switch_and_withdraw(store: VoteStore, db: Database) -> None:
 
 
 async def test_cleared_reactions_withdraw_their_votes_while_open(
-    store: VoteStore, db: Database
+    store: VoteStore, db: AnyDatabase
 ) -> None:
     await add_comparison(db)
     for user, emoji in ((1, "🇦"), (2, "🇦"), (3, "🇧"), (4, "👎🏽")):
@@ -164,7 +163,7 @@ async def test_cleared_reactions_withdraw_their_votes_while_open(
 
 
 async def test_a_skin_toned_thumbs_down_is_all_bad_and_only_it_withdraws(
-    store: VoteStore, db: Database
+    store: VoteStore, db: AnyDatabase
 ) -> None:
     await add_comparison(db)
     assert (await store.handle_reaction(react("👎🏽"), DEFAULTS)).reason == "recorded bad"
@@ -188,7 +187,7 @@ async def test_a_skin_toned_thumbs_down_is_all_bad_and_only_it_withdraws(
     ],
 )
 async def test_ignored_reactions_say_why_and_store_nothing(
-    store: VoteStore, db: Database, event: ReactionEvent, reason: str
+    store: VoteStore, db: AnyDatabase, event: ReactionEvent, reason: str
 ) -> None:
     await add_comparison(db)
     decision = await store.handle_reaction(event, OPEN_TO_ALL)
@@ -196,7 +195,7 @@ async def test_ignored_reactions_say_why_and_store_nothing(
     assert (await store.tally("c1")) is not None and sum((await counts(store)).values()) == 0
 
 
-async def test_a_refused_panel_cannot_be_voted_for(store: VoteStore, db: Database) -> None:
+async def test_a_refused_panel_cannot_be_voted_for(store: VoteStore, db: AnyDatabase) -> None:
     await add_comparison(db, statuses=("ok", "refused"))
     decision = await store.handle_reaction(react("🇧"), DEFAULTS)
     assert decision.reason == "ignored: panel B has no image (refused)"
@@ -208,7 +207,7 @@ async def test_a_refused_panel_cannot_be_voted_for(store: VoteStore, db: Databas
     ("exclude", "reason"), [(True, "ignored: requester excluded"), (False, "recorded A")]
 )
 async def test_requester_exclusion_follows_the_config(
-    store: VoteStore, db: Database, exclude: bool, reason: str
+    store: VoteStore, db: AnyDatabase, exclude: bool, reason: str
 ) -> None:
     await add_comparison(db)
     settings = GuildSettings(exclude_requester_votes=exclude)
@@ -227,7 +226,7 @@ async def test_requester_exclusion_follows_the_config(
     ],
 )
 async def test_new_member_exclusion_follows_the_config(
-    store: VoteStore, db: Database, min_hours: int, joined_ago: timedelta | None, reason: str
+    store: VoteStore, db: AnyDatabase, min_hours: int, joined_ago: timedelta | None, reason: str
 ) -> None:
     await add_comparison(db)
     settings = GuildSettings(min_member_age_hours=min_hours)
@@ -236,7 +235,7 @@ async def test_new_member_exclusion_follows_the_config(
 
 
 async def test_settings_are_read_from_the_database_when_not_given(
-    store: VoteStore, db: Database
+    store: VoteStore, db: AnyDatabase
 ) -> None:
     await add_comparison(db)
     assert (await store.handle_reaction(react("🇦", REQUESTER))).reason == (
@@ -246,7 +245,7 @@ async def test_settings_are_read_from_the_database_when_not_given(
     assert (await store.handle_reaction(react("🇦", REQUESTER))).reason == "recorded A"
 
 
-async def test_member_rules_never_block_a_withdrawal(store: VoteStore, db: Database) -> None:
+async def test_member_rules_never_block_a_withdrawal(store: VoteStore, db: AnyDatabase) -> None:
     await add_comparison(db)
     await store.handle_reaction(react("🇦", REQUESTER), OPEN_TO_ALL)
     stricter = GuildSettings(exclude_requester_votes=True, min_member_age_hours=48)
@@ -255,7 +254,7 @@ async def test_member_rules_never_block_a_withdrawal(store: VoteStore, db: Datab
 
 
 async def test_reactions_after_close_or_deadline_are_ignored(
-    store: VoteStore, db: Database, clock: Clock
+    store: VoteStore, db: AnyDatabase, clock: Clock
 ) -> None:
     await add_comparison(db)
     await add_comparison(db, "c2", message=200)
@@ -270,7 +269,7 @@ async def test_reactions_after_close_or_deadline_are_ignored(
     assert late.reason == "ignored: voting closed"
 
 
-async def test_close_twice_and_close_unknown(store: VoteStore, db: Database) -> None:
+async def test_close_twice_and_close_unknown(store: VoteStore, db: AnyDatabase) -> None:
     await add_comparison(db)
     await store.handle_reaction(react("🇧"), DEFAULTS)
     first = await store.close("c1", by=REQUESTER)
@@ -280,14 +279,14 @@ async def test_close_twice_and_close_unknown(store: VoteStore, db: Database) -> 
     assert await store.close("missing", by=None) is None
 
 
-async def test_racing_closes_close_once(store: VoteStore, db: Database) -> None:
+async def test_racing_closes_close_once(store: VoteStore, db: AnyDatabase) -> None:
     await add_comparison(db)
     results = await asyncio.gather(*(store.close("c1", by=n) for n in range(20)))
     assert sum(result is not None for result in results) == 1
 
 
 async def test_close_due_closes_what_fell_due_and_is_idempotent(
-    store: VoteStore, db: Database
+    store: VoteStore, db: AnyDatabase
 ) -> None:
     await add_comparison(db, "due-1", message=1, deadline=START + timedelta(hours=1))
     await add_comparison(db, "due-2", message=2, deadline=START + timedelta(hours=2))
@@ -307,7 +306,7 @@ async def test_close_due_closes_what_fell_due_and_is_idempotent(
 
 
 async def test_close_due_after_a_long_outage_closes_everything(
-    store: VoteStore, db: Database
+    store: VoteStore, db: AnyDatabase
 ) -> None:
     for n in range(1100):  # more than one batch
         await add_comparison(db, f"old-{n}", message=n + 1, deadline=START + timedelta(minutes=n))
@@ -316,7 +315,7 @@ async def test_close_due_after_a_long_outage_closes_everything(
     assert await store.next_deadline() is None
 
 
-async def test_unannounced_results_survive_until_marked(store: VoteStore, db: Database) -> None:
+async def test_unannounced_results_survive_until_marked(store: VoteStore, db: AnyDatabase) -> None:
     await add_comparison(db)
     await store.close("c1", by=None)
     pending = await store.unannounced()
@@ -326,7 +325,7 @@ async def test_unannounced_results_survive_until_marked(store: VoteStore, db: Da
     assert await store.unannounced() == []
 
 
-async def test_tally_winner_tie_all_bad_and_no_votes(store: VoteStore, db: Database) -> None:
+async def test_tally_winner_tie_all_bad_and_no_votes(store: VoteStore, db: AnyDatabase) -> None:
     await add_comparison(db, models=("gpt-image-2", "nano-banana-pro", "nb2"), blind=True)
     tally = await store.tally("c1")
     assert tally is not None and tally.winner is None and tally.total == 0
@@ -380,7 +379,7 @@ def test_the_ladder_is_a_pure_function() -> None:
     assert not may_close(target, MEMBER, is_moderator=False)
 
 
-async def test_targets_for_permission_checks(store: VoteStore, db: Database) -> None:
+async def test_targets_for_permission_checks(store: VoteStore, db: AnyDatabase) -> None:
     await add_comparison(db, created=START)
     await add_comparison(db, "c2", message=200, created=START + timedelta(minutes=5))
     target = await store.target_for_message(MESSAGE)
@@ -391,7 +390,7 @@ async def test_targets_for_permission_checks(store: VoteStore, db: Database) -> 
     assert await store.target_for_message(12345) is None
 
 
-async def test_many_members_voting_at_once_all_count(store: VoteStore, db: Database) -> None:
+async def test_many_members_voting_at_once_all_count(store: VoteStore, db: AnyDatabase) -> None:
     await add_comparison(db)
     events = [react("🇦🇧"[user % 2], 1000 + user) for user in range(200)]
     decisions = await asyncio.gather(*(store.handle_reaction(e, DEFAULTS) for e in events))
@@ -400,17 +399,19 @@ async def test_many_members_voting_at_once_all_count(store: VoteStore, db: Datab
 
 
 async def test_one_member_racing_reactions_keeps_one_consistent_vote(
-    store: VoteStore, db: Database
+    store: VoteStore, db: AnyDatabase
 ) -> None:
     await add_comparison(db)
     emojis = ["🇦", "🇧", "🤝", "👎"] * 10
     await asyncio.gather(*(store.handle_reaction(react(e), DEFAULTS) for e in emojis))
     assert sum((await counts(store)).values()) == 1
-    row = await db.fetchone("SELECT choice, emoji FROM votes WHERE user_id = ?", (MEMBER,))
-    assert row is not None and choice_for(row["emoji"]) == row["choice"]
+    [(choice, emoji)] = await fetch(db, "SELECT choice, emoji FROM votes WHERE user_id = ?", MEMBER)
+    assert choice_for(emoji) == choice
 
 
-async def test_random_reaction_streams_match_a_simple_model(store: VoteStore, db: Database) -> None:
+async def test_random_reaction_streams_match_a_simple_model(
+    store: VoteStore, db: AnyDatabase
+) -> None:
     await add_comparison(db, models=("gpt-image-2", "nano-banana-pro", "nb2"))
     rng = random.Random(1234)
     model: dict[int, tuple[str, str]] = {}  # user -> (choice, emoji) of the active vote
@@ -435,7 +436,7 @@ async def test_random_reaction_streams_match_a_simple_model(store: VoteStore, db
 
 
 async def test_leaderboard_and_community_lines_from_stored_votes(
-    store: VoteStore, db: Database
+    store: VoteStore, db: AnyDatabase
 ) -> None:
     for n in range(22):
         await add_comparison(db, f"p{n}", message=n + 1, blind=n % 2 == 0)
@@ -445,7 +446,7 @@ async def test_leaderboard_and_community_lines_from_stored_votes(
     await add_comparison(db, "other-case", message=502, use_case="poster")
     for message in (500, 501, 502):
         await store.handle_reaction(react("🇧", message=message), DEFAULTS)
-    await db.execute("UPDATE comparisons SET state = 'deleted' WHERE id = 'gone'")
+    await run_script(db, [("UPDATE comparisons SET state = 'deleted' WHERE id = 'gone'", ())])
     await store.close("p0", by=None)  # closed and open votes both count
 
     # ...except an open blind comparison's: the board moving after a vote would reveal it.

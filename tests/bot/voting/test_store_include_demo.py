@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.db import Database
+from bot.db import AnyDatabase
 from bot.guild_settings import GuildSettings
 from bot.voting.store import VoteStore
 from tests.bot.voting.test_store import GUILD, Clock, add_comparison, react
@@ -10,7 +10,7 @@ from tests.bot.voting.test_store import GUILD, Clock, add_comparison, react
 SETTINGS = GuildSettings(min_votes_to_rank=1)
 
 
-async def test_demo_comparisons_count_only_when_asked(db: Database) -> None:
+async def test_demo_comparisons_count_only_when_asked(db: AnyDatabase) -> None:
     store = VoteStore(db, clock=Clock())
     await add_comparison(db, "real", message=1)
     await add_comparison(db, "demo", message=2, demo=True)
