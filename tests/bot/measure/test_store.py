@@ -109,10 +109,14 @@ async def test_a_shootouts_rounds_give_its_text_accuracy(db: Any) -> None:
     first = await run_and_record(db, 'a sign "OPEN 24/7"')
     second = await run_and_record(db, 'a poster "OPEN 24/7"')
     await run_and_record(db, 'a sign "OPEN 24/7" elsewhere')  # not a round of this shoot-out
+    from bot.db import PostgresDatabase
+
+    sql = "UPDATE comparisons SET parent_id = 'shoot1' WHERE id = "
     for comparison_id in (first, second):
-        await db.execute(
-            "UPDATE comparisons SET parent_id = 'shoot1' WHERE id = ?", (comparison_id,)
-        )
+        if isinstance(db, PostgresDatabase):
+            await db.execute(sql + "$1", comparison_id)
+        else:
+            await db.execute(sql + "?", (comparison_id,))
     means = await child_text_means(db, "shoot1")
     assert means["gpt-image-2"] == 1.0 and abs(means["nano-banana-pro"] - 6 / 7) < 1e-9
     assert await child_text_means(db, "nobody") == {}
