@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Generic, Protocol, TypeVar
 
 import httpx
@@ -72,5 +73,7 @@ class DirectAdapter(Generic[E]):
                 lambda: self.build_request(target, request),
                 lambda answer: self.error_for(target, answer),
             )
-            output = self.parse_response(target, response)
+            # A 2K answer is ~10 MB of JSON and base64: parsed on the loop it stalls every other
+            # member (tens of ms per image); json and binascii hold the GIL only briefly each.
+            output = await asyncio.to_thread(self.parse_response, target, response)
             return await self._upstream.finish(call, output, base_url=self.endpoint.base_url)

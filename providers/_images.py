@@ -16,6 +16,8 @@ from providers.base import BadRequest
 #: Pillow format name -> MIME type; nothing else is accepted from a provider
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 ALLOWED_MIME_TYPES = frozenset(ALLOWED_FORMATS.values()) | {"image/jpg"}
+#: a JPEG's end marker may be followed by a little padding from some encoders
+_JPEG_TAIL = 4096
 
 
 class ImageProblem(ValueError):
@@ -75,7 +77,13 @@ def decode_base64(text: str) -> bytes:
 
 
 def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage:
-    """Decode ``data`` fully under a byte and pixel cap; raise ImageProblem for anything else."""
+    """Check ``data`` from its header plus a bounded structural check; raise ImageProblem if unusable.
+
+    No pixel is decoded here: the compositor decodes each image exactly once, and an image that
+    passes this but still fails to decode there becomes a failed (refunded) panel. The check is
+    linear in the bytes at memory speed: a PNG's chunks and their CRCs up to IEND, a JPEG's end
+    marker, a WebP's RIFF length.
+    """
     if not data:
         raise ImageProblem("empty image")
     if len(data) > max_bytes:
@@ -83,29 +91,38 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedIma
     try:
         with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as image:
             width, height = image.size
-            # Checked from the header before decoding: a few bytes can claim gigapixels.
+            # Checked from the header before anything else: a few bytes can claim gigapixels.
             if width * height > max_pixels:
                 raise ImageProblem(
                     f"image claims {width}x{height} pixels, over the {max_pixels} cap"
                 )
-            image.load()
+            if width < 1 or height < 1:
+                raise ImageProblem(f"image claims {width}x{height} pixels")
             fmt = image.format or ""
+            if fmt == "PNG":
+                image.verify()  # every chunk's CRC up to IEND; nothing is inflated
     except ImageProblem:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageProblem(f"decompression bomb guard: {exc}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageProblem(f"not a PNG, JPEG or WebP image ({type(exc).__name__}: {exc})") from None
     mime = ALLOWED_FORMATS.get(fmt)
     if mime is None:  # pragma: no cover - `formats=` already restricts this
         raise ImageProblem(f"image format {fmt!r} is not allowed")
+    if fmt == "JPEG" and data.rfind(b"\xff\xd9", max(0, len(data) - _JPEG_TAIL)) < 0:
+        raise ImageProblem("not a PNG, JPEG or WebP image (JPEG data ends before its end marker)")
+    if fmt == "WEBP" and int.from_bytes(data[4:8], "little") + 8 > len(data):
+        raise ImageProblem(
+            "not a PNG, JPEG or WebP image (WebP data is shorter than its header says)"
+        )
     return CheckedImage(data, mime, width, height)
 
 
 async def check_image(
     data: bytes, *, declared_mime: str | None, max_bytes: int, max_pixels: int
 ) -> CheckedImage:
-    """Validate image bytes off the event loop (Pillow decoding is CPU work)."""
+    """Validate image bytes off the event loop (reading a large PNG's chunks is still CPU work)."""
     if declared_mime is not None and declared_mime.split(";")[0].strip().lower() not in (
         ALLOWED_MIME_TYPES
     ):
