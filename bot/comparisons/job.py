@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
+from bot.comparisons.capacity import LoadTicket
 from bot.comparisons.events import Delivered as DeliveredEvent
 from bot.comparisons.events import EventBus, Failed, Reserved, ResultReady
 from bot.comparisons.plan import Plan
@@ -97,21 +98,42 @@ class ComparisonJob:
         self.settlement: Settlement | None = None
         self.result: ComparisonResult | None = None
         self.recorded = False
+        self._load: LoadTicket | None = None
         self._wall = wall_clock
         self._sleep = sleep
 
     # ------------------------------------------------------------- reserve
+    def admit(self) -> None:
+        """Claim this comparison's place in the process (Overloaded, before any charge)."""
+        capacity = self.service.capacity
+        if self._load is None and capacity is not None:
+            guild = self.requester.guild_id if self.requester else None
+            self._load = capacity.admit(self.plan, guild)
+
+    def _leave(self) -> None:
+        if self._load is not None:
+            self._load.release()
+
     async def reserve(self) -> Hold | None:
-        """Hold the price (InsufficientCredits when the member lacks it); None when free."""
+        """Hold the price (InsufficientCredits when the member lacks it); None when free.
+
+        Admission comes first: work that could not start in time is refused with Overloaded
+        before anything is charged.
+        """
+        self.admit()
         if self.ledger is None or self.requester is None:
             await self.events.publish(Reserved(self.plan, self.plan.total, None))
             return None
-        self.hold = await self.ledger.reserve(
-            self.requester.guild_id,
-            self.requester.user_id,
-            self.plan.line_items(),
-            comparison_id=self.plan.id,
-        )
+        try:
+            self.hold = await self.ledger.reserve(
+                self.requester.guild_id,
+                self.requester.user_id,
+                self.plan.line_items(),
+                comparison_id=self.plan.id,
+            )
+        except BaseException:
+            self._leave()
+            raise
         await self.events.publish(Reserved(self.plan, self.hold.amount, self.hold.balance_after))
         return self.hold
 
@@ -135,11 +157,22 @@ class ComparisonJob:
         """
         if self.hold is None and self.ledger is not None:
             await self.reserve()
+        else:
+            self.admit()
+        try:
+            return await self._produce()
+        finally:
+            self._leave()
+
+    async def _produce(self) -> ComparisonResult:
         lines = asyncio.ensure_future(self._community_lines())
         try:
             try:
                 outcomes, composite = await self.service.produce(
-                    self.plan, on_progress=self.events.publish, max_bytes=self.max_bytes
+                    self.plan,
+                    on_progress=self.events.publish,
+                    on_compose=self.events.publish,
+                    max_bytes=self.max_bytes,
                 )
             except AllModelsFailed as exc:
                 refunded = self.hold.amount if self.hold else 0
