@@ -16,7 +16,7 @@ from bot.catalog import Catalog, load_catalog
 from bot.comparisons.capacity import Capacity
 from bot.comparisons.service import ComparisonService
 from bot.settings import Settings
-from bot.workers import Workers
+from bot.workers import Workers, favour_the_loop, return_large_buffers
 from providers.limits import RequestSlots
 from providers.registry import Registry, build_registry
 
@@ -53,6 +53,8 @@ async def open_resources(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Resources]:
     """Open the HTTP client, providers and (optionally) the database; close them in reverse."""
+    return_large_buffers()
+    favour_the_loop()
     catalog = load_catalog(settings.catalog_path)
     limits = settings.slot_limits(catalog.models)
     slots = RequestSlots(limits)

@@ -13,13 +13,19 @@ instead of holding gigabytes of images at once. Both only ever queue; neither re
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import functools
+import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -28,6 +34,52 @@ T = TypeVar("T")
 DEFAULT_OUTPUT_BUDGET = 384 * 1024 * 1024
 
 OnAhead = Callable[[int], Awaitable[None]]
+
+
+#: glibc mallopt() parameters
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+#: buffers from this size up are mapped on their own and handed back to the OS when freed
+MMAP_THRESHOLD = 1024 * 1024
+
+
+#: how long a thread may hold the GIL while another wants it (CPython's default is 5 ms)
+SWITCH_INTERVAL = 0.001
+
+
+def favour_the_loop() -> None:
+    """Let the event loop's thread take the GIL back sooner from the worker threads.
+
+    Composes, parses and checks run in threads, each handing the GIL over only every switch
+    interval; the loop answers Discord and must not wait 5 ms at every hand-over. Measured
+    with 20 comparisons at once on a loaded 2-core VM: worst loop stall 1.08 → 0.44 s, p99
+    0.28 → 0.17 s.
+    """
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+
+
+def return_large_buffers() -> bool:
+    """Make glibc hand multi-megabyte buffers back to the OS as soon as they are freed.
+
+    Provider answers and decoded panels are 10-60 MB each. By default glibc raises its mmap
+    threshold after the first such buffer is freed, so later ones come from per-thread heaps
+    that keep their pages: peak RSS grew with every thread that had ever parsed or decoded an
+    image (measured: 269 → 90 MiB before a burst, 1,014 → 777 MiB during 20 at once). A fixed
+    threshold and a few arenas keep it to what is live. Call before starting threads; a no-op
+    (False) off glibc.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    ok = bool(mallopt(_M_ARENA_MAX, 2 * usable_cores())) and ok
+    log.debug("mallopt: large buffers mapped on their own: %s", ok)
+    return ok
 
 
 def usable_cores() -> int:

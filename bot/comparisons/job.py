@@ -209,10 +209,14 @@ class ComparisonJob:
             log.exception("community results failed for comparison %s", self.plan.id)
             return ()
 
-    def _rows_for(self, result: ComparisonResult) -> Callable[[sqlite3.Connection], None] | None:
+    async def _rows_for(
+        self, result: ComparisonResult
+    ) -> Callable[[sqlite3.Connection], None] | None:
         if self.db is None or self.requester is None:
             return None
-        rows = record_rows(
+        # Off the loop: the rows carry a SHA-256 of every image (tens of ms for a 4K PNG).
+        rows = await asyncio.to_thread(
+            record_rows,
             self.plan,
             result.outcomes,
             result.composite,
@@ -227,7 +231,7 @@ class ComparisonJob:
         return partial(write_record, rows=rows)
 
     async def _settle_and_record(self, result: ComparisonResult) -> None:
-        write = self._rows_for(result)
+        write = await self._rows_for(result)
         if self.hold is None or self.ledger is None:
             if write is not None and self.db is not None:
                 await self.db.run_in_transaction(write)
