@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ T = TypeVar("T")
 DEFAULT_OUTPUT_BUDGET = 384 * 1024 * 1024
 
 OnAhead = Callable[[int], Awaitable[None]]
+#: runs blocking work off the loop: ``asyncio.to_thread``, or one of the pools' ``run``
+Offload = Callable[..., Awaitable[Any]]
 
 
 #: glibc mallopt() parameters

@@ -134,7 +134,9 @@ class Lane:
 
     async def acquire(self, model: str, on_position: OnPosition | None = None) -> None:
         """Wait for a slot for ``model``, calling ``on_position`` with each new place in line."""
-        if not self._waiters and self._free(model):
+        # Waiters are only ever blocked (the pump grants whoever can start), so one that can
+        # start now passes nobody who could have.
+        if self._free(model):
             self._take(model)
             return
         loop = asyncio.get_running_loop()

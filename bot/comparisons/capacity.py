@@ -57,12 +57,12 @@ class Capacity:
         """Claim a place for ``plan`` now, or raise Overloaded saying why and that nothing was charged."""
         if self.running >= self.max_running:
             raise Overloaded(
-                f"Splitshot is already running {self.running} comparisons, as many as it takes "
+                f"Splitshot is already running {_count(self.running)}, as many as it takes "
                 "at once. Nothing was charged; please try again in a minute."
             )
         if guild_id is not None and self._per_server[guild_id] >= self.max_running_per_server:
             raise Overloaded(
-                f"This server already has {self._per_server[guild_id]} comparisons running, as "
+                f"This server already has {_count(self._per_server[guild_id])} running, as "
                 "many as one server may have at once. Nothing was charged; please try again "
                 "when one has finished."
             )
@@ -87,6 +87,10 @@ class Capacity:
             self._per_server[ticket.guild_id] -= 1
             if self._per_server[ticket.guild_id] <= 0:
                 del self._per_server[ticket.guild_id]
+
+
+def _count(running: int) -> str:
+    return f"{running} comparison" if running == 1 else f"{running} comparisons"
 
 
 def _minutes(seconds: float) -> str:

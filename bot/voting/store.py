@@ -14,6 +14,7 @@ as the playground): a demo panel is a stand-in image, not the model's work.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -53,6 +54,7 @@ from bot.voting.rules import (
     vote_deadline,
     winner_of,
 )
+from bot.workers import Offload
 
 __all__ = [
     "BOOTSTRAP_ROUNDS",
@@ -254,10 +256,12 @@ class VoteStore:
         clock: Callable[[], datetime] = utc_now,
         fit: FitBoard = leaderboard,
         max_cached_boards: int = MAX_CACHED_BOARDS,
+        offload: Offload = asyncio.to_thread,
     ) -> None:
         self._db = db
         self._clock = clock
-        self._boards = BoardCache(db, fit=fit, max_boards=max_cached_boards)
+        # Fits run on their own pool: a burst of composes never delays a leaderboard.
+        self._boards = BoardCache(db, fit=fit, max_boards=max_cached_boards, offload=offload)
 
     async def handle_reaction(
         self, event: ReactionEvent, settings: GuildSettings | None = None
