@@ -51,6 +51,7 @@ from bot.guild_settings import update_guild_settings  # noqa: E402
 from bot.resources import open_resources  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.workers import usable_cores  # noqa: E402
+from providers.base import Quality  # noqa: E402
 
 MODELS = ("gpt-image-2", "nano-banana-pro")
 FUNDS = 1_000_000
@@ -166,14 +167,17 @@ def rss_mib() -> float:
     return 0.0
 
 
-async def ticker(samples: list[float], stop: asyncio.Event, interval: float = 0.010) -> None:
-    """How late each 10 ms tick wakes: the event loop's stalls."""
+async def ticker(
+    samples: list[tuple[float, float]], stop: asyncio.Event, interval: float = 0.010
+) -> None:
+    """How late each 10 ms tick wakes (the event loop's stalls), and when."""
     loop = asyncio.get_running_loop()
-    expected = loop.time() + interval
+    start = loop.time()
+    expected = start + interval
     while not stop.is_set():
         await asyncio.sleep(interval)
         now = loop.time()
-        samples.append(max(0.0, now - expected))
+        samples.append((max(0.0, now - expected), now - start))
         expected = now + interval
 
 
@@ -190,10 +194,17 @@ def load_bodies(size: int, cache: Path | None) -> dict[str, bytes]:
 
 
 async def one_run(
-    n: int, latency: float, size: int, budget_mb: int | None, cache: Path | None = None
+    n: int,
+    latency: float,
+    size: int,
+    budget_mb: int | None,
+    cache: Path | None = None,
+    compose_slots: int | None = None,
 ) -> dict[str, Any]:
     """Everything measured in one run of N comparisons at once."""
     bodies = load_bodies(size, cache)
+    # What the bot is told to expect (its output budget reserves by quality): 2K or 4K.
+    quality: Quality = "high" if size > 2048 else "standard"
     server = StandIn(0.0, bodies)
     port = server.start()
     base = f"http://127.0.0.1:{port}"
@@ -211,6 +222,8 @@ async def one_run(
     }
     if budget_mb is not None:
         env["SPLITSHOT_OUTPUT_BUDGET_MB"] = str(budget_mb)
+    if compose_slots is not None:
+        env["SPLITSHOT_COMPOSE_SLOTS"] = str(compose_slots)
     settings = Settings.from_env(env)
     with tempfile.TemporaryDirectory() as tmp:
         async with open_resources(
@@ -226,7 +239,7 @@ async def one_run(
 
             def job(i: int) -> ComparisonJob:
                 request = CompareRequest(
-                    f"a lighthouse at dusk, take {i}", models=MODELS, aspect="1:1"
+                    f"a lighthouse at dusk, take {i}", models=MODELS, aspect="1:1", quality=quality
                 )
                 return ComparisonJob(
                     policy.plan(request),
@@ -247,7 +260,7 @@ async def one_run(
 
             server.latency = latency
             rss_before = rss_mib()
-            samples: list[float] = []
+            samples: list[tuple[float, float]] = []
             stop = asyncio.Event()
             tick = asyncio.create_task(ticker(samples, stop))
             first: list[float] = []
@@ -276,7 +289,8 @@ async def one_run(
             await tick
             audit = await ledger.audit()
     server.stop()
-    samples.sort()
+    worst = max(samples) if samples else (0.0, 0.0)
+    lateness = sorted(late for late, _ in samples)
     cores = usable_cores()
     ideal = latency + cpu_each * n / cores
     return {
@@ -291,8 +305,10 @@ async def one_run(
         "wall": wall,
         "ideal": ideal,
         "ratio": wall / ideal,
-        "stall_max": samples[-1] if samples else 0.0,
-        "stall_p99": samples[int(0.99 * (len(samples) - 1))] if samples else 0.0,
+        "stall_max": worst[0],
+        "stall_at": worst[1],
+        "stall_p99": lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0,
+        "stall_p50": lateness[len(lateness) // 2] if lateness else 0.0,
         "rss_before": rss_before,
         "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "first": min(first) if first else float("nan"),
@@ -311,11 +327,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048, help="answer edge in pixels")
     parser.add_argument("--runs", type=int, default=3, help="fresh processes; medians reported")
     parser.add_argument("--budget-mb", type=int, default=None, help="SPLITSHOT_OUTPUT_BUDGET_MB")
+    parser.add_argument("--compose-slots", type=int, default=None, help="SPLITSHOT_COMPOSE_SLOTS")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bodies", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        result = asyncio.run(one_run(args.n, args.latency, args.size, args.budget_mb, args.bodies))
+        result = asyncio.run(
+            one_run(
+                args.n, args.latency, args.size, args.budget_mb, args.bodies, args.compose_slots
+            )
+        )
         print(json.dumps(result))
         return
 
@@ -333,6 +354,8 @@ def main() -> None:
     cmd += ["--size", str(args.size), "--bodies", str(cache)]
     if args.budget_mb is not None:
         cmd += ["--budget-mb", str(args.budget_mb)]
+    if args.compose_slots is not None:
+        cmd += ["--compose-slots", str(args.compose_slots)]
     header = (
         f"{'run':>3} {'wall':>7} {'ideal':>7} {'ratio':>6} {'stall':>7} {'p99':>6} "
         f"{'RSS pk':>7} {'before':>7} {'first':>6} {'t/o':>4} {'fail':>4} {'cores':>5}"
@@ -344,6 +367,7 @@ def main() -> None:
         runs.append(run)
         print(_row(str(index + 1), run))
     medians = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "audit_clean"}
+    print("worst stall at (s into the burst): " + ", ".join(f"{r['stall_at']:.1f}" for r in runs))
     print(_row("med", medians))
     first = runs[0]
     print(
