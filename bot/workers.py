@@ -4,10 +4,11 @@ Three kinds of CPU work get a pool each, so a burst of one never delays the othe
 split images, checking members' reference images, and fitting leaderboards (and their charts).
 Provider answers are parsed on the loop's default executor, a fourth, by the adapters.
 
-Composing is also gated: one compose per two cores by default (each uses every core), the rest wait in line and
-can say how many are ahead of them; and the provider output a comparison will hold is reserved
-against a memory budget before its models start, so a burst of comparisons waits its turn
-instead of holding gigabytes of images at once. Both only ever queue; neither refuses.
+Composing is also gated: one compose per two cores by default (each one uses every core), the
+rest wait in line and can say how many are ahead of them; and the provider output a comparison
+will hold is reserved against a memory budget before its models start, so a burst of
+comparisons waits its turn instead of holding gigabytes of images at once. Both only ever
+queue; neither refuses.
 """
 
 from __future__ import annotations
