@@ -73,7 +73,8 @@ class DirectAdapter(Generic[E]):
                 lambda: self.build_request(target, request),
                 lambda answer: self.error_for(target, answer),
             )
-            # A 2K answer is ~10 MB of JSON and base64: parsed on the loop it stalls every other
-            # member (tens of ms per image); json and binascii hold the GIL only briefly each.
+            # A 2K answer is ~10 MB of JSON and base64: parsed on the loop it stalled every
+            # other member for tens of ms per image; in a thread the loop only shares the GIL.
             output = await asyncio.to_thread(self.parse_response, target, response)
+            del response  # the raw answer (tens of MB at 4K) is not needed past the parse
             return await self._upstream.finish(call, output, base_url=self.endpoint.base_url)
