@@ -74,14 +74,14 @@ def answer_png(size: int, seed: int) -> bytes:
     return out.getvalue()
 
 
-def openai_body(png: bytes) -> bytes:
+def openai_body(png: bytes, size: int) -> bytes:
     """An Images API answer (b64_json) as documented."""
     return json.dumps(
         {
             "created": 1,
             "data": [{"b64_json": base64.b64encode(png).decode()}],
             "output_format": "png",
-            "size": "2048x2048",
+            "size": f"{size}x{size}",
             "usage": {"total_tokens": 1},
         }
     ).encode()
@@ -183,7 +183,10 @@ async def ticker(
 
 def make_bodies(size: int) -> dict[str, bytes]:
     """Both providers' answers (slow to make: made once and shared by the runs)."""
-    return {"openai": openai_body(answer_png(size, 0)), "gemini": gemini_body(answer_png(size, 1))}
+    return {
+        "openai": openai_body(answer_png(size, 0), size),
+        "gemini": gemini_body(answer_png(size, 1)),
+    }
 
 
 def load_bodies(size: int, cache: Path | None) -> dict[str, bytes]:

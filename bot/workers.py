@@ -32,7 +32,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 #: provider output (as encoded image bytes) all comparisons together may hold at once
-DEFAULT_OUTPUT_BUDGET = 384 * 1024 * 1024
+DEFAULT_OUTPUT_BUDGET = 256 * 1024 * 1024
 
 OnAhead = Callable[[int], Awaitable[None]]
 #: runs blocking work off the loop: ``asyncio.to_thread``, or one of the pools' ``run``
