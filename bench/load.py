@@ -375,11 +375,14 @@ def main() -> None:
     print("worst stall at (s into the burst): " + ", ".join(f"{r['stall_at']:.1f}" for r in runs))
     print(_row("med", medians))
     first = runs[0]
+    cores = usable_cores()
     print(
         f"\nanswer: {first['png_mib']:.1f} MiB PNG, {first['answer_mib']:.1f} MiB JSON; "
         f"CPU per comparison: {medians['cpu_each'] * 1000:.0f} ms one at a time, "
-        f"{medians['cpu_burst_each'] * 1000:.0f} ms in the burst; bot wall time for one "
-        f"comparison alone (instant provider, mean of the first 3): {medians['overhead'] * 1000:.0f} ms; "
+        f"{medians['cpu_burst_each'] * 1000:.0f} ms in the burst, so the ideal from the "
+        f"burst's own CPU is {args.latency + medians['cpu_burst_each'] * args.n / cores:.1f} s"
+        f"\none comparison alone (instant provider, mean of the first 3, warm-up included): "
+        f"{medians['overhead'] * 1000:.0f} ms wall; "
         f"ledger audit clean in every run: {all(r['audit_clean'] for r in runs)}"
     )
     print(
