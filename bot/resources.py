@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot.catalog import Catalog, load_catalog
+from bot.comparisons.capacity import Capacity
 from bot.comparisons.service import ComparisonService
 from bot.measure.ocr import TextMeter
 from bot.settings import Settings
+from bot.workers import Workers, favour_the_loop, return_large_buffers
+from providers.limits import RequestSlots
 from providers.registry import Registry, build_registry
 
 if TYPE_CHECKING:
@@ -54,21 +57,48 @@ async def open_resources(
 
     ``db_path`` (default: the settings' ``SPLITSHOT_DB``) is a SQLite file or a PostgreSQL URL.
     """
+    return_large_buffers()
+    favour_the_loop()
     catalog = load_catalog(settings.catalog_path)
+    limits = settings.slot_limits(catalog.models)
+    slots = RequestSlots(limits)
+    # One connection per request slot (and some for result downloads): httpx's default of 100
+    # would make requests beyond it wait for a connection, on a clock the lanes do not see.
+    connections = sum(limits.for_adapter(n) for n in settings.keyed_adapters()) + 16
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=HTTP_TIMEOUT, transport=transport, follow_redirects=False)
+            httpx.AsyncClient(
+                timeout=HTTP_TIMEOUT,
+                transport=transport,
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=connections, max_keepalive_connections=connections
+                ),
+            )
         )
+        workers = Workers(
+            compose_slots=settings.compose_slots, output_budget=settings.output_budget
+        )
+        stack.callback(workers.close)
         demo = settings.demo_enabled(for_discord=for_discord)
         registry = build_registry(settings.providers, http, demo_enabled=demo)
         text_meter = TextMeter()
         stack.callback(text_meter.close)
+        capacity = Capacity(
+            slots,
+            max_running=settings.max_running,
+            max_running_per_server=settings.max_running_per_server,
+            max_wait_s=settings.max_queue_wait_s,
+        )
         service = ComparisonService(
             catalog,
             registry,
             model_timeout_s=settings.model_timeout_s,
             allow_demo=demo,
             text_meter=text_meter,
+            slots=slots,
+            workers=workers,
+            capacity=capacity,
         )
         db = ledger = None
         if with_db:

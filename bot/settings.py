@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.comparisons.capacity import (
+    DEFAULT_MAX_RUNNING,
+    DEFAULT_MAX_RUNNING_PER_SERVER,
+    DEFAULT_MAX_WAIT_S,
+)
 from bot.credits.rules import OperatorLimits
 from bot.db.postgres import is_postgres_url, redact
 from bot.errors import SplitshotError
+from bot.workers import DEFAULT_OUTPUT_BUDGET
+from providers.limits import SlotLimits
 from providers.registry import ProvidersConfig
 
 #: time a delivered comparison may still spend uploading (Discord's interaction lives 15 min)
@@ -105,6 +112,37 @@ def _latency(env: Mapping[str, str], name: str) -> tuple[float, float]:
     return (lo, hi)
 
 
+#: SPLITSHOT_MAX_REQUESTS_<ADAPTER> or SPLITSHOT_MAX_REQUESTS_<MODEL ID, with _ for - and .>
+MAX_REQUESTS_PREFIX = "SPLITSHOT_MAX_REQUESTS_"
+ADAPTER_NAMES = ("openai", "gemini", "fal", "demo")
+#: the names these settings had before they could be set per model
+_OLD_CONCURRENCY = {name: f"SPLITSHOT_{name.upper()}_CONCURRENCY" for name in ADAPTER_NAMES[:3]}
+
+
+def request_key(model_id: str) -> str:
+    """How a model id is spelt in SPLITSHOT_MAX_REQUESTS_*: lower case, '_' for anything else."""
+    return "".join(c if c.isalnum() else "_" for c in model_id.lower())
+
+
+def _max_requests(env: Mapping[str, str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Request slots per adapter and per model key, as configured (defaults are the adapters')."""
+    adapters: dict[str, int] = {}
+    models: dict[str, int] = {}
+    for name, old in _OLD_CONCURRENCY.items():
+        if _opt(env, old) is not None:
+            adapters[name] = _int(env, old, 1, minimum=1)
+    for key in sorted(env):
+        if not key.startswith(MAX_REQUESTS_PREFIX) or _opt(env, key) is None:
+            continue
+        suffix = key.removeprefix(MAX_REQUESTS_PREFIX).lower()
+        value = _int(env, key, 1, minimum=1)
+        if suffix in ADAPTER_NAMES:
+            adapters[suffix] = value
+        else:
+            models[suffix] = value
+    return adapters, models
+
+
 def _deployments(env: Mapping[str, str], name: str) -> dict[str, str]:
     raw = _opt(env, name)
     if raw is None:
@@ -150,6 +188,31 @@ class Settings:
     shard_ids: tuple[int, ...] | None = None
     #: how many shards the bot has in all (with ``shard_ids``; None lets Discord say)
     shard_count: int | None = None
+    #: request slots per adapter name; unset ones take the adapter's documented default
+    max_requests: Mapping[str, int] = field(default_factory=dict)
+    #: request slots per model, keyed by :func:`request_key` of the model id
+    max_requests_per_model: Mapping[str, int] = field(default_factory=dict)
+    #: composes at once (None: one per two cores, at least one)
+    compose_slots: int | None = None
+    #: bytes of provider output the running comparisons may hold together
+    output_budget: int = DEFAULT_OUTPUT_BUDGET
+    #: comparisons running at once, in all and per server
+    max_running: int = DEFAULT_MAX_RUNNING
+    max_running_per_server: int = DEFAULT_MAX_RUNNING_PER_SERVER
+    #: longest expected wait for a request slot before a comparison is refused up front
+    max_queue_wait_s: float = DEFAULT_MAX_WAIT_S
+
+    def slot_limits(self, model_ids: Iterable[str]) -> SlotLimits:
+        """Request slots for these models; a per-model setting naming no model fails fast."""
+        by_key = {request_key(m): m for m in model_ids}
+        unknown = sorted(set(self.max_requests_per_model) - set(by_key))
+        if unknown:
+            names = ", ".join(MAX_REQUESTS_PREFIX + k.upper() for k in unknown)
+            raise SettingsError(
+                f"{names} names no adapter ({', '.join(ADAPTER_NAMES)}) and no catalog model."
+            )
+        models = {by_key[k]: v for k, v in self.max_requests_per_model.items()}
+        return SlotLimits(dict(self.max_requests), models)
 
     def __repr__(self) -> str:
         # Secrets must never reach logs through a repr.
@@ -187,11 +250,11 @@ class Settings:
         env = os.environ if env is None else env
         dev_guild = _opt(env, "SPLITSHOT_DEV_GUILD")
         catalog = _opt(env, "SPLITSHOT_CATALOG")
-        concurrency = {
-            "openai": _int(env, "SPLITSHOT_OPENAI_CONCURRENCY", 4, minimum=1),
-            "gemini": _int(env, "SPLITSHOT_GEMINI_CONCURRENCY", 4, minimum=1),
-            "fal": _int(env, "SPLITSHOT_FAL_CONCURRENCY", 4, minimum=1),
-        }
+        max_requests, per_model = _max_requests(env)
+        # The adapters' own limit matches their lanes, so only the lanes ever make one wait.
+        limits = SlotLimits(max_requests)
+        concurrency = {name: limits.for_adapter(name) for name in ADAPTER_NAMES[:3]}
+        compose_slots = _int(env, "SPLITSHOT_COMPOSE_SLOTS", 0, minimum=0)
         azure_key = _opt(env, "AZURE_OPENAI_API_KEY")
         providers = ProvidersConfig(
             openai_api_key=_opt(env, "OPENAI_API_KEY") or azure_key,
@@ -250,6 +313,18 @@ class Settings:
             providers=providers,
             shard_ids=shard_ids,
             shard_count=shard_count,
+            max_requests=max_requests,
+            max_requests_per_model=per_model,
+            compose_slots=compose_slots or None,
+            output_budget=_int(
+                env, "SPLITSHOT_OUTPUT_BUDGET_MB", DEFAULT_OUTPUT_BUDGET // 2**20, minimum=16
+            )
+            * 2**20,
+            max_running=_int(env, "SPLITSHOT_MAX_RUNNING", DEFAULT_MAX_RUNNING, minimum=1),
+            max_running_per_server=_int(
+                env, "SPLITSHOT_MAX_RUNNING_PER_SERVER", DEFAULT_MAX_RUNNING_PER_SERVER, minimum=1
+            ),
+            max_queue_wait_s=_float(env, "SPLITSHOT_MAX_QUEUE_WAIT", DEFAULT_MAX_WAIT_S),
         )
 
 

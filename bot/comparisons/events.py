@@ -46,6 +46,17 @@ class PanelChanged:
     state: State
     elapsed: float
     reason: str | None = None
+    #: while QUEUED: this model's place in line for a request slot (1 = next), when known
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Composing:
+    """Every model has answered; the split image is waiting for (or using) a compose slot."""
+
+    plan: Plan
+    #: composes waiting in front of this one (0: it is being composed now)
+    ahead: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +86,7 @@ class Delivered:
     message_id: int | None
 
 
-Event = Admitted | Reserved | PanelChanged | ResultReady | Failed | Delivered
+Event = Admitted | Reserved | PanelChanged | Composing | ResultReady | Failed | Delivered
 Listener = Callable[[Event], Awaitable[None] | None]
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
+from bot.comparisons.capacity import LoadTicket
 from bot.comparisons.events import Delivered as DeliveredEvent
 from bot.comparisons.events import EventBus, Failed, Reserved, ResultReady
 from bot.comparisons.plan import Plan
@@ -108,12 +109,29 @@ class ComparisonJob:
         self.recorded = False
         #: what the OCR read per panel (empty when the prompt quotes no text)
         self.text: tuple[TextAccuracy | None, ...] = ()
+        self._load: LoadTicket | None = None
         self._wall = wall_clock
         self._sleep = sleep
 
     # ------------------------------------------------------------- reserve
+    def admit(self) -> None:
+        """Claim this comparison's place in the process (Overloaded, before any charge)."""
+        capacity = self.service.capacity
+        if self._load is None and capacity is not None:
+            guild = self.requester.guild_id if self.requester else None
+            self._load = capacity.admit(self.plan, guild)
+
+    def _leave(self) -> None:
+        if self._load is not None:
+            self._load.release()
+
     async def reserve(self) -> Hold | None:
-        """Hold the price (InsufficientCredits when the member lacks it); None when free."""
+        """Hold the price (InsufficientCredits when the member lacks it); None when free.
+
+        Admission comes first: work that could not start in time is refused with Overloaded
+        before anything is charged.
+        """
+        self.admit()
         if self.ledger is None or self.requester is None:
             await self.events.publish(Reserved(self.plan, self.plan.total, None))
             return None
@@ -131,6 +149,7 @@ class ComparisonJob:
         except BaseException:
             if budget is not None:
                 await budget.finish(self.plan.id)
+            self._leave()
             raise
         await self.events.publish(Reserved(self.plan, self.hold.amount, self.hold.balance_after))
         return self.hold
@@ -155,6 +174,14 @@ class ComparisonJob:
         """
         if self.hold is None and self.ledger is not None:
             await self.reserve()
+        else:
+            self.admit()
+        try:
+            return await self._produce()
+        finally:
+            self._leave()
+
+    async def _produce(self) -> ComparisonResult:
         lines = asyncio.ensure_future(self._community_lines())
         # Quoted text is read back from each image as it arrives, in the meter's workers.
         reading = TextReading(self.service.text_meter, self.plan.prompt)
@@ -163,6 +190,7 @@ class ComparisonJob:
                 outcomes, composite = await self.service.produce(
                     self.plan,
                     on_progress=self.events.publish,
+                    on_compose=self.events.publish,
                     max_bytes=self.max_bytes,
                     on_outcome=reading.start_outcome,
                 )
@@ -207,10 +235,12 @@ class ComparisonJob:
             log.exception("community results failed for comparison %s", self.plan.id)
             return ()
 
-    def _rows_for(self, result: ComparisonResult) -> RecordRows | None:
+    async def _rows_for(self, result: ComparisonResult) -> RecordRows | None:
         if self.db is None or self.requester is None:
             return None
-        return record_rows(
+        # Off the loop: the rows carry a SHA-256 of every image (tens of ms for a 4K PNG).
+        return await asyncio.to_thread(
+            record_rows,
             self.plan,
             result.outcomes,
             result.composite,
@@ -225,7 +255,7 @@ class ComparisonJob:
         )
 
     async def _settle_and_record(self, result: ComparisonResult) -> None:
-        write = self._rows_for(result)
+        write = await self._rows_for(result)
         if self.hold is None or self.ledger is None:
             if write is not None and self.db is not None:
                 await save_record(self.db, write)

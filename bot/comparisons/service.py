@@ -13,14 +13,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.catalog import Catalog
-from bot.comparisons.events import PanelChanged
+from bot.comparisons.capacity import Capacity
+from bot.comparisons.events import Composing, PanelChanged
 from bot.comparisons.plan import Plan, PlannedPanel, State
 from bot.compose import MAX_UPLOAD_BYTES, Composite, Panel, compose
 from bot.errors import SplitshotError
+from bot.workers import Workers
 from providers.base import ImageResult, ProviderError
+from providers.limits import RequestSlots
 from providers.registry import Registry
 
 if TYPE_CHECKING:
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from bot.verdict import Verdict
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: kept for callers that name the progress event by its old name
 ProgressEvent = PanelChanged
@@ -115,6 +120,30 @@ class AllModelsFailed(SplitshotError):
 
 
 ProgressCallback = Callable[[PanelChanged], Awaitable[None] | None]
+ComposeCallback = Callable[[Composing], Awaitable[None] | None]
+
+#: bytes of encoded output one image is expected to hold, by quality (3 bytes a pixel at the
+#: long edge each quality asks for: 1K, 2K, 4K); only the output budget uses it
+OUTPUT_ESTIMATE = {"draft": 3 * 1024 * 1024, "standard": 3 * 2048 * 2048, "high": 3 * 4096 * 4096}
+
+
+def output_estimate(plan: Plan) -> int:
+    """What a comparison's provider output may hold in memory until it is composed."""
+    fresh = len(plan.charged_panels)
+    reused = sum(len(p.reused.image) for p in plan.panels if p.reused is not None)
+    return fresh * OUTPUT_ESTIMATE.get(plan.quality, OUTPUT_ESTIMATE["high"]) + reused
+
+
+async def _call(callback: Callable[[T], Awaitable[None] | None] | None, event: T) -> None:
+    if callback is None:
+        return
+    try:
+        maybe = callback(event)
+        if maybe is not None:
+            await maybe
+    except Exception:
+        # Progress is cosmetic: a failed progress edit must never sink a model.
+        log.warning("progress callback failed for %s", event, exc_info=True)
 
 
 @dataclass(slots=True)
@@ -129,6 +158,12 @@ class ComparisonService:
     budget: Budget | None = None
     #: reads quoted text back from each image (None: no "Text (measured)" row at all)
     text_meter: TextMeter | None = None
+    #: request slots per adapter and model; a model's deadline starts once it has one
+    slots: RequestSlots = field(default_factory=RequestSlots)
+    #: the CPU pools and the compose budget
+    workers: Workers = field(default_factory=Workers)
+    #: what the process takes on at once; None admits everything (tools and tests)
+    capacity: Capacity | None = None
     _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     # ------------------------------------------------------------------ run
@@ -144,16 +179,11 @@ class ComparisonService:
         """
         start = self._clock()
 
-        async def report(index: int, state: State, reason: str | None = None) -> None:
-            if on_progress is None:
-                return
-            try:
-                maybe = on_progress(PanelChanged(plan, index, state, self._clock() - start, reason))
-                if maybe is not None:
-                    await maybe
-            except Exception:
-                # Progress is cosmetic: a failed progress edit must never sink a model.
-                log.warning("progress callback failed for %s", plan.id, exc_info=True)
+        async def report(
+            index: int, state: State, reason: str | None = None, position: int | None = None
+        ) -> None:
+            event = PanelChanged(plan, index, state, self._clock() - start, reason, position)
+            await _call(on_progress, event)
 
         async def one(panel: PlannedPanel) -> PanelOutcome:
             if panel.reused is not None:
@@ -166,7 +196,20 @@ class ComparisonService:
                     on_outcome(outcome)
                 await report(panel.index, State.DONE)
                 return outcome
+            adapter = panel.route.adapter
+            lane = self.slots.lane(adapter.name)
+
+            async def queued(position: int) -> None:
+                await report(panel.index, State.QUEUED, position=position)
+
+            async with lane.slot(panel.model.id, queued):
+                return await generate(panel, lane.observe)
+
+        async def generate(
+            panel: PlannedPanel, observe: Callable[[str, float], None]
+        ) -> PanelOutcome:
             await report(panel.index, State.GENERATING)
+            # The deadline starts with the request, never while it waited for its slot.
             began = self._clock()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.model_timeout_s
@@ -214,6 +257,7 @@ class ComparisonService:
                 )
             else:
                 outcome = PanelOutcome(panel, State.DONE, began, self._clock(), result=result)
+                observe(panel.model.id, outcome.seconds)
             log.info(
                 "comparison=%s model=%s adapter=%s outcome=%s latency=%.2fs",
                 plan.id,
@@ -233,9 +277,14 @@ class ComparisonService:
 
     # -------------------------------------------------------------- compose
     async def compose(
-        self, plan: Plan, outcomes: Sequence[PanelOutcome], *, max_bytes: int = MAX_UPLOAD_BYTES
+        self,
+        plan: Plan,
+        outcomes: Sequence[PanelOutcome],
+        *,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        on_compose: ComposeCallback | None = None,
     ) -> Composite:
-        """Compose the split image off the event loop."""
+        """Compose the split image on the compose pool, waiting in line for a compose slot."""
         panels = [
             Panel(
                 label=o.panel.letter if plan.blind else o.panel.label,
@@ -247,7 +296,14 @@ class ComparisonService:
         ]
         # An edit shows the image every model edited, small, under the panels.
         original = plan.request.references[0].data if plan.kind == "edit" else None
-        return await asyncio.to_thread(compose, panels, max_bytes=max_bytes, original=original)
+
+        async def ahead(count: int) -> None:
+            await _call(on_compose, Composing(plan, count))
+
+        async with self.workers.composes.hold(1, ahead):
+            return await self.workers.compose.run(
+                compose, panels, max_bytes=max_bytes, original=original
+            )
 
     async def produce(
         self,
@@ -256,12 +312,27 @@ class ComparisonService:
         on_progress: ProgressCallback | None = None,
         max_bytes: int = MAX_UPLOAD_BYTES,
         on_outcome: Callable[[PanelOutcome], None] | None = None,
+        on_compose: ComposeCallback | None = None,
     ) -> tuple[list[PanelOutcome], Composite]:
-        """Run and compose; raises AllModelsFailed when no model delivered an image."""
-        outcomes = await self.run(plan, on_progress, on_outcome)
-        if not any(o.ok for o in outcomes):
-            raise AllModelsFailed(outcomes, refunded=0)
-        composite = await self.compose(plan, outcomes, max_bytes=max_bytes)
+        """Run and compose; raises AllModelsFailed when no model delivered an image.
+
+        The output the models will return is reserved against the memory budget before any
+        of them starts (all at once, so two half-started comparisons can never wait on each
+        other); over budget, the comparison waits in line, shown as queued.
+        """
+
+        async def waiting(ahead: int) -> None:
+            for panel in plan.charged_panels:
+                event = PanelChanged(plan, panel.index, State.QUEUED, 0.0, position=ahead + 1)
+                await _call(on_progress, event)
+
+        async with self.workers.output.hold(output_estimate(plan), waiting):
+            outcomes = await self.run(plan, on_progress, on_outcome)
+            if not any(o.ok for o in outcomes):
+                raise AllModelsFailed(outcomes, refunded=0)
+            composite = await self.compose(
+                plan, outcomes, max_bytes=max_bytes, on_compose=on_compose
+            )
         # An image the compositor could not show never reached the member: it is a failure
         # (and so refunded), whatever the adapter said.
         for i, failure in enumerate(composite.failures):

@@ -44,7 +44,7 @@ class OperatorLimits:
     #: a server's price override may not go below this share of the model's catalog price
     price_floor_percent: int = 100
     #: comparisons running at once over every server (and every shard on the database)
-    max_running: int | None = 20
+    max_running: int | None = 400
 
     @classmethod
     def unlimited(cls) -> OperatorLimits:

@@ -335,9 +335,11 @@ class ProgressLine:
     state: str  # a bot.comparisons.service.State value
     seconds: float | None = None
     reason: str | None = None
+    #: while queued: place in line for a request slot (1 = next)
+    position: int | None = None
 
     def text(self) -> str:
-        """E.g. "🎨 **GPT-Image 2** — generating 4 s"."""
+        """E.g. "🎨 **GPT-Image 2** — generating 4 s" or "⏳ **Model A** — queued — position 3"."""
         icon = _STATE_ICONS.get(self.state, "•")
         secs = self.seconds or 0.0
         if self.state == "generating":
@@ -348,6 +350,8 @@ class ProgressLine:
             tail = "declined" + (f" ({escaped(self.reason)})" if self.reason else "")
         elif self.state == "failed":
             tail = "failed" + (f" ({escaped(self.reason)})" if self.reason else "")
+        elif self.state == "queued" and self.position is not None:
+            tail = f"queued — position {self.position}"
         else:
             tail = self.state
         return f"{icon} **{self.label}** — {tail}"
@@ -361,13 +365,17 @@ def progress_embed(
     reserved: str,
     demo: bool = False,
     composing: bool = False,
+    composing_ahead: int | None = None,
 ) -> discord.Embed:
-    """The one message a member watches while the models run."""
+    """The one message a member watches while the models run (``composing_ahead``: composes
+    waiting in front of this one, when it is in line for a compose slot)."""
     parts = []
     if demo:
         parts.append(DEMO_WARNING)
     parts += [_prompt_quote(prompt), "\n".join(line.text() for line in lines)]
-    if composing:
+    if composing and composing_ahead:
+        parts.append(f"🧩 Composing — {composing_ahead} ahead")
+    elif composing:
         parts.append("🧩 Composing the split image…")
     embed = discord.Embed(title=title, description="\n\n".join(parts), colour=COLOUR_INFO)
     embed.set_footer(text=f"{reserved} reserved · anything that fails is refunded")

@@ -28,6 +28,7 @@ from bot.db import AnyDatabase, PostgresDatabase
 from bot.guild_settings import GuildSettings
 from bot.voting.leaderboard import Leaderboard, leaderboard
 from bot.voting.ratings import ComparisonVotes, PanelFacts
+from bot.workers import Offload
 
 #: the bootstrap rounds behind /leaderboard's intervals
 BOOTSTRAP_ROUNDS = 200
@@ -149,8 +150,10 @@ class BoardCache:
         *,
         fit: FitBoard = leaderboard,
         max_boards: int = MAX_CACHED_BOARDS,
+        offload: Offload = asyncio.to_thread,
     ) -> None:
         self._db = db
+        self._offload = offload
         self._fit = fit
         self._max_boards = max_boards
         self._boards: OrderedDict[BoardKey, _Cached] = OrderedDict()
@@ -190,7 +193,7 @@ class BoardCache:
                 return cached.board
             generation, comparisons = await self._snapshot(key)
             # Off the event loop; the bootstrap is hundreds of milliseconds on a busy server.
-            board = await asyncio.to_thread(
+            board: Leaderboard = await self._offload(
                 self._fit,
                 comparisons,
                 min_votes=key.min_votes,

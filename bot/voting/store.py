@@ -18,6 +18,7 @@ as the playground): a demo panel is a stand-in image, not the model's work.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -58,6 +59,7 @@ from bot.voting.rules import (
     vote_deadline,
     winner_of,
 )
+from bot.workers import Offload
 
 __all__ = [
     "BOOTSTRAP_ROUNDS",
@@ -383,11 +385,13 @@ class VoteStore:
         clock: Callable[[], datetime] = utc_now,
         fit: FitBoard = leaderboard,
         max_cached_boards: int = MAX_CACHED_BOARDS,
+        offload: Offload = asyncio.to_thread,
     ) -> None:
         self._db = db
         self._backend = _backend_for(db)
         self._clock = clock
-        self._boards = BoardCache(db, fit=fit, max_boards=max_cached_boards)
+        # Fits run on their own pool: a burst of composes never delays a leaderboard.
+        self._boards = BoardCache(db, fit=fit, max_boards=max_cached_boards, offload=offload)
 
     async def handle_reaction(
         self, event: ReactionEvent, settings: GuildSettings | None = None

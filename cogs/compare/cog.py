@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -29,6 +30,7 @@ from bot.comparisons.service import user_hash
 from bot.errors import BadInput
 from bot.references import MAX_REFERENCE_BYTES, reference_image
 from bot.voting.rules import seed_emojis
+from bot.workers import Offload
 from cogs.compare.flow import run_comparison
 from cogs.compare.views import DeleteButton, DetailsButton
 from providers.base import QUALITIES, Quality, ReferenceImage
@@ -59,8 +61,14 @@ class CompareOptions:
     blind: bool | None = None
 
 
-async def read_reference(attachment: discord.Attachment) -> ReferenceImage:
-    """Download and check a reference image; BadInput for anything but a PNG, JPEG or WebP."""
+async def read_reference(
+    attachment: discord.Attachment, *, offload: Offload = asyncio.to_thread
+) -> ReferenceImage:
+    """Download and check a reference image; BadInput for anything but a PNG, JPEG or WebP.
+
+    ``offload`` runs the check: the bot's reference-check pool, so a burst of composes never
+    delays it.
+    """
     limit_mb = MAX_REFERENCE_BYTES // (1024 * 1024)
     if attachment.size > MAX_REFERENCE_BYTES:
         raise BadInput(
@@ -77,7 +85,8 @@ async def read_reference(attachment: discord.Attachment) -> ReferenceImage:
         raise BadInput(
             "The reference image took too long to download; try a smaller file."
         ) from None
-    return await asyncio.to_thread(reference_image, data, attachment.filename)
+    checked: ReferenceImage = await offload(reference_image, data, attachment.filename)
+    return checked
 
 
 def build_compare_command(cog: CompareCog) -> app_commands.Command[Any, ..., None]:
@@ -149,8 +158,8 @@ class CompareCog(commands.Cog):
         self.bot = bot
         self.command = build_compare_command(self)
         #: seams: how a reference attachment is read and which vote reactions are seeded
-        self.read_reference: Callable[[discord.Attachment], Awaitable[ReferenceImage]] = (
-            read_reference
+        self.read_reference: Callable[[discord.Attachment], Awaitable[ReferenceImage]] = partial(
+            read_reference, offload=bot.service.workers.checks.run
         )
         self.seed_emojis: Callable[..., list[str]] = seed_emojis
 

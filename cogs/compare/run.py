@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.comparisons.events import Event, PanelChanged
+from bot.comparisons.events import Composing, Event, PanelChanged
 from bot.comparisons.job import ComparisonJob
 from bot.comparisons.plan import FINISHED, Plan, State
 from bot.comparisons.service import AllModelsFailed, ComparisonResult
@@ -68,6 +68,7 @@ class _Slot:
     started: float | None = None
     finished: float | None = None
     reason: str | None = None
+    position: int | None = None
 
 
 class ProgressBoard:
@@ -95,17 +96,23 @@ class ProgressBoard:
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         self._editing = False
+        self._compose_ahead: int | None = None
 
     def update(self, event: PanelChanged) -> None:
         """Record a panel's new state; the next tick shows it."""
         slot = self._slots[event.index]
         now = self._clock()
+        slot.position = event.position if event.state is State.QUEUED else None
         if event.state is State.GENERATING:
             slot.started = now
         elif event.state in FINISHED:
             slot.finished = now
             slot.reason = event.reason
         slot.state = event.state
+
+    def composing(self, event: Composing) -> None:
+        """Record how many composes wait in front of this one; the next tick shows it."""
+        self._compose_ahead = event.ahead
 
     def render(self) -> discord.Embed:
         """The progress embed as of now."""
@@ -115,7 +122,9 @@ class ProgressBoard:
             seconds = None
             if slot.started is not None:
                 seconds = (slot.finished if slot.finished is not None else now) - slot.started
-            lines.append(ProgressLine(slot.label, slot.state.value, seconds, slot.reason))
+            lines.append(
+                ProgressLine(slot.label, slot.state.value, seconds, slot.reason, slot.position)
+            )
         names = " vs ".join(p.letter if plan.blind else p.model.name for p in plan.panels)
         return progress_embed(
             f"Comparing {names} — {plan.use_case.name}",
@@ -124,6 +133,7 @@ class ProgressBoard:
             reserved=plan.public_price_text,
             demo=plan.uses_demo,
             composing=self.finished,
+            composing_ahead=self._compose_ahead,
         )
 
     @property
@@ -201,6 +211,8 @@ class DiscordPresenter:
         """The job's events this presenter draws."""
         if isinstance(event, PanelChanged):
             self.board.update(event)
+        elif isinstance(event, Composing):
+            self.board.composing(event)
 
     async def run(self) -> None:
         """Run the reserved job to the end; every outcome is shown, nothing is raised but cancels."""

@@ -7,7 +7,6 @@ job, presenter, charges, refunds, record and vote reactions.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Sequence
@@ -169,11 +168,12 @@ class FollowUpsCog(commands.Cog, name=COG_NAME):
             return [m for m in (first, second, model_c, model_d) if m]
 
         async def plan_it(policy: Policy) -> Plan:
-            source = await read_reference(image)
-            size = await asyncio.to_thread(image_aspect, source)
+            checks = self.bot.service.workers.checks
+            source = await read_reference(image, offload=checks.run)
+            size = await checks.run(image_aspect, source)
             mask_bytes = None
             if mask is not None:
-                mask_bytes = await asyncio.to_thread(check_mask, await mask.read(), source)
+                mask_bytes = await checks.run(check_mask, await mask.read(), source)
             models = chosen(policy)
             common = (
                 [

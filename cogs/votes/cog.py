@@ -7,7 +7,6 @@ with its reason in ``bot.voting.rules``, and the votes live in SQLite.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import re
@@ -161,7 +160,9 @@ class VotesCog(commands.Cog, name=COG_NAME):
     def __init__(self, bot: SplitshotBot, *, store: VoteStore | None = None) -> None:
         self.bot = bot
         # discord.utils.utcnow: the clock deadlines are written with (and tests can move).
-        self.store = store or VoteStore(bot.db, clock=discord.utils.utcnow)
+        self.store = store or VoteStore(
+            bot.db, clock=discord.utils.utcnow, offload=bot.service.workers.boards.run
+        )
         self.closer = VoteCloser(bot, self.store, self.community_lines)
         self.vote_group = build_vote_group(self)
         self.leaderboard_command = build_leaderboard_command(self)
@@ -323,7 +324,7 @@ class VotesCog(commands.Cog, name=COG_NAME):
         )
         text = await text_means(self.bot.db, interaction.guild_id, use_case_id, include_demo=demo)
         title = leaderboard_title(name, demo=demo)
-        chart = await asyncio.to_thread(leaderboard_chart, board, title=title)
+        chart = await self.bot.service.workers.boards.run(leaderboard_chart, board, title=title)
         embed = leaderboard_embed(
             board, title=title, chart_filename=CHART_FILENAME, demo=demo, text=text
         )

@@ -66,3 +66,23 @@ async def test_stop_cancels_a_board_that_is_only_waiting() -> None:
     await board.start()
     await asyncio.wait_for(board.stop(), 1.0)  # does not wait out the hour
     assert frames == [1]
+
+
+async def test_the_board_shows_a_place_in_line_then_the_composes_ahead() -> None:
+    from bot.comparisons.events import Composing, PanelChanged
+    from bot.comparisons.plan import Plan, State
+
+    shown = plan()
+    assert isinstance(shown, Plan)
+
+    async def edit(embed: discord.Embed) -> bool:
+        return True
+
+    board = ProgressBoard(shown, edit=edit, clock=lambda: 0.0, interval=1.0)
+    board.update(PanelChanged(shown, 1, State.QUEUED, 0.0, position=3))
+    assert "queued — position 3" in (board.render().description or "")
+    board.update(PanelChanged(shown, 0, State.DONE, 1.0))
+    board.update(PanelChanged(shown, 1, State.DONE, 2.0))
+    board.composing(Composing(shown, 2))
+    text = board.render().description or ""
+    assert "position" not in text and "🧩 Composing — 2 ahead" in text

@@ -65,7 +65,7 @@ async def test_operator_ceilings_hold_whatever_the_server_sets(db: AnyDatabase) 
 def test_operator_limits_from_the_environment() -> None:
     limits = Settings.from_env({}).limits
     assert (limits.max_grant, limits.mod_daily_cap) == (10_000, 50_000)
-    assert limits.price_floor_percent == 100 and limits.max_running == 20
+    assert limits.price_floor_percent == 100 and limits.max_running == 400
     assert limits.guild_daily_budget is None and limits.global_daily_budget is None
     env = {
         "SPLITSHOT_MAX_GRANT": "250",

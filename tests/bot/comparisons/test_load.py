@@ -1,0 +1,241 @@
+"""Under load: one decode per image, request lines with a place shown, the deadline from the
+request's start, the compose line, and refusals before anything is charged."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from bot.catalog import Catalog
+from bot.comparisons.capacity import Capacity, Overloaded
+from bot.comparisons.events import Composing, PanelChanged
+from bot.comparisons.plan import CompareRequest, State
+from bot.comparisons.service import ComparisonService
+from bot.credits.ledger import Ledger
+from bot.render.embed import ProgressLine, progress_embed
+from bot.workers import Workers
+from providers.base import ImageRequest, ImageResult, Target
+from providers.gemini import GeminiEndpoint, GeminiImages
+from providers.limits import RequestSlots, SlotLimits
+from providers.openai_images import OpenAIEndpoint, OpenAIImages
+from providers.registry import Registry
+from tests.bot.comparisons.conftest import job_for, plan_with, registry_with
+from tests.conftest import png_bytes
+
+TIMEOUT = 30.0
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+@dataclass
+class GatedAdapter:
+    """Answers each call only when the test opens its gate; records start and deadline."""
+
+    name: str = "fake"
+    gates: list[asyncio.Event] = field(default_factory=list)
+    calls: list[tuple[float, float]] = field(default_factory=list)
+
+    async def generate(
+        self, target: Target, request: ImageRequest, *, deadline: float
+    ) -> ImageResult:
+        loop = asyncio.get_running_loop()
+        self.calls.append((loop.time(), deadline))
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        return ImageResult(png_bytes((96, 128)), "image/png", 96, 128, 0.0, self.name, "x")
+
+
+def one_slot_service(catalog: Catalog, adapter: Any, **kwargs: Any) -> ComparisonService:
+    slots = RequestSlots(SlotLimits({adapter.name: 1}))
+    return ComparisonService(
+        catalog, registry_with(adapter), model_timeout_s=TIMEOUT, slots=slots, **kwargs
+    )
+
+
+async def open_gates(adapter: GatedAdapter, task: asyncio.Task[Any]) -> None:
+    while not task.done():
+        await settle()
+        for gate in adapter.gates:
+            gate.set()
+
+
+# ------------------------------------------------------------------ one decode per image
+async def test_each_provider_image_is_decoded_exactly_once_through_the_real_adapters(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    png = base64.b64encode(png_bytes((256, 256), (30, 90, 160))).decode()
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/images/generations"):
+            body = {"data": [{"b64_json": png}], "output_format": "png"}
+        else:
+            part = {"inlineData": {"mimeType": "image/png", "data": png}}
+            body = {"candidates": [{"content": {"parts": [part]}, "finishReason": "STOP"}]}
+        return httpx.Response(200, content=json.dumps(body).encode())
+
+    decodes: list[str] = []
+    real = Image._getdecoder
+
+    def counting(mode: str, decoder_name: str, args: Any, extra: Any = ()) -> Any:
+        decodes.append(decoder_name)
+        return real(mode, decoder_name, args, extra)
+
+    monkeypatch.setattr(Image, "_getdecoder", counting)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        registry = Registry(
+            {
+                "openai": OpenAIImages(http, OpenAIEndpoint("sk-test", base_url="https://o.test")),
+                "gemini": GeminiImages(http, GeminiEndpoint("g-test", base_url="https://g.test")),
+            }
+        )
+        service = ComparisonService(catalog, registry, allow_demo=False)
+        plan = plan_with(
+            service, CompareRequest("a fox", models=("gpt-image-2", "nano-banana-pro"))
+        )
+        outcomes, composite = await service.produce(plan)
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    assert composite.failures == (None, None)
+    assert decodes == ["zip", "zip"], "validated from the header; decoded only to compose"
+
+
+# ------------------------------------------------------------------ request slots
+async def test_the_deadline_counts_from_when_the_request_starts_not_while_it_waits(
+    catalog: Catalog,
+) -> None:
+    adapter = GatedAdapter()
+    service = one_slot_service(catalog, adapter)
+    plan = plan_with(service, CompareRequest("a fox", models=("gpt-image-2", "nano-banana-pro")))
+    task = asyncio.create_task(service.run(plan))
+    await settle()
+    assert len(adapter.calls) == 1, "the second model waits for the one slot"
+    await asyncio.sleep(0.05)  # the second model is kept waiting a while
+    adapter.gates[0].set()
+    await open_gates(adapter, task)
+    (first_start, first_deadline), (second_start, second_deadline) = adapter.calls
+    assert second_start > first_start
+    assert first_deadline - first_start == pytest.approx(TIMEOUT, abs=0.01)
+    assert second_deadline - second_start == pytest.approx(TIMEOUT, abs=0.01)
+
+
+async def test_a_waiting_model_shows_its_place_in_line(catalog: Catalog) -> None:
+    adapter = GatedAdapter()
+    service = one_slot_service(catalog, adapter)
+    plan = plan_with(
+        service,
+        CompareRequest("a fox", models=("gpt-image-2", "nano-banana-pro", "nano-banana-2")),
+    )
+    events: list[PanelChanged] = []
+    task = asyncio.create_task(service.run(plan, events.append))
+    await open_gates(adapter, task)
+    queued = [(e.index, e.position) for e in events if e.state is State.QUEUED and e.position]
+    assert (1, 1) in queued and (2, 2) in queued and (2, 1) in queued
+    assert [e.position for e in events if e.state is not State.QUEUED] == [None] * 6
+
+    line = ProgressLine("Model C", "queued", position=2)
+    assert line.text() == "⏳ **Model C** — queued — position 2"
+    assert ProgressLine("Model C", "queued").text() == "⏳ **Model C** — queued"
+
+
+# ------------------------------------------------------------------ the compose line
+async def test_composes_beyond_the_slots_wait_and_say_how_many_are_ahead(
+    catalog: Catalog,
+) -> None:
+    from tests.conftest import FakeAdapter
+
+    service = ComparisonService(
+        catalog, registry_with(FakeAdapter()), workers=Workers(compose_slots=1)
+    )
+    try:
+        await service.workers.composes.acquire(1)  # a compose already running
+        seen: list[tuple[str, int]] = []
+
+        def job(name: str) -> asyncio.Task[Any]:
+            plan = plan_with(service, CompareRequest(f"a fox {name}"))
+            told = lambda e: seen.append((name, e.ahead))  # noqa: E731
+            return asyncio.create_task(service.produce(plan, on_compose=told))
+
+        first = job("first")
+        await asyncio.sleep(0.05)
+        second = job("second")
+        await asyncio.sleep(0.05)
+        assert seen == [("first", 0), ("second", 1)], "queued, never refused"
+        service.workers.composes.release(1)
+        await asyncio.gather(first, second)
+        assert ("second", 0) in seen and service.workers.composes.used == 0
+    finally:
+        service.workers.close()
+
+    embed = progress_embed("t", "p", [], reserved="30 credits", composing=True, composing_ahead=3)
+    assert "🧩 Composing — 3 ahead" in (embed.description or "")
+    assert isinstance(Composing(plan_with(service, CompareRequest("x")), 3).ahead, int)
+
+
+# ------------------------------------------------------------------ admission
+async def test_work_that_cannot_start_in_time_is_refused_before_anything_is_charged(
+    catalog: Catalog, db: Any
+) -> None:
+    ledger = Ledger(db)
+    before = await ledger.ensure_account(1, 2)
+    adapter = GatedAdapter()
+    slots = RequestSlots(SlotLimits({"fake": 1}))
+    capacity = Capacity(slots, max_wait_s=60.0)
+    service = ComparisonService(catalog, registry_with(adapter), slots=slots, capacity=capacity)
+    lane = slots.lane("fake")
+    await lane.acquire("gpt-image-2")  # the one slot is taken: a new request waits a round
+    lane.observe("gpt-image-2", 60.0)
+    assert lane.expected_wait("gpt-image-2") == pytest.approx(60.0), "not over the limit"
+    lane.observe("gpt-image-2", 150.0)  # rounds are slower now: over the limit
+    job = job_for(service, plan_with(service, CompareRequest("a fox")), ledger=ledger, db=db)
+    with pytest.raises(Overloaded) as refused:
+        await job.reserve()
+    assert str(refused.value) == (
+        "GPT-Image 2 is busy: about 2 minutes of requests are queued ahead of yours, longer "
+        "than the 1 minute a comparison may wait to start. Nothing was charged; please try "
+        "again later or pick another model."
+    )
+    assert job.hold is None and await ledger.balance(1, 2) == before
+    assert capacity.running == 0
+
+
+async def test_the_process_and_each_server_take_only_so_many_at_once(
+    catalog: Catalog, db: Any
+) -> None:
+    from tests.conftest import FakeAdapter
+
+    ledger = Ledger(db)
+    await ledger.ensure_account(1, 2)
+    slots = RequestSlots()
+    capacity = Capacity(slots, max_running=2, max_running_per_server=1)
+    service = ComparisonService(
+        catalog, registry_with(FakeAdapter()), slots=slots, capacity=capacity
+    )
+    first = job_for(service, plan_with(service, CompareRequest("a fox")), ledger=ledger, db=db)
+    await first.reserve()
+    second = job_for(service, plan_with(service, CompareRequest("a fox")), ledger=ledger, db=db)
+    with pytest.raises(Overloaded) as per_server:
+        await second.reserve()
+    assert str(per_server.value) == (
+        "This server already has 1 comparison running, as many as one server may have at "
+        "once. Nothing was charged; please try again when one has finished."
+    )
+    other_server = capacity.admit(plan_with(service, CompareRequest("a fox")), 7)
+    with pytest.raises(Overloaded) as everywhere:
+        capacity.admit(plan_with(service, CompareRequest("a fox")), 8)
+    assert str(everywhere.value) == (
+        "Splitshot is already running 2 comparisons, as many as it takes at once. "
+        "Nothing was charged; please try again in a minute."
+    )
+    other_server.release()
+    await first.produce()
+    assert capacity.running == 0, "a finished comparison gives its place back"
