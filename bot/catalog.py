@@ -1,4 +1,7 @@
-"""Loads and validates the catalog of models, use cases and criteria (catalog.toml)."""
+"""Loads and validates the catalog of models, use cases and criteria (catalog.toml).
+
+Longer than the ~400-line guide on purpose: the catalog's schema, loading and validation, which reports every problem of a file at once.
+"""
 
 from __future__ import annotations
 

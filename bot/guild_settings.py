@@ -2,6 +2,8 @@
 
 Adding a setting means adding one field to ``GuildSettings`` (with ``setting(...)`` bounds when
 it is a number); storage, validation and parsing follow from the field's type.
+
+Longer than the ~400-line guide on purpose: one typed settings object with its validation, parsing, storage and append-only history on both backends; split, each part would import the others.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A pre-made server with a #compare channel, a member with credits and a moderator, shown in
 SimCord's browser preview on 127.0.0.1. Models run on the offline demo stand-ins unless
 provider keys are set. Nothing leaves the machine except calls to providers you have keys for.
+
+Longer than the ~400-line guide on purpose: the simulated world, its clock and the preview loop are one program.
 """
 
 from __future__ import annotations

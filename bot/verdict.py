@@ -7,6 +7,8 @@ the model with the most dots and says "Tie" when the top is shared.
 Every sentence (short answer, pick, "If you need…", "Avoid if", closing) is built from those
 same rows for the models compared, never from catalog prose: a model is said to lead only
 where it alone has the most dots, and a price is called cheaper only when it is.
+
+Longer than the ~400-line guide on purpose: the criterion rows and every sentence derived from them are one computation: the sentences must read the same numbers as the table.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""What every adapter shares: one retry policy, a concurrency limit, capped reads, one log line."""
+"""What every adapter shares: one retry policy, a concurrency limit, capped reads, one log line.
+
+Longer than the ~400-line guide on purpose: the one transport and retry policy every adapter uses; its pieces only make sense together.
+"""
 
 from __future__ import annotations
 

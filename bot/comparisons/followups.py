@@ -12,6 +12,8 @@ Every follow-up runs through the same job as /compare (reserve → run → settl
 deliver or refund); this module only builds its plan and says why one cannot be made.
 Panel images come from the database (``panel_images``), never from Discord's expiring
 attachment URLs, so buttons on a result weeks old still work after restarts.
+
+Longer than the ~400-line guide on purpose: the four follow-up kinds share loading the parent, checking a panel and building a planned panel.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ server charges its members, and demo stand-ins cost nothing. A comparison is adm
 refused, with nothing charged) in one ``BEGIN IMMEDIATE`` transaction (on PostgreSQL, one
 transaction under an advisory lock shared by every process), so two shards on the same database
 cannot both take the last of a budget.
+
+Longer than the ~400-line guide on purpose: admission, settlement, the price floor and the spend report share one table and its SQL on both backends.
 """
 
 from __future__ import annotations

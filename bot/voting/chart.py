@@ -9,6 +9,8 @@ Drawn at twice the size and scaled down, so dots and bars are anti-aliased. CPU-
 few tens of milliseconds: the Discord layer calls it through ``asyncio.to_thread``. When no
 model is ranked yet it still returns an image — a "Not enough votes yet" card showing each
 model's progress towards the threshold — so the caller never needs a special case.
+
+Longer than the ~400-line guide on purpose: one chart: its layout and drawing share private geometry.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ write they read; only ``leaderboard`` bootstraps intervals, while ``standings`` 
 ``community_lines`` use the point ratings. Deleted comparisons never count, and comparisons served by the offline
 demo only when the caller asks (``include_demo``, for a process that runs on demo stand-ins, such
 as the playground): a demo panel is a stand-in image, not the model's work.
+
+Longer than the ~400-line guide on purpose: the reaction ladder, closing, tallies and the leaderboard entry points over both backends.
 """
 
 from __future__ import annotations

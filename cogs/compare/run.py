@@ -4,6 +4,8 @@ The job (:mod:`bot.comparisons.job`) owns the money and the record. This module 
 its events to draw progress, posts the result once the job has settled and recorded it, and
 tells the job whether the member got it: :meth:`ComparisonJob.delivered` with the message, or
 :meth:`ComparisonJob.undelivered` (which refunds) when Discord did not take it.
+
+Longer than the ~400-line guide on purpose: the progress board and the posting with its fallbacks are one conversation with Discord.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Glue only: the engine (:mod:`bot.shootouts`) plans, stores, reports and exports; the runner
 (:mod:`cogs.shootouts.runner`) spends, posts and closes. Every refusal is a private sentence
 and comes before any credit moves.
+
+Longer than the ~400-line guide on purpose: the /shootout and /export commands share the runner, the store and their refusals.
 """
 
 from __future__ import annotations

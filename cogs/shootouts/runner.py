@@ -6,6 +6,8 @@ comparison job posted by :class:`RoundPresenter`. A shutdown cancels the running
 job refunds it) and refunds the rounds that had not started; a restart refunds whatever a
 previous run left unfinished and lets the rest go on to voting. Closing is driven by the
 deadlines stored in the database, so it still happens on time after a restart.
+
+Longer than the ~400-line guide on purpose: a shoot-out's whole life on Discord (start, rounds, restart, close, report) shares its state.
 """
 
 from __future__ import annotations
