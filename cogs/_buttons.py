@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Self
 
 import discord
 
-from bot.interactions import report_error
+from bot.client import report_error
 
 #: the part of a custom id after a button's prefix
 COMPARISON_ID = r"(?P<comparison_id>[0-9a-f]{1,32})"

@@ -10,10 +10,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.client import acknowledge, answer, moderator_only
 from bot.credits.ledger import MAX_AMOUNT, HistoryPage, LedgerEntry
 from bot.credits.rules import MAX_REASON_LENGTH
 from bot.errors import SplitshotError
-from bot.interactions import acknowledge, answer, moderator_only
 from bot.render.embed import COLOUR_INFO, escaped, fit_embed
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class HistoryPager(discord.ui.View):
         error: Exception,
         item: discord.ui.Item[Any],
     ) -> None:
-        from bot.interactions import report_error
+        from bot.client import report_error
 
         await report_error(interaction, error)
 

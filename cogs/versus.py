@@ -13,8 +13,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.catalog import LIST_ASPECT
+from bot.client import model_choices, report_error, use_case_choices
 from bot.errors import BadInput
-from bot.interactions import model_choices, report_error, use_case_choices
 from bot.render.pages import model_embed, models_embed, versus_embed, versus_more_embeds
 from bot.verdict import Verdict, build_verdict
 from providers.base import QUALITIES, Quality

@@ -19,11 +19,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.client import (
+    aspect_choices,
+    model_choices,
+    use_case_choices,
+)
 from bot.comparisons.plan import CompareRequest, Plan
 from bot.comparisons.policy import MAX_PROMPT, Policy
 from bot.comparisons.service import user_hash
 from bot.errors import BadInput
-from bot.interactions import aspect_choices, model_choices, use_case_choices
 from bot.references import MAX_REFERENCE_BYTES, reference_image
 from bot.voting.rules import seed_emojis
 from bot.workers import Offload

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.client import refuse_after_public_defer, reply_privately
 from bot.comparisons.job import ComparisonJob, Requester
 from bot.compose import MAX_UPLOAD_BYTES
 from bot.errors import SplitshotError
 from bot.guild_settings import DEFAULTS
-from bot.interactions import refuse_after_public_defer, reply_privately
 from bot.voting.rules import seed_emojis
 from cogs.compare.run import DiscordPresenter
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.client import is_moderator, report_error
 from bot.comparisons.records import ComparisonRecord, get_comparison, mark_deleted
 from bot.errors import SplitshotError
-from bot.interactions import is_moderator, report_error
 from bot.render.pages import details_content, details_embeds
 from cogs._buttons import COMPARISON_ID, ComparisonButton
 from cogs.followups.views import FOLLOW_UP_BUTTONS

@@ -11,6 +11,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.client import (
+    NeedsManageServer,
+    acknowledge,
+    answer,
+    is_server_manager,
+    moderator_only,
+)
 from bot.credits.budget import limit_refusal
 from bot.errors import BadInput
 from bot.guild_settings import (
@@ -18,13 +25,6 @@ from bot.guild_settings import (
     reset_guild_settings,
     settings_history,
     update_guild_settings,
-)
-from bot.interactions import (
-    NeedsManageServer,
-    acknowledge,
-    answer,
-    is_server_manager,
-    moderator_only,
 )
 from bot.render.embed import COLOUR_INFO, cut, fit_embed
 from cogs.config.values import (

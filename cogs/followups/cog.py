@@ -16,6 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.client import reply_privately
 from bot.comparisons.followups import (
     FollowUpBlocked,
     Parent,
@@ -32,7 +33,6 @@ from bot.comparisons.history import HistoryEntry, history_page
 from bot.comparisons.policy import MAX_PROMPT, Policy
 from bot.comparisons.service import user_hash
 from bot.errors import BadInput
-from bot.interactions import reply_privately
 from bot.render.embed import COLOUR_INFO, cut, fit_embed
 from cogs.compare.cog import QUALITY_CHOICES, read_reference
 from cogs.compare.flow import run_comparison

@@ -91,7 +91,7 @@ class PanelPicker(discord.ui.View):
         return False
 
     async def _picked(self, interaction: discord.Interaction[Any]) -> None:
-        from bot.interactions import report_error
+        from bot.client import report_error
 
         self.stop()
         try:

@@ -19,9 +19,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.client import is_moderator, model_choices, reply_privately, use_case_choices
 from bot.comparisons.job import Requester
 from bot.errors import SplitshotError
-from bot.interactions import is_moderator, model_choices, reply_privately, use_case_choices
 from bot.measure.store import child_text_means
 from bot.render.embed import COLOUR_INFO, fit_embed
 from bot.shootouts.export import ExportBlocked, export_comparison, export_shootout, to_json

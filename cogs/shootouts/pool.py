@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from bot.client import moderator_only
 from bot.credits.ledger import MAX_AMOUNT
 from bot.credits.rules import MAX_REASON_LENGTH
-from bot.interactions import moderator_only
 from bot.render.embed import fit_embed
 from bot.shootouts.pool import POOL_USER_ID, open_pool
 from cogs.shootouts._db import sqlite_db

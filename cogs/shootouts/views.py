@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
 
+from bot.client import report_error
 from bot.comparisons.policy import MAX_PROMPT
-from bot.interactions import report_error
 from bot.shootouts.plan import MAX_PROMPTS
 from cogs._buttons import COMPARISON_ID, ComparisonButton
 

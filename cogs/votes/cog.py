@@ -17,8 +17,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.client import is_moderator, use_case_choices
 from bot.errors import SplitshotError
-from bot.interactions import is_moderator, use_case_choices
 from bot.measure.store import text_means
 from bot.render.vote_embed import leaderboard_embed, leaderboard_title
 from bot.voting.chart import CHART_FILENAME, leaderboard_chart

@@ -88,7 +88,7 @@ async def test_unexpected_errors_are_logged_with_a_reference(
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(w.bot.ledger, "top", broken)
-    with caplog.at_level(logging.ERROR, logger="bot.interactions"):
+    with caplog.at_level(logging.ERROR, logger="bot.client"):
         res = await w.member.slash(w.channel, "credits top")
     simcord.assert_error(w.env, RuntimeError)
     # /credits top answers in the channel, so it was acknowledged publicly: the error replaces

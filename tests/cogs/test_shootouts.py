@@ -16,10 +16,9 @@ import pytest
 import simcord
 
 from bot.cli.main import main
-from bot.client import SplitshotBot
+from bot.client import NotModerator, SplitshotBot
 from bot.comparisons.records import panel_images
 from bot.guild_settings import update_guild_settings
-from bot.interactions import NotModerator
 from bot.shootouts.pool import POOL_USER_ID
 from tests.cogs.conftest import Behaviour, FakeAdapter, VirtualSleep, World
 
