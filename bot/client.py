@@ -3,6 +3,11 @@
 The startup code opens the shared resources (HTTP client, database, catalog, providers) and hands
 them to :class:`SplitshotBot`; the bot never opens or closes them itself, so they close in reverse
 order around it. Cogs are glue over the engine and reach it through the bot's properties.
+
+Longer than the ~400-line guide on purpose: the architecture lets only this module (besides the
+playground and the renderers) speak discord.py for the engine, so the moderator checks, the
+option choices and the one error boundary that every command and button shares live beside the
+bot that installs them.
 """
 
 from __future__ import annotations
