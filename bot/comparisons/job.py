@@ -378,16 +378,3 @@ async def recover_undelivered(ledger: Ledger, db: AnyDatabase, older_than: timed
     if recovered:
         log.warning("refunded %d comparison(s) that were never posted", recovered)
     return recovered
-
-
-async def save_free_record(db: AnyDatabase, result: ComparisonResult, requester: Requester) -> None:
-    """Record a comparison nobody paid for (kept for tools that run without a ledger)."""
-    rows = record_rows(
-        result.plan,
-        result.outcomes,
-        result.composite,
-        guild_id=requester.guild_id,
-        user_id=requester.user_id,
-        channel_id=requester.channel_id,
-    )
-    await save_record(db, rows)

@@ -52,15 +52,6 @@ def check_model_count(model_ids: Sequence[str]) -> None:
         raise BadInput("Each model can appear only once in a comparison.")
 
 
-def price_for(model: Model, quality: Quality, overrides: Mapping[str, int]) -> int:
-    """The catalog's flat price per image (no size or route); kept for callers without either."""
-    if model.id not in overrides:
-        return model.credits[quality]
-    standard = overrides[model.id]
-    scale = model.credits[quality] / model.credits["standard"]
-    return max(1, round(standard * scale))
-
-
 def names(items: Sequence[str]) -> str:
     """'A', 'A and B', 'A, B and C'."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

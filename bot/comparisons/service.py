@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: kept for callers that name the progress event by its old name
-ProgressEvent = PanelChanged
-
 
 @dataclass(frozen=True, slots=True)
 class PanelOutcome:
@@ -100,12 +97,6 @@ class ComparisonResult:
     def refunded(self) -> int:
         """Credits given back for models that refused or failed."""
         return sum(o.panel.credits for o in self.outcomes if not o.ok)
-
-    def labels(self, *, reveal: bool = False) -> tuple[str, ...]:
-        """Panel labels: letters when blind and not yet revealed, model names otherwise."""
-        if self.plan.blind and not reveal:
-            return tuple(o.panel.letter for o in self.outcomes)
-        return tuple(o.panel.label for o in self.outcomes)
 
 
 class AllModelsFailed(SplitshotError):

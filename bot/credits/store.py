@@ -316,6 +316,31 @@ class SqliteLedgerStore:
             )
         )
 
+    async def _moderate(
+        self,
+        operation: Callable[..., int | LedgerError],
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        reason: str,
+        actor_id: int,
+        now: datetime,
+        limits: OperatorLimits,
+    ) -> int | LedgerError:
+        """A moderator's grant or revoke: one transaction on the database thread."""
+        return await self._db.run_in_transaction(
+            partial(
+                operation,
+                guild_id=guild_id,
+                user_id=user_id,
+                amount=amount,
+                reason=reason,
+                actor_id=actor_id,
+                now=now,
+                limits=limits,
+            )
+        )
+
     async def grant(
         self,
         guild_id: int,
@@ -326,17 +351,8 @@ class SqliteLedgerStore:
         now: datetime,
         limits: OperatorLimits,
     ) -> int | LedgerError:
-        return await self._db.run_in_transaction(
-            partial(
-                accounts.grant,
-                guild_id=guild_id,
-                user_id=user_id,
-                amount=amount,
-                reason=reason,
-                actor_id=actor_id,
-                now=now,
-                limits=limits,
-            )
+        return await self._moderate(
+            accounts.grant, guild_id, user_id, amount, reason, actor_id, now, limits
         )
 
     async def revoke(
@@ -349,17 +365,8 @@ class SqliteLedgerStore:
         now: datetime,
         limits: OperatorLimits,
     ) -> int | LedgerError:
-        return await self._db.run_in_transaction(
-            partial(
-                accounts.revoke,
-                guild_id=guild_id,
-                user_id=user_id,
-                amount=amount,
-                reason=reason,
-                actor_id=actor_id,
-                now=now,
-                limits=limits,
-            )
+        return await self._moderate(
+            accounts.revoke, guild_id, user_id, amount, reason, actor_id, now, limits
         )
 
     async def history(self, guild_id: int, user_id: int, page: int, per_page: int) -> HistoryPage:
