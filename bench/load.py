@@ -221,6 +221,8 @@ async def one_run(
         "SPLITSHOT_MAX_REQUESTS_OPENAI": slots,
         "SPLITSHOT_MAX_REQUESTS_GEMINI": slots,
         "SPLITSHOT_MAX_RUNNING": str(n + 8),
+        "SPLITSHOT_MAX_GRANT": "off",  # the bench funds its members in one grant each
+        "SPLITSHOT_MOD_DAILY_CAP": "off",
         "SPLITSHOT_LOG_LEVEL": "WARNING",
     }
     if budget_mb is not None:
