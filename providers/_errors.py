@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from providers._lift import Lifted, lift, restore
 from providers.base import (
     BadRequest,
     ConfigError,
@@ -158,14 +159,21 @@ class JsonRefused(ValueError):
     """JSON not parsed because it is too big, too wide or too deep (or not JSON at all)."""
 
 
-def load_json(body: bytes, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+def load_json(
+    body: bytes, *, max_bytes: int = MAX_JSON_BYTES, lift_keys: tuple[str, ...] = ()
+) -> Any:
     """Parse a provider's JSON under caps on size, items and depth; JsonRefused otherwise.
 
     The checks run on the raw bytes before ``json.loads`` builds anything, so a hostile body
     of millions of keys or a 200,000-deep list costs a few scans at C speed, not gigabytes.
+    Long string values of ``lift_keys`` (the image's base64) come back as
+    :class:`~providers._lift.Lifted` views instead of being parsed (see that module).
     """
     if len(body) > max_bytes:
         raise JsonRefused(f"JSON body of {len(body)} bytes is over the {max_bytes}-byte cap")
+    lifted: dict[str, Lifted] = {}
+    if lift_keys:
+        body, lifted = lift(body, lift_keys)
     # Every key and every list item needs a ',' or ':' (strings may hold some too, so this
     # over-counts, which only makes the cap stricter for text-heavy bodies).
     items = body.count(b",") + body.count(b":")
@@ -181,11 +189,12 @@ def load_json(body: bytes, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
             if deepest > MAX_JSON_DEPTH:
                 raise JsonRefused(f"JSON nested over {MAX_JSON_DEPTH} levels deep")
     try:
-        return json.loads(body)
+        parsed = json.loads(body)
     except RecursionError:  # pragma: no cover - the depth check stops this first
         raise JsonRefused("JSON nested too deep to parse") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise JsonRefused(f"not JSON ({exc})") from None
+    return restore(parsed, lifted) if lifted else parsed
 
 
 def error_json(response: httpx.Response) -> dict[str, Any]:
@@ -197,10 +206,13 @@ def error_json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def json_body(adapter: str, target: Target, response: httpx.Response) -> dict[str, Any]:
-    """The response's JSON object, or the 'malformed response' error."""
+def json_body(
+    adapter: str, target: Target, response: httpx.Response, *, lift_keys: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The response's JSON object, or the 'malformed response' error (``lift_keys``: see
+    :func:`load_json`)."""
     try:
-        payload = load_json(response.content)
+        payload = load_json(response.content, lift_keys=lift_keys)
     except JsonRefused as exc:
         if not response.content:
             why = "an empty body"

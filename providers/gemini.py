@@ -26,6 +26,7 @@ from providers._errors import (
 )
 from providers._http import Output
 from providers._images import ImageProblem, decode_base64
+from providers._lift import Lifted
 from providers.base import ImageRequest, ProviderError, Refused, Target
 from providers.families import IMAGE_SIZE, aspect_for
 
@@ -157,7 +158,7 @@ def _no_image(target: Target, candidate: dict[str, Any], caption: str | None) ->
 
 def parse_response(target: Target, response: httpx.Response) -> Output:
     """The last non-thought image, its caption, usage; refusals as the typed error."""
-    payload = json_body(NAME, target, response)
+    payload = json_body(NAME, target, response, lift_keys=("data",))
     blocked = _prompt_block(target, payload)
     candidates = payload.get("candidates")
     if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
@@ -173,7 +174,8 @@ def parse_response(target: Target, response: httpx.Response) -> Output:
     if image is None:
         raise blocked or _no_image(target, candidate, caption)
     try:
-        data = decode_base64(str(image.get("data") or ""))
+        encoded = image.get("data")
+        data = decode_base64(encoded if isinstance(encoded, Lifted) else str(encoded or ""))
     except ImageProblem as exc:
         raise malformed(NAME, target, f"inlineData.data: {exc}") from None
     mime = image.get("mimeType") or image.get("mime_type")

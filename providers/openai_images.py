@@ -26,6 +26,7 @@ from providers._errors import (
 )
 from providers._http import Output
 from providers._images import ImageProblem, data_uri, decode_base64
+from providers._lift import Lifted
 from providers.base import ImageRequest, ProviderError, Target
 from providers.families import MAX_PROMPT, QUALITY, is_legacy, size_for
 
@@ -145,7 +146,7 @@ def _json_edit(fields: dict[str, str], request: ImageRequest) -> dict[str, Any] 
 # ------------------------------------------------------------------ response
 def parse_response(target: Target, response: httpx.Response) -> Output:
     """The first image (base64, or a link from some gateways), usage and echoed settings."""
-    payload = json_body(NAME, target, response)
+    payload = json_body(NAME, target, response, lift_keys=("b64_json",))
     data = payload.get("data")
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
         raise malformed(NAME, target, "the answer has no data[0]")
@@ -162,7 +163,7 @@ def parse_response(target: Target, response: httpx.Response) -> Output:
         "echoed": echoed,
     }
     b64, url = item.get("b64_json"), item.get("url")
-    if isinstance(b64, str) and b64:
+    if isinstance(b64, (str, Lifted)) and b64:
         try:
             return Output(data=decode_base64(b64), **common)
         except ImageProblem as exc:
