@@ -118,6 +118,12 @@ ComposeCallback = Callable[[Composing], Awaitable[None] | None]
 OUTPUT_ESTIMATE = {"draft": 3 * 1024 * 1024, "standard": 3 * 2048 * 2048, "high": 3 * 4096 * 4096}
 
 
+def output_held(outcomes: Sequence[PanelOutcome]) -> int:
+    """What a comparison's output really holds once every model has answered (reused
+    panels included: their outcomes carry the parent's image)."""
+    return sum(len(o.result.image) for o in outcomes if o.result is not None and o.ok)
+
+
 def output_estimate(plan: Plan) -> int:
     """What a comparison's provider output may hold in memory until it is composed."""
     fresh = len(plan.charged_panels)
@@ -309,7 +315,10 @@ class ComparisonService:
 
         The output the models will return is reserved against the memory budget before any
         of them starts (all at once, so two half-started comparisons can never wait on each
-        other); over budget, the comparison waits in line, shown as queued.
+        other); over budget, the comparison waits in line, shown as queued. Once every model
+        has answered, the reservation shrinks to the bytes really held (a 2K PNG is about
+        half its estimate), so the next comparisons in line start while this one waits to
+        be composed.
         """
 
         async def waiting(ahead: int) -> None:
@@ -317,13 +326,22 @@ class ComparisonService:
                 event = PanelChanged(plan, panel.index, State.QUEUED, 0.0, position=ahead + 1)
                 await _call(on_progress, event)
 
-        async with self.workers.output.hold(output_estimate(plan), waiting):
+        budget = self.workers.output
+        held = output_estimate(plan)
+        await budget.acquire(held, waiting)
+        try:
             outcomes = await self.run(plan, on_progress, on_outcome)
             if not any(o.ok for o in outcomes):
                 raise AllModelsFailed(outcomes, refunded=0)
+            actual = output_held(outcomes)
+            if actual < held:
+                budget.release(held - actual)
+                held = actual
             composite = await self.compose(
                 plan, outcomes, max_bytes=max_bytes, on_compose=on_compose
             )
+        finally:
+            budget.release(held)
         # An image the compositor could not show never reached the member: it is a failure
         # (and so refunded), whatever the adapter said.
         for i, failure in enumerate(composite.failures):

@@ -17,7 +17,7 @@ from bot.catalog import Catalog
 from bot.comparisons.capacity import Capacity, Overloaded
 from bot.comparisons.events import Composing, PanelChanged
 from bot.comparisons.plan import CompareRequest, State
-from bot.comparisons.service import ComparisonService
+from bot.comparisons.service import ComparisonService, output_estimate
 from bot.credits.ledger import Ledger
 from bot.render.embed import ProgressLine, progress_embed
 from bot.workers import Workers
@@ -179,6 +179,45 @@ async def test_composes_beyond_the_slots_wait_and_say_how_many_are_ahead(
     embed = progress_embed("t", "p", [], reserved="30 credits", composing=True, composing_ahead=3)
     assert "🧩 Composing — 3 ahead" in (embed.description or "")
     assert isinstance(Composing(plan_with(service, CompareRequest("x")), 3).ahead, int)
+
+
+async def test_once_answered_a_comparison_holds_only_its_real_bytes_so_the_next_one_starts(
+    catalog: Catalog,
+) -> None:
+    adapter = GatedAdapter()
+    models = ("gpt-image-2", "nano-banana-pro")
+    probe = ComparisonService(catalog, registry_with(adapter))
+    estimate = output_estimate(plan_with(probe, CompareRequest("x", models=models)))
+    probe.workers.close()
+    held = 2 * len(png_bytes((96, 128)))  # what the adapter really answers
+    assert held < estimate
+    # Room for one estimate and one answered comparison, not for two estimates.
+    workers = Workers(compose_slots=1, output_budget=estimate + held)
+    service = ComparisonService(catalog, registry_with(adapter), workers=workers)
+    try:
+        await workers.composes.acquire(1)  # the first will wait to be composed
+        first = asyncio.create_task(
+            service.produce(plan_with(service, CompareRequest("a fox", models=models)))
+        )
+        await settle()
+        second = asyncio.create_task(
+            service.produce(plan_with(service, CompareRequest("an owl", models=models)))
+        )
+        await settle()
+        assert len(adapter.calls) == 2, "the second waits while the first's answers are due"
+        for gate in adapter.gates:
+            gate.set()
+        await settle()
+        await asyncio.sleep(0.05)
+        assert not first.done(), "the first waits for its compose"
+        assert len(adapter.calls) == 4, "the first's real bytes leave room: the second started"
+        assert workers.output.used == held + estimate
+        workers.composes.release(1)
+        await open_gates(adapter, second)
+        await asyncio.gather(first, second)
+        assert workers.output.used == 0 and workers.composes.used == 0
+    finally:
+        workers.close()
 
 
 # ------------------------------------------------------------------ admission
