@@ -18,6 +18,7 @@ from bot.comparisons.service import ComparisonService
 from bot.measure.ocr import TextMeter
 from bot.settings import Settings
 from bot.workers import Workers, favour_the_loop, return_large_buffers
+from providers._http import read_in_large_chunks
 from providers.limits import RequestSlots
 from providers.registry import Registry, build_registry
 
@@ -59,6 +60,7 @@ async def open_resources(
     """
     return_large_buffers()
     favour_the_loop()
+    read_in_large_chunks()
     catalog = load_catalog(settings.catalog_path)
     limits = settings.slot_limits(catalog.models)
     slots = RequestSlots(limits)

@@ -295,3 +295,33 @@ async def test_one_log_line_per_call_with_outcome(
         and "request_id=r-9" in infos[0]
         and "requests=4" in infos[0]
     )
+
+
+# ------------------------------------------------------------------ reading large answers
+async def test_large_answers_are_read_in_large_pieces_and_arrive_intact() -> None:
+    import asyncio
+    import os
+
+    import httpcore
+
+    from providers._http import READ_CHUNK, read_in_large_chunks
+
+    assert read_in_large_chunks()
+    assert httpcore.AsyncHTTP11Connection.READ_NUM_BYTES == READ_CHUNK
+    body = os.urandom(5 * 1024 * 1024 + 17)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{port}/")
+        assert response.content == body
+    finally:
+        server.close()
+        await server.wait_closed()
