@@ -17,6 +17,7 @@ Where SQLite's one process owns every shoot-out, here several bot processes shar
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,6 +27,8 @@ import asyncpg
 from bot.db.postgres import PostgresDatabase
 from bot.shootouts.plan import ShootoutPlan
 from bot.shootouts.store import RoundRow, ShootoutRow, _round, _shootout
+
+log = logging.getLogger(__name__)
 
 #: the advisory-lock key of a shoot-out is this text plus its id, hashed by hashtextextended
 CLAIM_PREFIX = "shootout:"
@@ -223,6 +226,8 @@ class PostgresShootoutStore:
         finally:
             try:
                 await conn.close(timeout=CLOSE_TIMEOUT)
+            except Exception as exc:  # the server or the network ended it first: as good
+                log.debug("claim on shoot-out %s ended with its connection: %s", shootout_id, exc)
             finally:
                 if not conn.is_closed():
                     conn.terminate()
