@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sqlite3
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,11 @@ EXIT_REFUSED = 1  # the source is unhealthy, the target is not empty, or the cop
 EXIT_USAGE = 2
 
 SQL_TARGET_BALANCES = "SELECT guild_id, user_id, balance FROM accounts"
+#: what decides a shoot-out's closing, report and refunds later: it must come over exactly
+SHOOTOUT_COLUMNS = {
+    "shootouts": ("id", "state", "payer_id", "reported_at IS NULL"),
+    "shootout_rounds": ("shootout_id", "idx", "state", "hold_id", "price"),
+}
 
 
 def _fail(message: str, code: int) -> int:
@@ -34,7 +40,8 @@ def _fail(message: str, code: int) -> int:
 
 
 async def _verify(conn: PgConnection, source: Mapping[str, Sequence[sqlite3.Row]]) -> list[str]:
-    """The target's own audit, and every balance equal to the source's."""
+    """The target's own audit, every balance equal to the source's, and every shoot-out and
+    round in the same state, paid by the same account and hold, as in the source."""
     problems = [str(discrepancy) for discrepancy in await audit_on(conn)]
     expected = {(row["guild_id"], row["user_id"]): row["balance"] for row in source["accounts"]}
     copied = {
@@ -44,7 +51,22 @@ async def _verify(conn: PgConnection, source: Mapping[str, Sequence[sqlite3.Row]
     if copied != expected:
         differ = sorted(set(copied.items()) ^ set(expected.items()))[:3]
         problems.append(f"balances differ between SQLite and PostgreSQL, e.g. {differ}")
+    for table, columns in SHOOTOUT_COLUMNS.items():
+        # Column names come from SHOOTOUT_COLUMNS, never from input.
+        target_rows = await conn.fetch(f"SELECT {', '.join(columns)} FROM {table}")
+        copied_rows = Counter(tuple(row) for row in target_rows)
+        source_rows = Counter(_shootout_facts(row, columns) for row in source[table])
+        if copied_rows != source_rows:
+            problems.append(f"{table} differ between SQLite and PostgreSQL")
     return problems
+
+
+def _shootout_facts(row: sqlite3.Row, columns: Sequence[str]) -> tuple[object, ...]:
+    """The source row's values of ``columns`` (``reported_at IS NULL`` as a flag)."""
+    return tuple(
+        row["reported_at"] is None if column == "reported_at IS NULL" else row[column]
+        for column in columns
+    )
 
 
 async def migrate_to_postgres(source_path: Path, url: str) -> TransferReport:
@@ -102,9 +124,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="copy a SQLite database into an empty PostgreSQL database, verified",
         description=(
             "Copy ledger entries, holds, comparisons (with their panel images and measured "
-            "text), votes, server settings and their history, and the provider spend from a "
-            "SQLite file into an empty PostgreSQL database in one transaction; audit both sides "
-            "and compare every balance before committing. Stop the bot first."
+            "text), votes, server settings and their history, the provider spend, and "
+            "shoot-outs with their rounds from a SQLite file into an empty PostgreSQL database "
+            "in one transaction; audit both sides and compare every balance and shoot-out "
+            "before committing. Stop the bot first."
         ),
     )
     migrate.add_argument("--from", dest="source", required=True, help="the SQLite database file")

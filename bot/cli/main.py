@@ -106,7 +106,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
 
     cli_credits.register(sub, default_db=settings.db_target if settings else None)
     cli_doctor.register(sub)
-    cli_export.register(sub, default_db=settings.db_path if settings else None)
+    cli_export.register(sub, default_db=settings.db_target if settings else None)
     cli_db.register(sub)
     cli_sync.register(sub)
     return parser

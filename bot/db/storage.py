@@ -15,6 +15,7 @@ facade (``Ledger``, the guild-settings functions, ...) validates input, picks th
 * guild settings: ``bot.guild_settings`` (SQLite and PostgreSQL)
 * comparison records: ``bot.comparisons.records`` (both; a record is a ``TransactionStep``)
 * votes: ``bot.voting.store.VoteBackend`` (SQLite and PostgreSQL)
+* shoot-outs: ``bot.shootouts.store.ShootoutStore`` (SQLite and PostgreSQL)
 
 A ``TransactionStep`` is a write that joins another operation's transaction on either backend:
 the ledger's settle runs the comparison's record insert inside its own transaction, so the

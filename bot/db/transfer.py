@@ -40,6 +40,8 @@ TABLES: tuple[str, ...] = (
     "panel_text",
     "settings_history",
     "provider_spend",
+    "shootouts",
+    "shootout_rounds",
 )
 #: Tables whose ``id`` is an identity column that must continue after the copied ids.
 IDENTITIES = ("holds", "ledger", "settings_history")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.comparisons.records import ComparisonRecord, panel_images
-from bot.db import Database
+from bot.db import AnyDatabase
 from bot.errors import SplitshotError
 from bot.shootouts.pool import POOL_USER_ID
 from bot.shootouts.report import (
@@ -139,13 +139,13 @@ def _check_open_blind(record: ComparisonRecord) -> None:
 
 
 async def _images(
-    db: Database, records: list[ComparisonRecord]
+    db: AnyDatabase, records: list[ComparisonRecord]
 ) -> dict[str, Mapping[int, tuple[str, bytes]]]:
     return {r.id: await panel_images(db, r.id) for r in records}
 
 
 async def export_shootout(
-    db: Database, shootout_id: str, use_case_name: str, *, guild_id: int | None = None
+    db: AnyDatabase, shootout_id: str, use_case_name: str, *, guild_id: int | None = None
 ) -> tuple[str, dict[str, Any]]:
     """(HTML, JSON data) of a shoot-out; ExportBlocked while its blind vote is open."""
     data = await load(db, shootout_id)
@@ -164,7 +164,7 @@ async def export_shootout(
 
 
 async def export_comparison(
-    db: Database, comparison_id: str, *, guild_id: int | None = None
+    db: AnyDatabase, comparison_id: str, *, guild_id: int | None = None
 ) -> tuple[str, dict[str, Any]]:
     """(HTML, JSON data) of one comparison; ExportBlocked while its blind vote is open."""
     data = await load_comparison(db, comparison_id)

@@ -3,7 +3,7 @@ cost per win, latency and refusals per model, and a recommendation only when the
 separate the leader from every other model.
 
 Pure once loaded: :func:`load` reads the shoot-out, its rounds' comparisons and votes in one
-read; :func:`build_report` computes from that. Measured text accuracy is another feature's
+read (one snapshot, on either backend); :func:`build_report` computes from that. Measured text accuracy is another feature's
 measurement: pass it in as ``text_accuracy`` (model id -> 0..1) when it exists.
 """
 
@@ -13,16 +13,32 @@ import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from bot.comparisons.records import SQL_COMPARISON, SQL_PANELS, ComparisonRecord, _parse
-from bot.db import Database
+from bot.comparisons.records import (
+    PG_COMPARISON,
+    PG_PANELS,
+    SQL_COMPARISON,
+    SQL_PANELS,
+    ComparisonRecord,
+    _parse,
+)
+from bot.db import AnyDatabase, PostgresDatabase
+from bot.shootouts import postgres as pg
 from bot.shootouts.store import SQL_ROUNDS, SQL_SHOOTOUT, RoundRow, ShootoutRow, _shootout
 from bot.voting.leaderboard import leaderboard
 from bot.voting.ratings import BAD, TIE, ComparisonVotes, PanelFacts
-from bot.voting.rules import OPTION_NAMES, winner_of
+from bot.voting.rules import OPTION_NAMES, iso, winner_of
+
+if TYPE_CHECKING:
+    from bot.db.postgres import PgConnection
 
 SQL_VOTES = """
 SELECT user_id, choice, created_at FROM votes WHERE comparison_id = ? ORDER BY created_at, user_id
+"""
+PG_VOTES = """
+SELECT user_id, choice, created_at FROM votes WHERE comparison_id = $1
+ORDER BY created_at, user_id
 """
 #: text in quotes in a prompt: what a poster must spell right
 QUOTED = re.compile(r"[\"“”«]([^\"“”«»]{2,})[\"“”»]")
@@ -104,13 +120,49 @@ def _read(conn: sqlite3.Connection, shootout_id: str) -> ShootoutData | None:
     return ShootoutData(shootout, tuple(rounds))
 
 
-async def load(db: Database, shootout_id: str) -> ShootoutData | None:
+async def read_comparison_pg(conn: PgConnection, comparison_id: str) -> RoundData | None:
+    """:func:`read_comparison` on PostgreSQL; vote times as the same text SQLite stores."""
+    row = await conn.fetchrow(PG_COMPARISON, comparison_id)
+    if row is None:
+        return None
+    record = _parse(row, await conn.fetch(PG_PANELS, comparison_id))
+    votes = tuple(
+        VoteRow(v["user_id"], v["choice"], iso(v["created_at"]))
+        for v in await conn.fetch(PG_VOTES, comparison_id)
+    )
+    return RoundData(
+        RoundRow("", 0, record.prompt, record.id, None, 0, "posted", None), record, votes
+    )
+
+
+async def _read_pg(conn: PgConnection, shootout_id: str) -> ShootoutData | None:
+    row = await conn.fetchrow(pg.SQL_SHOOTOUT, shootout_id)
+    if row is None:
+        return None
+    shootout = _shootout(row, await conn.fetch(pg.SQL_ROUNDS, shootout_id))
+    rounds = []
+    for round_row in shootout.rounds:
+        found = await read_comparison_pg(conn, round_row.comparison_id)
+        if found is None:
+            rounds.append(RoundData(round_row, None))
+        else:
+            rounds.append(RoundData(round_row, found.record, found.votes))
+    return ShootoutData(shootout, tuple(rounds))
+
+
+async def load(db: AnyDatabase, shootout_id: str) -> ShootoutData | None:
     """The shoot-out, its rounds' comparisons and votes, read in one snapshot."""
+    if isinstance(db, PostgresDatabase):
+        async with db.transaction(isolation="repeatable_read", readonly=True) as conn:
+            return await _read_pg(conn, shootout_id)
     return await db.run_read(lambda conn: _read(conn, shootout_id))
 
 
-async def load_comparison(db: Database, comparison_id: str) -> RoundData | None:
+async def load_comparison(db: AnyDatabase, comparison_id: str) -> RoundData | None:
     """One comparison and its votes."""
+    if isinstance(db, PostgresDatabase):
+        async with db.transaction(isolation="repeatable_read", readonly=True) as conn:
+            return await read_comparison_pg(conn, comparison_id)
     return await db.run_read(lambda conn: read_comparison(conn, comparison_id))
 
 

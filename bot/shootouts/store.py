@@ -1,18 +1,29 @@
-"""Shoot-outs and their rounds in SQLite: created before anything runs, closed on time.
+"""Shoot-outs and their rounds: created before anything runs, closed on time.
 
 A round's comparison is an ordinary comparison (``kind = 'shootout'``, ``parent_id`` = the
 shoot-out), recorded by the comparison job; this module keeps what the job does not know:
 the shoot-out's thread, team role, deadline, each round's hold, and whether it was reported.
+
+``ShootoutStore`` is the interface, on either backend (``bot.db.storage``): the SQLite one is
+here (``SqliteShootoutStore``), the PostgreSQL one in ``bot.shootouts.postgres``;
+:func:`shootout_store` picks the one that matches the database.
+
+Longer than the ~400-line guide on purpose: the stored rows, their interface and the SQLite
+implementation, which the PostgreSQL one mirrors statement by statement.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from bot.db import Database
+from bot.db import AnyDatabase, Database, PostgresDatabase, store_for
+from bot.db.storage import Row
 from bot.shootouts.plan import ShootoutPlan
 
 SQL_INSERT_SHOOTOUT = """
@@ -67,6 +78,7 @@ SELECT id, channel_id, message_id FROM comparisons
 WHERE parent_id = ? AND kind = 'shootout' AND message_id IS NOT NULL
 """
 SQL_TEAM_ROLE_GONE = "UPDATE shootouts SET team_role_gone = 1 WHERE id = ? AND team_role_gone = 0"
+SQL_ROUND_COMPARISON = "SELECT delivery, hold_id FROM comparisons WHERE id = ?"
 
 
 def iso(moment: datetime) -> str:
@@ -120,11 +132,14 @@ class ShootoutRow:
         return self.thread_id or self.channel_id
 
 
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+def _time(value: str | datetime | None) -> datetime | None:
+    """A stored time: ISO text from SQLite, a datetime from PostgreSQL."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value) if value else None
 
 
-def _round(row: sqlite3.Row) -> RoundRow:
+def _round(row: Row) -> RoundRow:
     return RoundRow(
         row["shootout_id"],
         row["idx"],
@@ -137,7 +152,7 @@ def _round(row: sqlite3.Row) -> RoundRow:
     )
 
 
-def _shootout(row: sqlite3.Row, rounds: list[sqlite3.Row]) -> ShootoutRow:
+def _shootout(row: Row, rounds: Sequence[Row]) -> ShootoutRow:
     deadline, created = _time(row["deadline"]), _time(row["created_at"])
     assert deadline is not None and created is not None
     return ShootoutRow(
@@ -171,8 +186,121 @@ def _load(conn: sqlite3.Connection, row: sqlite3.Row | None) -> ShootoutRow | No
     return _shootout(row, conn.execute(SQL_ROUNDS, (row["id"],)).fetchall())
 
 
-class ShootoutStore:
-    """Every server's shoot-outs, over the shared database."""
+class ShootoutStore(Protocol):
+    """One backend's shoot-out operations; each write is one transaction."""
+
+    async def create(
+        self,
+        plan: ShootoutPlan,
+        *,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        payer_id: int,
+        deadline: datetime,
+        now: datetime,
+    ) -> None:
+        """Store the shoot-out and its planned rounds (before any credit moves)."""
+        ...
+
+    async def get(self, shootout_id: str) -> ShootoutRow | None:
+        """The shoot-out with this id."""
+        ...
+
+    async def set_hold(self, shootout_id: str, idx: int, hold_id: int | None) -> None:
+        """Remember which hold paid for a round."""
+        ...
+
+    async def set_round(
+        self, shootout_id: str, idx: int, state: str, note: str | None = None
+    ) -> bool:
+        """Move a round on; False when it had already finished."""
+        ...
+
+    async def set_where(
+        self, shootout_id: str, *, thread_id: int | None, status_message_id: int | None = None
+    ) -> None:
+        """Where the rounds go and the status message."""
+        ...
+
+    async def open_voting(self, shootout_id: str) -> bool:
+        """Every round has run: voting is all that is left."""
+        ...
+
+    async def close(self, shootout_id: str, *, by: int | None, now: datetime) -> bool:
+        """Close it, exactly once."""
+        ...
+
+    async def due(self, now: datetime) -> list[str]:
+        """Open shoot-outs whose deadline has passed."""
+        ...
+
+    async def next_deadline(self) -> datetime | None:
+        """The earliest deadline of an open shoot-out."""
+        ...
+
+    async def unreported(self) -> list[str]:
+        """Closed shoot-outs whose report was never posted."""
+        ...
+
+    async def mark_reported(
+        self, shootout_id: str, message_id: int | None, *, now: datetime
+    ) -> bool:
+        """The report is posted; False when it already was."""
+        ...
+
+    async def unfinished_rounds(self) -> list[RoundRow]:
+        """Rounds a run planned or started but never finished, and that no process runs now."""
+        ...
+
+    async def orphaned_to_voting(self) -> int:
+        """Shoot-outs whose rounds no process runs any more go on to voting; how many."""
+        ...
+
+    async def recent(self, guild_id: int, limit: int = 10) -> list[ShootoutRow]:
+        """Open shoot-outs first, then the newest closed ones."""
+        ...
+
+    async def latest_open(self, guild_id: int, where_id: int) -> ShootoutRow | None:
+        """The newest running or open shoot-out started in (or posted to) this channel."""
+        ...
+
+    async def round_messages(self, shootout_id: str) -> dict[str, tuple[int, int]]:
+        """Where each posted round is: comparison id -> (channel id, message id)."""
+        ...
+
+    async def team_for_message(self, message_id: int) -> tuple[str, int | None, bool] | None:
+        """(shoot-out id, team role id, role gone) when this message is a shoot-out round."""
+        ...
+
+    async def mark_team_role_gone(self, shootout_id: str) -> bool:
+        """The team role was deleted: every member's vote counts from now on."""
+        ...
+
+    async def round_comparison(self, comparison_id: str) -> tuple[str, int | None] | None:
+        """(delivery, hold id) of a round's stored comparison; None when it was never stored."""
+        ...
+
+    def claim(self, shootout_id: str, *, wait: bool = False) -> AbstractAsyncContextManager[bool]:
+        """Hold the shoot-out for this process while it runs, closes and reports, or recovers.
+
+        Yields False when another process holds it (with ``wait``, waits for it instead).
+        """
+        ...
+
+
+def shootout_store(db: AnyDatabase) -> ShootoutStore:
+    """The shoot-out store on the backend ``db`` is."""
+    from bot.shootouts.postgres import PostgresShootoutStore
+
+    # Typed as the interface, so that mypy checks that each backend implements all of it.
+    sqlite: Callable[[Database], ShootoutStore] = SqliteShootoutStore
+    postgresql: Callable[[PostgresDatabase], ShootoutStore] = PostgresShootoutStore
+    return store_for(db, sqlite=sqlite, postgresql=postgresql)
+
+
+class SqliteShootoutStore:
+    """Every server's shoot-outs in the process's one SQLite database."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -302,3 +430,13 @@ class ShootoutStore:
     async def mark_team_role_gone(self, shootout_id: str) -> bool:
         """The team role was deleted: every member's vote counts from now on."""
         return await self._db.execute(SQL_TEAM_ROLE_GONE, (shootout_id,)) == 1
+
+    async def round_comparison(self, comparison_id: str) -> tuple[str, int | None] | None:
+        """(delivery, hold id) of a round's stored comparison; None when it was never stored."""
+        row = await self._db.fetchone(SQL_ROUND_COMPARISON, (comparison_id,))
+        return None if row is None else (row["delivery"], row["hold_id"])
+
+    @asynccontextmanager
+    async def claim(self, shootout_id: str, *, wait: bool = False) -> AsyncIterator[bool]:
+        """Always this process's: one process owns a SQLite database."""
+        yield True

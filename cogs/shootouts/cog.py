@@ -34,8 +34,7 @@ from bot.shootouts.plan import (
     plan_shootout,
 )
 from bot.shootouts.pool import POOL_USER_ID
-from bot.shootouts.store import ShootoutRow, ShootoutStore
-from cogs.shootouts._db import sqlite_db
+from bot.shootouts.store import ShootoutRow, shootout_store
 from cogs.shootouts.render import jump_url, price_embed, status_embed
 from cogs.shootouts.runner import ShootoutRunner, deadline_after
 from cogs.shootouts.views import ConfirmView, ExportButton, PromptsModal
@@ -159,7 +158,7 @@ class ShootoutsCog(
 
     def __init__(self, bot: SplitshotBot) -> None:
         self.bot = bot
-        self.store = ShootoutStore(sqlite_db(bot))
+        self.store = shootout_store(bot.db)
         self.runner = ShootoutRunner(bot, self.store)
         self.runner.text_accuracy = self._text_accuracy
         super().__init__()
@@ -168,7 +167,7 @@ class ShootoutsCog(
 
     async def _text_accuracy(self, shootout: ShootoutRow) -> dict[str, float] | None:
         """Each model's mean measured text accuracy over the rounds (None: nothing measured)."""
-        return await child_text_means(sqlite_db(self.bot), shootout.id) or None
+        return await child_text_means(self.bot.db, shootout.id) or None
 
     async def cog_load(self) -> None:
         from cogs.shootouts.pool import attach_pool_group
@@ -249,9 +248,17 @@ class ShootoutsCog(
         self, interaction: discord.Interaction[SplitshotBot], plan: ShootoutPlan, draft: Draft
     ) -> None:
         """Start pressed: reserve every round, open the thread, run the rounds."""
+        await interaction.response.edit_message(content="Starting…", embed=None, view=None)
+        # This process owns the shoot-out from before its row exists until its rounds have run,
+        # so another process recovering from a restart never takes it for abandoned.
+        async with self.store.claim(plan.id, wait=True):
+            await self._reserve_and_run(interaction, plan, draft)
+
+    async def _reserve_and_run(
+        self, interaction: discord.Interaction[SplitshotBot], plan: ShootoutPlan, draft: Draft
+    ) -> None:
         assert interaction.guild_id is not None and interaction.channel is not None
         guild_id = interaction.guild_id
-        await interaction.response.edit_message(content="Starting…", embed=None, view=None)
         try:
             requester = Requester(
                 guild_id, interaction.user.id, interaction.channel_id, payer_id=draft.payer_id
@@ -405,7 +412,7 @@ class ShootoutsCog(
             row = await self.store.get(item_id)
             use_case = self.bot.catalog.use_cases.get(row.use_case) if row else None
             page, document = await export_shootout(
-                sqlite_db(self.bot),
+                self.bot.db,
                 item_id,
                 use_case.name if use_case else (row.use_case if row else ""),
                 guild_id=interaction.guild_id,
@@ -413,7 +420,7 @@ class ShootoutsCog(
             stem = f"splitshot-shootout-{item_id}"
         else:
             page, document = await export_comparison(
-                sqlite_db(self.bot), item_id, guild_id=interaction.guild_id
+                self.bot.db, item_id, guild_id=interaction.guild_id
             )
             stem = f"splitshot-comparison-{item_id}"
         html_bytes, json_bytes = page.encode(), to_json(document).encode()

@@ -18,7 +18,6 @@ from bot.credits.ledger import MAX_AMOUNT
 from bot.credits.rules import MAX_REASON_LENGTH
 from bot.render.embed import fit_embed
 from bot.shootouts.pool import POOL_USER_ID, open_pool
-from cogs.shootouts._db import sqlite_db
 
 if TYPE_CHECKING:
     from bot.client import SplitshotBot
@@ -35,7 +34,7 @@ def build_pool_group(bot: SplitshotBot) -> app_commands.Group:
     @group.command(name="balance", description="The team pool's credits and latest entries")
     async def balance(interaction: discord.Interaction[SplitshotBot]) -> None:
         assert interaction.guild_id is not None
-        await open_pool(sqlite_db(bot), interaction.guild_id)
+        await open_pool(bot.db, interaction.guild_id)
         amount = await bot.ledger.balance(interaction.guild_id, POOL_USER_ID)
         page = await bot.ledger.history(
             interaction.guild_id, POOL_USER_ID, page=0, per_page=HISTORY_LINES
@@ -61,7 +60,7 @@ def build_pool_group(bot: SplitshotBot) -> app_commands.Group:
         reason: app_commands.Range[str, 1, MAX_REASON_LENGTH],
     ) -> None:
         assert interaction.guild_id is not None
-        await open_pool(sqlite_db(bot), interaction.guild_id)
+        await open_pool(bot.db, interaction.guild_id)
         balance = await bot.ledger.grant(
             interaction.guild_id, POOL_USER_ID, amount, reason, actor_id=interaction.user.id
         )

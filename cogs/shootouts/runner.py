@@ -31,7 +31,6 @@ from bot.shootouts.report import Report, build_report, load
 from bot.shootouts.store import ShootoutRow, ShootoutStore
 from bot.tasks import stop_task
 from bot.voting.store import VoteStore
-from cogs.shootouts._db import sqlite_db
 from cogs.shootouts.render import jump_url, report_embed, status_embed
 from cogs.shootouts.rounds import RoundPresenter
 from cogs.shootouts.views import export_view
@@ -93,7 +92,7 @@ class ShootoutRunner:
     async def balance(self, guild_id: int, payer_id: int) -> int:
         """What the payer has now (the pool is opened empty on first use)."""
         if payer_id == POOL_USER_ID:
-            await open_pool(sqlite_db(self.bot), guild_id)
+            await open_pool(self.bot.db, guild_id)
             return await self.bot.ledger.balance(guild_id, payer_id)
         return await self.bot.ledger.ensure_account(guild_id, payer_id)
 
@@ -126,7 +125,7 @@ class ShootoutRunner:
             service=self.bot.service,
             catalog=self.bot.catalog,
             ledger=self.bot.ledger,
-            db=sqlite_db(self.bot),
+            db=self.bot.db,
             requester=requester,
         )
 
@@ -278,15 +277,29 @@ class ShootoutRunner:
         return self._locks.setdefault(shootout_id, asyncio.Lock())
 
     async def close(self, shootout_id: str, *, by: int | None) -> discord.Message | None:
-        """Close the shoot-out and every round, reveal, report; the report message."""
-        async with self.lock(shootout_id):
+        """Close the shoot-out and every round, reveal, report; the report message.
+
+        Of every process sharing the database, only the one holding the shoot-out's claim closes
+        and reports it: the deadline closer skips a shoot-out another process holds, while a
+        member's close waits for it (and then finds it closed, or closes it).
+        """
+        async with (
+            self.lock(shootout_id),
+            self.store.claim(shootout_id, wait=by is not None) as ours,
+        ):
+            if not ours:
+                return None
             closed = await self.store.close(shootout_id, by=by, now=discord.utils.utcnow())
             if not closed:
                 return None
             return await self.report(shootout_id, by=by)
 
     async def report(self, shootout_id: str, *, by: int | None = None) -> discord.Message | None:
-        """Close any round still open, reveal it, then post the report (once)."""
+        """Close any round still open, reveal it, then post the report (once).
+
+        Called with the shoot-out claimed, so the fresh read below sees any report another
+        process posted before.
+        """
         shootout = await self.store.get(shootout_id)
         if shootout is None or shootout.reported_at is not None:
             return None
@@ -301,7 +314,7 @@ class ShootoutRunner:
 
     async def build(self, shootout: ShootoutRow) -> Report:
         """The report as of now."""
-        data = await load(sqlite_db(self.bot), shootout.id)
+        data = await load(self.bot.db, shootout.id)
         assert data is not None
         accuracy = None
         if self.text_accuracy is not None:
@@ -316,7 +329,7 @@ class ShootoutRunner:
 
     async def _close_rounds(self, shootout: ShootoutRow, by: int | None) -> None:
         votes: VotesCog | None = self.bot.get_cog(VOTES_COG)  # type: ignore[assignment]
-        store = votes.store if votes is not None else VoteStore(sqlite_db(self.bot))
+        store = votes.store if votes is not None else VoteStore(self.bot.db)
         for r in shootout.rounds:
             if r.state != "posted":
                 continue
@@ -369,8 +382,10 @@ class ShootoutRunner:
         for shootout_id in await self.store.due(now):
             await self.close(shootout_id, by=None)
         for shootout_id in await self.store.unreported():
-            async with self.lock(shootout_id):
-                await self.report(shootout_id)
+            # Closed but not reported: the process that closed it may still be reporting it.
+            async with self.lock(shootout_id), self.store.claim(shootout_id) as ours:
+                if ours:
+                    await self.report(shootout_id)
         deadline = await self.store.next_deadline()
         if deadline is None:
             return MAX_SLEEP
@@ -381,18 +396,16 @@ class ShootoutRunner:
         """At startup: refund rounds a previous run never finished; their shoot-outs vote on."""
         refunded = 0
         for r in await self.store.unfinished_rounds():
-            row = await sqlite_db(self.bot).fetchone(
-                "SELECT delivery, hold_id FROM comparisons WHERE id = ?", (r.comparison_id,)
-            )
-            if row is not None and row["delivery"] == "posted":
+            stored = await self.store.round_comparison(r.comparison_id)
+            if stored is not None and stored[0] == "posted":
                 await self.store.set_round(r.shootout_id, r.idx, "posted")
                 continue
-            if row is None and r.hold_id is not None:
+            if stored is None and r.hold_id is not None:
                 settlement = await self.bot.ledger.release(r.hold_id, RESTARTED)
                 refunded += not settlement.already_closed
-            elif row is not None and row["hold_id"] is not None:
+            elif stored is not None and stored[1] is not None:
                 mark = Undelivered(r.comparison_id)
-                settlement = await self.bot.ledger.unsettle(row["hold_id"], RESTARTED, also=mark)
+                settlement = await self.bot.ledger.unsettle(stored[1], RESTARTED, also=mark)
                 refunded += not settlement.already_closed
             await self.store.set_round(r.shootout_id, r.idx, "refunded", RESTARTED)
         moved = await self.store.orphaned_to_voting()

@@ -1,5 +1,8 @@
 """Shoot-outs end to end in SimCord: start (modal, price, Start), rounds in a thread, team votes,
-closing on time with a report, restart in the middle, the team pool, and the export."""
+closing on time with a report, restart in the middle, the team pool, and the export.
+
+The tables are read through ``tests.pg.fetch``, so ``tests/cogs/test_postgres.py`` runs these
+same tests on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from bot.comparisons.records import panel_images
 from bot.guild_settings import update_guild_settings
 from bot.shootouts.pool import POOL_USER_ID
 from tests.cogs.conftest import Behaviour, FakeAdapter, VirtualSleep, World
+from tests.pg import fetch
 
 HOUR = 3600
 PROMPTS = {
@@ -74,11 +78,16 @@ async def started(w: World, by: simcord.MemberActor, **options: Any) -> simcord.
     return thread
 
 
-async def rounds(w: World) -> list[Any]:
-    return await w.bot.db.fetchall(
+ROUND_COLUMNS = ("idx", "state", "note", "id", "message_id", "blind", "charged", "refunded")
+
+
+async def rounds(w: World) -> list[dict[str, Any]]:
+    rows = await fetch(
+        w.bot.db,
         "SELECT r.idx, r.state, r.note, c.id, c.message_id, c.blind, c.charged, c.refunded "
-        "FROM shootout_rounds r LEFT JOIN comparisons c ON c.id = r.comparison_id ORDER BY r.idx"
+        "FROM shootout_rounds r LEFT JOIN comparisons c ON c.id = r.comparison_id ORDER BY r.idx",
     )
+    return [dict(zip(ROUND_COLUMNS, row, strict=True)) for row in rows]
 
 
 def round_messages(thread: simcord.ChannelHandle) -> list[discord.Message]:
@@ -119,7 +128,7 @@ async def test_a_whole_team_shootout_from_pool_to_report_and_export(
     assert await pool_balance(w) == 500 - 3 * ROUND_PRICE
     stored = await rounds(w)
     assert [r["state"] for r in stored] == ["posted"] * 3
-    assert all(r["blind"] == 1 for r in stored)
+    assert all(r["blind"] for r in stored)
     for message in posted:
         assert "Votes count from" in message.content and str(team.id) in message.content
         text = json.dumps(message.embeds[0].to_dict())
@@ -130,11 +139,11 @@ async def test_a_whole_team_shootout_from_pool_to_report_and_export(
         await voter1.react(message, "🇦")
         await voter2.react(message, "🇦")
         await outsider.react(message, "🇧")
-    votes = await w.bot.db.fetchall("SELECT user_id FROM votes")
+    votes = await fetch(w.bot.db, "SELECT user_id FROM votes")
     assert {row[0] for row in votes} == {voter1.id, voter2.id}
 
     await w.env.advance_time(HOUR + 60)
-    states = await w.bot.db.fetchall("SELECT state FROM comparisons WHERE kind = 'shootout'")
+    states = await fetch(w.bot.db, "SELECT state FROM comparisons WHERE kind = 'shootout'")
     assert [row[0] for row in states] == ["closed"] * 3
     report = next(m for m in thread.history() if m.embeds and "report" in (m.embeds[0].title or ""))
     embed = report.embeds[0]
@@ -148,8 +157,8 @@ async def test_a_whole_team_shootout_from_pool_to_report_and_export(
 
     # The ledger balances, and the pool's spend is in its history.
     assert await w.bot.ledger.audit() == []
-    kinds = await w.bot.db.fetchall(
-        "SELECT kind FROM ledger WHERE user_id = ? ORDER BY id", (POOL_USER_ID,)
+    kinds = await fetch(
+        w.bot.db, "SELECT kind FROM ledger WHERE user_id = ? ORDER BY id", POOL_USER_ID
     )
     assert [k[0] for k in kinds] == ["grant", "spend", "spend", "spend"]
 
@@ -168,13 +177,12 @@ async def test_a_whole_team_shootout_from_pool_to_report_and_export(
         c = r["comparison"]
         assert c["id"] == row["id"] and c["charged"] == row["charged"]
         assert [p["model_id"] for p in c["panels"]] != []
-        db_votes = await w.bot.db.fetchall(
+        db_votes = await fetch(
+            w.bot.db,
             "SELECT user_id, choice FROM votes WHERE comparison_id = ? ORDER BY user_id",
-            (row["id"],),
+            row["id"],
         )
-        assert sorted((v["user_id"], v["choice"]) for v in c["votes"]) == [
-            tuple(v) for v in db_votes
-        ]
+        assert sorted((v["user_id"], v["choice"]) for v in c["votes"]) == db_votes
     assert document["paid_by"] == "team pool"
 
     # The command line writes the same export from the database.
@@ -185,7 +193,7 @@ async def test_a_whole_team_shootout_from_pool_to_report_and_export(
         [
             "export",
             "--db",
-            str(w.bot.settings.db_path),
+            w.bot.settings.db_target,
             "--shootout",
             shootout_id,
             "--out",
@@ -217,8 +225,8 @@ async def test_a_restart_in_the_middle_refunds_what_did_not_run_and_still_closes
 
     (thread,) = w.channel.threads
     await w.env.advance_time(HOUR + 60)
-    shootout = await w.bot.db.fetchone("SELECT state, reported_at FROM shootouts")
-    assert shootout["state"] == "closed" and shootout["reported_at"] is not None
+    ((state, reported_at),) = await fetch(w.bot.db, "SELECT state, reported_at FROM shootouts")
+    assert state == "closed" and reported_at is not None
     assert any(m.embeds and "report" in (m.embeds[0].title or "") for m in thread.history())
 
 
@@ -372,12 +380,10 @@ async def test_a_deleted_team_role_lets_everyone_vote_and_is_reported(world: Wor
     thread = await started(w, w.member, team=team)
     first = round_messages(thread)[0]
     await w.other.react(first, "🇦")
-    assert await w.bot.db.fetchall("SELECT * FROM votes") == []
+    assert await fetch(w.bot.db, "SELECT user_id, choice FROM votes") == []
     await w.bot.get_guild(w.guild.id).get_role(team.id).delete()  # type: ignore[union-attr]
     await w.other.react(first, "🇧")
-    assert [tuple(r) for r in await w.bot.db.fetchall("SELECT user_id, choice FROM votes")] == [
-        (w.other.id, "B")
-    ]
+    assert await fetch(w.bot.db, "SELECT user_id, choice FROM votes") == [(w.other.id, "B")]
     await w.env.advance_time(HOUR + 60)
     report = report_in(thread)
     assert report is not None
