@@ -32,6 +32,7 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot.comparisons.admission import Admission
+from bot.comparisons.admission_store import admission_store
 from bot.comparisons.job import recover_undelivered
 from bot.comparisons.policy import Policy
 from bot.errors import SplitshotError
@@ -378,7 +379,7 @@ class SplitshotBot(commands.Bot):
         self.resources = resources
         self.dev_guild_id = dev_guild_id
         self.sync_commands = sync_commands
-        #: monotonic seconds for cooldowns and progress (injectable so tests can use virtual time)
+        #: monotonic seconds for progress (injectable so tests can use virtual time)
         self.clock = clock
         #: how progress waits between frames (injectable like ``clock``)
         self.sleep = sleep
@@ -390,10 +391,28 @@ class SplitshotBot(commands.Bot):
         self.delivered_comparisons: set[asyncio.Task[Any]] = set()
         #: set by the voting feature so verdicts and /versus can cite this server's votes
         self.community_source: CommunitySource | None = None
-        #: per-member running slots and cooldowns for /compare
-        self.admission = Admission(clock)
+        #: per-member running slots and cooldowns for /compare, in the database for every
+        #: process; discord.utils.utcnow is the clock tests can move
+        self.admission = Admission(
+            admission_store(resources.db),
+            discord.utils.utcnow,
+            lease=timedelta(minutes=resources.settings.stale_hold_minutes),
+            owner=self._process_name(),
+        )
         #: each server's settings as last read, for the checks that run before acknowledging
         self._settings_cache: dict[int, GuildSettings] = {}
+
+    def _process_name(self) -> str:
+        """Which process of a deployment this is: the same name again after a restart.
+
+        Each process runs its own shard range, so the range names it; what an earlier run under
+        this name left in the database is no longer running.
+        """
+        shard_ids = getattr(self, "shard_ids", None)
+        if shard_ids is None and self.shard_count is None:
+            return "unsharded"
+        shards = ",".join(str(shard) for shard in sorted(shard_ids)) if shard_ids else "all"
+        return f"shards {shards} of {self.shard_count or 'auto'}"
 
     @property
     def settings(self) -> Settings:
@@ -488,12 +507,14 @@ class SplitshotBot(commands.Bot):
         self.delivered_comparisons.discard(task)
 
     async def setup_hook(self) -> None:
-        """Refund holds a previous run left open, load the cogs, sync commands if asked to.
+        """Refund holds a previous run left open, clear its admission tickets, load the cogs,
+        sync commands if asked to.
 
         A production start never syncs globally: every start (and every shard) would rewrite
         the global commands and spend the application's sync rate limit for nothing. Global
         commands change with a release, through ``splitshot sync``.
         """
+        await self.admission.recover()
         self.sweep_holds.start()
         for name in self.cog_names:
             await self.load_extension(name)
@@ -519,13 +540,18 @@ class SplitshotBot(commands.Bot):
 
     @tasks.loop(minutes=HOLD_SWEEP_MINUTES)
     async def sweep_holds(self) -> None:
-        """Refund credits held by comparisons that can no longer finish (crash, restart)."""
+        """Refund credits held by comparisons that can no longer finish (crash, restart), and
+        forget their admission tickets."""
         try:
             older_than = timedelta(minutes=self.settings.stale_hold_minutes)
             await self.ledger.recover_stale_holds(older_than)
             await recover_undelivered(self.ledger, self.db, older_than)
         except Exception:
             log.exception("could not recover stale holds")
+        try:
+            await self.admission.sweep()
+        except Exception:
+            log.exception("could not sweep expired admission tickets")
 
     async def on_ready(self) -> None:
         """One line when the gateway session is ready."""

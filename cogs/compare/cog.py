@@ -1,9 +1,10 @@
 """/compare: check the options, acknowledge, then hand the comparison to its job.
 
-Only synchronous checks (the member's slot and cooldown, the options against the server's cached
-settings) run before ``defer``: Discord wants an answer within 3 seconds, and the reference
-download, its check and the reserve can each take longer. A refusal after the public "thinking"
-message deletes it and answers privately.
+Only synchronous checks (the member's slot and cooldown as this process knows them, the options
+against the server's cached settings) run before ``defer``: Discord wants an answer within 3
+seconds, and the database's claim of the slot, the reference download, its check and the
+reserve can each take longer. A refusal after the public "thinking" message deletes it and
+answers privately.
 """
 
 from __future__ import annotations

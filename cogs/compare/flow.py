@@ -1,8 +1,10 @@
 """The one Discord path every comparison takes: /compare, its follow-ups and /edit.
 
-Admission is claimed synchronously, the interaction is acknowledged publicly, then the slow
-part (reading attachments, planning, reserving) runs; a refusal after the acknowledgement
-deletes the "thinking" message and answers privately. The job and its presenter do the rest.
+Admission is checked synchronously against what this process knows, the interaction is
+acknowledged publicly, then the database claims the member's slot and cooldown for every
+process sharing it and the slow part (reading attachments, planning, reserving) runs; a refusal
+after the acknowledgement deletes the "thinking" message and answers privately. The job and its
+presenter do the rest.
 """
 
 from __future__ import annotations
@@ -65,10 +67,16 @@ async def run_comparison(
     if task is not None:
         bot.comparisons.add(task)
     try:
-        with ticket:
+        async with ticket:
             await interaction.response.defer(thinking=True)
             try:
                 settings = await bot.guild_settings(key[0])
+                # The database decides for every process: another may run this member's
+                # comparisons, or have started their cooldown.
+                await ticket.claim(
+                    max_running=settings.max_running_per_member,
+                    cooldown_s=settings.compare_cooldown_seconds if cooldown else 0,
+                )
                 plan = await plan_it(bot.policy(settings))
                 job = ComparisonJob(
                     plan,

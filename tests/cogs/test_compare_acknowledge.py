@@ -2,7 +2,8 @@
 
 Regression: the reference download (up to 2 s), its Pillow check and the reserve (a write
 with a 5 s busy timeout) used to run before ``defer``, so a large attachment or a busy
-database showed members "The application did not respond".
+database showed members "The application did not respond". The claim of the member's slot in
+the database, a write too, waits behind the acknowledgement as well.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from tests.cogs.conftest import World
 PROMPT = "A lighthouse keeper at dusk, wind in her hair, 85mm portrait"
 DOWNLOAD_SECONDS = 5.0
 LOCK_SECONDS = 4.0
+
+
+def callback_types(w: World) -> list[int]:
+    return [c.json["type"] for c in w.requests("POST", "/callback")]
 
 
 def png() -> bytes:
@@ -41,21 +46,33 @@ async def test_a_slow_reference_and_a_locked_database_are_acknowledged_first(wor
         return await real_read(attachment)
 
     cog.read_reference = slow_read  # type: ignore[attr-defined]
-    # Another process holds the database's write lock (for real, not simulated).
+    # Another process holds the database's write lock (for real, not simulated) for a while
+    # from when the member sends /compare: the claim of their slot, the first write, waits.
     locker = sqlite3.connect(w.bot.db.path, timeout=0, check_same_thread=False)
     locker.execute("BEGIN IMMEDIATE")
     unlock = threading.Timer(LOCK_SECONDS, locker.rollback)
+    # The first write is the claim of the member's slot: record what had happened by then.
+    store = w.bot.admission.store
+    claim = store.claim
+    at_claim: list[tuple[list[int], bool]] = []
 
-    res = await w.member.slash(w.channel, "compare", prompt=PROMPT, reference=("me.png", png()))
-    # Acknowledged while the download was still running and the database still locked.
-    assert [c.json["type"] for c in w.requests("POST", "/callback")] == [5]
-    assert res.acknowledged and not res.response.embeds
-    assert await w.ledger_rows(w.member) == [], "nothing spent before the slow steps"
+    async def claim_recording(request: object) -> object:
+        at_claim.append((callback_types(w), locker.in_transaction))
+        return await claim(request)  # type: ignore[arg-type]
 
+    store.claim = claim_recording  # type: ignore[method-assign]
     unlock.start()
     try:
+        res = await w.member.slash(w.channel, "compare", prompt=PROMPT, reference=("me.png", png()))
+        # Acknowledged while the database was still locked and the download not even started.
+        assert callback_types(w) == [5]
+        assert res.acknowledged and not res.response.embeds
+        assert at_claim == [([5], True)], "acknowledged first, then waited for the lock"
+        # Read behind the claim on the one connection: it returns once the lock is gone.
+        assert await w.ledger_rows(w.member) == [], "nothing spent before the slow steps"
+
         await w.env.advance_time(DOWNLOAD_SECONDS + 1)
-        for _ in range(200):  # the reserve waits out the real lock (busy timeout 5 s)
+        for _ in range(200):  # the download ends in simulated time, then the reserve and the rest
             if res.response is not None and res.response.attachments:
                 break
             await asyncio.sleep(0.05)

@@ -2,10 +2,11 @@
 
 The tests below are imported from their own modules and collected again here, where the
 ``resources`` fixture opens a fresh PostgreSQL database instead of a SQLite file: /compare
-charges and records, reactions vote, buttons and votes survive a restart, credits and config
-commands work (with their settings history and the operator's ceilings), follow-ups reuse the
-stored panel images, /history lists them, the budget refuses, and a result nobody received is
-refunded, all through the PostgreSQL stores.
+charges and records, a member's running cap and cooldown hold across processes, reactions
+vote, buttons and votes survive a restart, credits and config commands work (with their
+settings history and the operator's ceilings), follow-ups reuse the stored panel images,
+/history lists them, the budget refuses, and a result nobody received is refunded, all through
+the PostgreSQL stores.
 
 Left out: tests that read the tables with SQLite's SQL, and tests that dispatch a raw gateway
 event by hand and assert straight after ``env.settle()``, which does not wait for a handler
@@ -35,6 +36,11 @@ from tests.cogs.test_compare import (  # noqa: F401
     test_failing_vote_reactions_keep_the_result_and_the_charge,
     test_result_buttons_survive_a_restart,
     test_shutdown_lets_a_delivered_comparison_settle,
+)
+from tests.cogs.test_compare_admission import (  # noqa: F401
+    other_process,
+    test_a_comparison_left_by_a_dead_process_stops_counting_when_its_lease_ends,
+    test_the_cap_and_the_cooldown_hold_across_processes,
 )
 from tests.cogs.test_compare_text import (  # noqa: F401
     measured,
