@@ -199,7 +199,9 @@ class Ticket:
         try:
             await asyncio.shield(self._release_claimed(self._claiming))
         except Exception:
-            log.exception("could not release admission ticket %s; its lease will", self.id)
+            log.exception(
+                "could not release admission ticket %s; it counts until its lease ends", self.id
+            )
 
     async def _release_claimed(self, claiming: asyncio.Task[Refusal | None]) -> None:
         await asyncio.wait([claiming])
@@ -282,4 +284,7 @@ class Admission:
     async def sweep(self) -> int:
         """Drop expired tickets, and members whose cooldown ended whatever a server sets."""
         now = self.clock()
-        return await self.store.sweep(now, now - LONGEST_COOLDOWN)
+        idle_since = now - LONGEST_COOLDOWN
+        for key in [key for key, started in self._started.items() if started <= idle_since]:
+            del self._started[key]
+        return await self.store.sweep(now, idle_since)

@@ -31,6 +31,9 @@ async def test_a_process_runs_only_its_shards(resources: Resources) -> None:
         assert sharded.shard_ids == [2, 3] and sharded.shard_count == 4
         # The same cogs and engine: nothing about a comparison lives in one process's memory.
         assert sharded.resources is resources and sharded.cog_names == plain.cog_names
+        # What a restart may clear of its earlier run's admission tickets: its own range only.
+        assert sharded.admission.owner == "shards 2,3 of 4"
+        assert plain.admission.owner == "unsharded"
     finally:
         # Never connected: only the plain client has anything to close before login.
         await plain.close()
