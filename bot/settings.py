@@ -192,7 +192,7 @@ class Settings:
     max_requests: Mapping[str, int] = field(default_factory=dict)
     #: request slots per model, keyed by :func:`request_key` of the model id
     max_requests_per_model: Mapping[str, int] = field(default_factory=dict)
-    #: composes at once (None: one per two cores, at least one)
+    #: composes at once (None: one per core)
     compose_slots: int | None = None
     #: bytes of provider output the running comparisons may hold together
     output_budget: int = DEFAULT_OUTPUT_BUDGET
