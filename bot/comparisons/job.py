@@ -326,6 +326,15 @@ class ComparisonJob:
         await self.events.publish(Failed(self.plan, reason, refunded))
         return refunded
 
+    async def abandon(self, reason: str) -> None:
+        """Never run this reserved job: give back its hold (once), its budget and its place."""
+        try:
+            await asyncio.shield(self._release(reason))
+            if self.service.budget is not None:
+                await self.service.budget.finish(self.plan.id)
+        finally:
+            self._leave()
+
     async def _release(self, reason: str) -> None:
         """Release the hold in full, retrying; a refund is the one write that must not be lost."""
         if self.ledger is None or self.hold is None:

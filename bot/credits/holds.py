@@ -6,6 +6,7 @@ one ``BEGIN IMMEDIATE`` transaction, returning (not raising) refusals.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -109,7 +110,19 @@ WHERE id = :hold_id AND state = 'open'
 SQL_SET_ITEM_OUTCOME = """
 UPDATE hold_items SET outcome = ?, reason = ? WHERE hold_id = ? AND model_id = ?
 """
-SQL_STALE_HOLDS = "SELECT id FROM holds WHERE state = 'open' AND created_at <= ? ORDER BY id"
+# Stale: open, and neither made nor marked alive (``keep_open``) since the cutoff.
+SQL_STALE_HOLDS = """
+SELECT id FROM holds
+WHERE state = 'open' AND created_at <= :cutoff AND (kept_at IS NULL OR kept_at <= :cutoff)
+ORDER BY id
+"""
+# Only open holds, only forward: a closed hold is never touched, and a mark from a process whose
+# clock lags cannot pull a hold back into the sweep's reach.
+SQL_KEEP_OPEN = """
+UPDATE holds SET kept_at = max(COALESCE(kept_at, created_at), :now)
+WHERE state = 'open' AND id IN (SELECT value FROM json_each(:ids))
+RETURNING id
+"""
 
 
 def reserve(
@@ -263,13 +276,19 @@ def close_hold(
 
 
 def recover_stale(conn: sqlite3.Connection, cutoff: str, now: str) -> list[int]:
-    """Release every hold still open since ``cutoff``; return their ids."""
-    stale = [row[0] for row in conn.execute(SQL_STALE_HOLDS, (cutoff,))]
+    """Release every hold open, and not marked alive, since ``cutoff``; return their ids."""
+    stale = [row[0] for row in conn.execute(SQL_STALE_HOLDS, {"cutoff": cutoff})]
     for hold_id in stale:
         close_hold(
             conn, hold_id, HoldState.RELEASED, now, kind="recovery", release_reason=RECOVERY_REASON
         )
     return stale
+
+
+def keep_open(conn: sqlite3.Connection, hold_ids: tuple[int, ...], now: str) -> list[int]:
+    """Mark the open ones among ``hold_ids`` alive as of ``now``; return their ids."""
+    rows = conn.execute(SQL_KEEP_OPEN, {"now": now, "ids": json.dumps(hold_ids)}).fetchall()
+    return sorted(row[0] for row in rows)
 
 
 SQL_UNSETTLE_HOLD = """

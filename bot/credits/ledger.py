@@ -286,7 +286,8 @@ class Ledger:
     async def recover_stale_holds(self, older_than: timedelta) -> int:
         """Release holds open for longer than ``older_than`` ("refunded after restart").
 
-        Safe to run from several processes at once: each stale hold is refunded by one of them.
+        A hold's age counts from its reserve or from the last ``keep_open`` of it, whichever is
+        later. Safe to run from several processes at once: each stale hold is refunded by one.
         """
         if older_than < timedelta(0):
             raise ValueError("older_than must not be negative")
@@ -295,6 +296,23 @@ class Ledger:
         if recovered:
             log.warning("refunded %d holds left open by a restart: %s", len(recovered), recovered)
         return len(recovered)
+
+    async def keep_open(self, hold_ids: Collection[int]) -> frozenset[int]:
+        """Say that the comparisons holding ``hold_ids`` are still live: the stale-hold sweep
+        counts those holds' age from now. Returns the ids still open; the others were settled,
+        released or already swept, and are left exactly as they were.
+
+        For an owner that reserves ahead and runs later (a shoot-out's rounds). It must mark the
+        holds again within every sweep window; once it stops (a crash), the sweep refunds them
+        one window after the last mark.
+        """
+        ids = tuple(sorted({_check_id("hold_id", hold_id) for hold_id in hold_ids}))
+        if not ids:
+            return frozenset()
+        kept = frozenset(await self._store.keep_open(ids, self._now()))
+        if len(kept) < len(ids):
+            log.debug("holds %s are closed; not kept open", sorted(set(ids) - kept))
+        return kept
 
     async def claim_daily(self, guild_id: int, user_id: int) -> DailyClaim:
         """Credit the daily allowance once per period, or raise DailyAlreadyClaimed."""

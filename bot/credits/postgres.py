@@ -191,13 +191,23 @@ UPDATE hold_items SET outcome = 'refunded', reason = $2 WHERE hold_id = $1 AND o
 SQL_ADD_UNCAPPED = """
 UPDATE accounts SET balance = balance + $3 WHERE guild_id = $1 AND user_id = $2 RETURNING balance
 """
+# Stale: open, and neither made nor marked alive (keep_open) since the cutoff.
 # SKIP LOCKED: a hold another process is recovering (or settling) right now is left to it.
 # Account order keeps two sweeps from locking the same accounts in opposite orders.
 SQL_CLAIM_STALE = """
-SELECT id FROM holds WHERE state = 'open' AND created_at <= $1
+SELECT id FROM holds
+WHERE state = 'open' AND created_at <= $1 AND (kept_at IS NULL OR kept_at <= $1)
 ORDER BY guild_id, user_id, id
 LIMIT $2
 FOR UPDATE SKIP LOCKED
+"""
+# Only open holds, only forward. A hold a sweep has claimed is locked: this waits, re-checks
+# `state = 'open'` after the sweep commits and leaves it alone. A hold marked first no longer
+# matches a sweep's claim, which re-checks its WHERE clause against the marked row.
+SQL_KEEP_OPEN = """
+UPDATE holds SET kept_at = GREATEST(COALESCE(kept_at, created_at), $2)
+WHERE id = ANY($1::bigint[]) AND state = 'open'
+RETURNING id
 """
 
 # --- reading --------------------------------------------------------------------------------
@@ -721,3 +731,7 @@ class PostgresLedgerStore:
         row = await self._db.fetchrow(SQL_COUNTS)
         assert row is not None
         return LedgerCounts(row["accounts"], row["rows"], row["holds"], row["open_holds"])
+
+    async def keep_open(self, hold_ids: tuple[int, ...], now: datetime) -> list[int]:
+        rows = await self._db.fetch(SQL_KEEP_OPEN, list(hold_ids), now)
+        return sorted(int(row["id"]) for row in rows)

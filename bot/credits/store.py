@@ -6,6 +6,9 @@ what came before them in the transaction — a first-touch account and its start
 commits; ``Ledger`` raises them after). ``SqliteLedgerStore`` ships the transaction bodies in
 ``bot.credits.accounts`` / ``holds`` / ``audit`` to the database thread;
 ``bot.credits.postgres.PostgresLedgerStore`` is the asyncpg one.
+
+Longer than the ~400-line guide on purpose: the interface and its SQLite implementation stay
+side by side, so an operation is added to both at once.
 """
 
 from __future__ import annotations
@@ -116,7 +119,11 @@ class LedgerStore(Protocol):
         ...
 
     async def recover_stale(self, cutoff: datetime, now: datetime) -> list[int]:
-        """Release every hold open since ``cutoff``, each by one caller only; return their ids."""
+        """Release every hold open and unmarked since ``cutoff``, each by one caller; their ids."""
+        ...
+
+    async def keep_open(self, hold_ids: tuple[int, ...], now: datetime) -> list[int]:
+        """Mark the open ones of ``hold_ids`` alive as of ``now``, nothing else; their ids."""
         ...
 
     async def claim_daily(
@@ -305,6 +312,11 @@ class SqliteLedgerStore:
         # BEGIN IMMEDIATE makes the sweep exclusive: a second sweep finds the holds closed.
         return await self._db.run_in_transaction(
             partial(holds.recover_stale, cutoff=iso(cutoff), now=iso(now))
+        )
+
+    async def keep_open(self, hold_ids: tuple[int, ...], now: datetime) -> list[int]:
+        return await self._db.run_in_transaction(
+            partial(holds.keep_open, hold_ids=hold_ids, now=iso(now))
         )
 
     async def claim_daily(

@@ -7,6 +7,11 @@ job refunds it) and refunds the rounds that had not started; a restart refunds w
 previous run left unfinished and lets the rest go on to voting. Closing is driven by the
 deadlines stored in the database, so it still happens on time after a restart.
 
+Rounds run for longer, together, than the stale-hold sweep lets a hold stay open, so before each
+round the holds of the rounds still to run are marked alive (``Ledger.keep_open``); one round is
+bounded by the model timeout and the upload allowance, which the settings keep below the sweep's
+window. After a crash nothing marks them, and the sweep refunds them a window after the last mark.
+
 Longer than the ~400-line guide on purpose: a shoot-out's whole life on Discord (start, rounds, restart, close, report) shares its state.
 """
 
@@ -48,6 +53,7 @@ MAX_SLEEP = 600.0
 MIN_SLEEP = 0.01
 ERROR_BACKOFF = 60.0
 RESTARTED = "the bot restarted before this round ran"
+EXPIRED = "its reservation had expired and was refunded before it could run"
 #: (shoot-out, its stored data) -> model id -> measured text accuracy (0..1); another feature's
 TextAccuracy = Callable[[ShootoutRow], Awaitable[Mapping[str, float] | None]]
 
@@ -179,6 +185,15 @@ class ShootoutRunner:
         try:
             for idx, job in enumerate(jobs):
                 started = idx + 1
+                kept = await self.keep_alive(jobs[idx:])
+                if job.hold is not None and kept is not None and job.hold.id not in kept:
+                    # Swept already (this shoot-out stalled past the window): running it would
+                    # pay the providers for a round nobody can be charged for.
+                    log.error("shoot-out %s round %d: %s", shootout.id, idx + 1, EXPIRED)
+                    await job.abandon(EXPIRED)
+                    await self.store.set_round(shootout.id, idx, "refunded", EXPIRED)
+                    finished.add(idx)
+                    continue
                 await self.store.set_round(shootout.id, idx, "running")
                 await self.refresh_status(shootout.id)
                 presenter = RoundPresenter(
@@ -206,6 +221,15 @@ class ShootoutRunner:
         # No need to wake the closer: it never sleeps past MAX_SLEEP, far below the shortest
         # voting window, so this deadline is seen in time.
         await self.refresh_status(shootout.id)
+
+    async def keep_alive(self, jobs: list[ComparisonJob]) -> frozenset[int] | None:
+        """Keep the stale-hold sweep off these rounds' holds for another window; the ids still
+        open, or None when the ledger could not be reached (the rounds run on regardless)."""
+        try:
+            return await self.bot.ledger.keep_open([job.hold.id for job in jobs if job.hold])
+        except Exception:
+            log.exception("could not keep a shoot-out's holds open; the sweep may refund them")
+            return None
 
     async def _refund_unstarted(
         self, shootout_id: str, first: int, jobs: list[ComparisonJob]

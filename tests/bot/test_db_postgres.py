@@ -38,7 +38,7 @@ async def test_processes_starting_together_migrate_once(pg_cluster: PostgresClus
     url = await _bare_database(pg_cluster)
     opened = await asyncio.gather(*(PostgresDatabase.open(url, max_size=1) for _ in range(4)))
     try:
-        assert {db.schema_version for db in opened} == {10}
+        assert {db.schema_version for db in opened} == {11}
         rows = await opened[0].fetch("SELECT version, name FROM schema_migrations ORDER BY 1")
         assert [tuple(row) for row in rows] == [
             (1, "0001_ledger.sql"),
@@ -51,6 +51,7 @@ async def test_processes_starting_together_migrate_once(pg_cluster: PostgresClus
             (8, "0008_panel_text.sql"),
             (9, "0009_shootouts.sql"),
             (10, "0010_admission.sql"),
+            (11, "0011_hold_keepalive.sql"),
         ]
     finally:
         for db in opened:

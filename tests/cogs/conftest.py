@@ -17,6 +17,7 @@ import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import discord
@@ -29,7 +30,7 @@ from PIL import Image
 from bot.catalog import load_catalog
 from bot.client import SplitshotBot
 from bot.comparisons.service import ComparisonService
-from bot.credits.ledger import Ledger
+from bot.credits.ledger import Ledger, utc_now
 from bot.db import Database
 from bot.resources import Resources
 from bot.settings import Settings
@@ -117,8 +118,17 @@ def fake(virtual_sleep: VirtualSleep) -> FakeAdapter:
     return FakeAdapter(sleep=virtual_sleep)
 
 
+@pytest.fixture
+def ledger_clock() -> Callable[[], datetime]:
+    """The ledger's clock: the real one. A test that lets SimCord's time age the holds
+    parametrizes it as ``discord.utils.utcnow``, which follows SimCord's clock in bot code."""
+    return utc_now
+
+
 @pytest_asyncio.fixture
-async def resources(tmp_path: Path, fake: FakeAdapter) -> AsyncIterator[Resources]:
+async def resources(
+    tmp_path: Path, fake: FakeAdapter, ledger_clock: Callable[[], datetime]
+) -> AsyncIterator[Resources]:
     settings = Settings(db_path=tmp_path / "splitshot.db", demo_mode=False)
     catalog = load_catalog()
     registry = Registry({"openai": fake, "gemini": fake, "fal": fake})
@@ -130,7 +140,9 @@ async def resources(tmp_path: Path, fake: FakeAdapter) -> AsyncIterator[Resource
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(no_network))
     try:
-        yield Resources(settings, catalog, http, registry, service, db, Ledger(db))
+        yield Resources(
+            settings, catalog, http, registry, service, db, Ledger(db, clock=ledger_clock)
+        )
     finally:
         await http.aclose()
         await db.close()

@@ -15,7 +15,8 @@ that is waiting on the database's socket.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 import httpx
 import pytest_asyncio
@@ -80,7 +81,9 @@ from tests.cogs.test_votes_leaderboard import (  # noqa: F401
 
 
 @pytest_asyncio.fixture
-async def resources(pg_url: str, fake: FakeAdapter) -> AsyncIterator[Resources]:
+async def resources(
+    pg_url: str, fake: FakeAdapter, ledger_clock: Callable[[], datetime]
+) -> AsyncIterator[Resources]:
     settings = Settings(database_url=pg_url, demo_mode=False)
     catalog = load_catalog()
     registry = Registry({"openai": fake, "gemini": fake, "fal": fake})
@@ -92,7 +95,9 @@ async def resources(pg_url: str, fake: FakeAdapter) -> AsyncIterator[Resources]:
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(no_network))
     try:
-        yield Resources(settings, catalog, http, registry, service, db, Ledger(db))
+        yield Resources(
+            settings, catalog, http, registry, service, db, Ledger(db, clock=ledger_clock)
+        )
     finally:
         await http.aclose()
         await db.close()

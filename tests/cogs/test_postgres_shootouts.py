@@ -1,7 +1,8 @@
 """Shoot-outs end to end on PostgreSQL: the same SimCord tests as ``test_shootouts``, another
 backend — start, rounds, team votes, closing on time, a restart in the middle, the team pool,
-the export (from Discord and the command line) and crash recovery, all through the PostgreSQL
-stores. The ``resources`` fixture opens a fresh PostgreSQL database for each test."""
+the export (from Discord and the command line), crash recovery and rounds outlasting the
+stale-hold sweep's window, all through the PostgreSQL stores. The ``resources`` fixture opens a
+fresh PostgreSQL database for each test."""
 
 from __future__ import annotations
 
@@ -26,4 +27,8 @@ from tests.cogs.test_shootouts import (  # noqa: F401
     test_pool_grants_are_moderator_only_and_audited,
     test_the_playground_hint_runs_a_two_prompt_shootout,
     test_without_thread_permission_the_rounds_go_to_the_channel,
+)
+from tests.cogs.test_shootouts_sweep import (  # noqa: F401
+    test_a_round_whose_hold_was_refunded_before_it_ran_is_not_run,
+    test_rounds_outlasting_the_stale_window_keep_their_holds_and_all_settle,
 )

@@ -19,14 +19,17 @@ import asyncpg
 import pytest
 
 from bot.catalog import Catalog
+from bot.comparisons.capacity import Capacity
 from bot.comparisons.events import Delivered, Failed, PanelChanged, Reserved, ResultReady
 from bot.comparisons.job import Requester, recover_undelivered
 from bot.comparisons.plan import CompareRequest
 from bot.comparisons.records import get_comparison, get_comparison_by_message
 from bot.comparisons.service import AllModelsFailed
-from bot.credits.ledger import Ledger
+from bot.credits.budget import Budget
+from bot.credits.ledger import Ledger, OperatorLimits
 from bot.db import AnyDatabase, open_database
 from providers.base import Refused, Unavailable
+from providers.limits import RequestSlots
 from tests.bot.comparisons.conftest import job_for, plan_with, service_with
 from tests.conftest import FakeAdapter
 
@@ -272,3 +275,27 @@ def test_a_job_that_charges_needs_its_requester(catalog: Catalog, db: Any) -> No
     with pytest.raises(ValueError, match="requester"):
         job_for(service, plan, ledger=Ledger(db), requester=None)
     assert job_for(service, plan).requester == Requester(1, 2, 3)
+
+
+async def test_a_reserved_job_abandoned_unrun_gives_back_hold_budget_and_place(
+    catalog: Catalog, db: Any
+) -> None:
+    """A shoot-out round whose hold the sweep refunded is abandoned: nothing is refunded twice,
+    and neither the process nor the operator's running cap counts it any more."""
+    ledger = await ledger_for(db)
+    slots = RequestSlots()
+    capacity = Capacity(slots, max_running=1)
+    budget = Budget(db, OperatorLimits(max_running=1))
+    service = service_with(catalog, FakeAdapter(), slots=slots, capacity=capacity, budget=budget)
+    swept = job_for(service, plan_with(service, CompareRequest("a fox")), ledger=ledger, db=db)
+    await swept.reserve()
+    assert await ledger.recover_stale_holds(timedelta(0)) == 1
+
+    await swept.abandon("its reservation had expired")
+
+    assert capacity.running == 0
+    assert await ledger.balance(1, 2) == 60, "refunded once, by the sweep"
+    after = job_for(service, plan_with(service, CompareRequest("a fox")), ledger=ledger, db=db)
+    await after.produce()  # admitted: the abandoned job holds no place and no running budget
+    assert await ledger.balance(1, 2) == 60 - 30
+    assert await ledger.audit() == []
