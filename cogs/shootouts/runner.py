@@ -136,11 +136,12 @@ class ShootoutRunner:
         )
 
     async def release(self, jobs: list[ComparisonJob], reason: str) -> None:
+        """Give back everything the reserved, never-run ``jobs`` took: hold, budget, place."""
         for job in jobs:
             if job.hold is None:
                 continue
             try:
-                await self.bot.ledger.release(job.hold.id, reason)
+                await job.abandon(reason)
             except Exception:
                 log.exception("could not release hold %d; the sweep will", job.hold.id)
 

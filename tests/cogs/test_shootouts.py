@@ -20,6 +20,7 @@ import simcord
 
 from bot.cli.main import main
 from bot.client import NotModerator, SplitshotBot
+from bot.comparisons.capacity import Capacity
 from bot.comparisons.records import panel_images
 from bot.guild_settings import update_guild_settings
 from bot.shootouts.pool import POOL_USER_ID
@@ -228,6 +229,23 @@ async def test_a_restart_in_the_middle_refunds_what_did_not_run_and_still_closes
     ((state, reported_at),) = await fetch(w.bot.db, "SELECT state, reported_at FROM shootouts")
     assert state == "closed" and reported_at is not None
     assert any(m.embeds and "report" in (m.embeds[0].title or "") for m in thread.history())
+
+
+async def test_a_start_that_cannot_hold_every_round_gives_back_all_it_took(world: World) -> None:
+    w = world
+    capacity = w.bot.service.capacity = Capacity(w.bot.service.slots)
+    await fund_pool(w, 500)
+    confirm = await priced(w, w.moderator, pool=True)
+    # Between the price shown and Start, the pool drops to one round and a bit.
+    left = ROUND_PRICE + 10
+    await w.bot.ledger.revoke(
+        w.guild.id, POOL_USER_ID, 500 - left, "spent elsewhere", actor_id=w.moderator.id
+    )
+    res = await w.moderator.click(confirm.response, label="Start")
+    assert "short" in w.private_answer(res)
+    assert await pool_balance(w) == left, "the first round's hold was given back"
+    assert capacity.running == 0, "no place in the running count is left behind"
+    assert await w.bot.ledger.audit() == []
 
 
 # ------------------------------------------------------------------ bad input
