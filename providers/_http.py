@@ -13,6 +13,7 @@ import random
 import re
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,30 @@ from providers.base import ImageResult, ProviderError, RateLimited, Refused, Tar
 
 #: bytes httpcore asks the socket for per read (its default is 64 KiB)
 READ_CHUNK = 1024 * 1024
+#: answers from this size up (or of unknown size) are read a few at a time
+LARGE_BODY = 1024 * 1024
+#: large answers read at once, per event loop
+MAX_BODY_READS = 4
+_body_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def body_gate() -> asyncio.Semaphore:
+    """The running loop's gate for large answer bodies.
+
+    When a burst of image answers lands together, reading all of them at once made every
+    turn of the event loop service dozens of sockets (each 2K answer is ~10 MB), so each turn
+    took tens of milliseconds and the loop stalled for everything else; it also held every
+    half-read answer in memory at once. A few at a time, the same bytes arrive in short turns,
+    the rest wait in the kernel's socket buffers, and the loop stays responsive. Waiting here
+    counts against the model's deadline like any other part of the request.
+    """
+    loop = asyncio.get_running_loop()
+    gate = _body_gates.get(loop)
+    if gate is None:
+        gate = _body_gates[loop] = asyncio.Semaphore(MAX_BODY_READS)
+    return gate
 
 
 def read_in_large_chunks() -> bool:
@@ -404,7 +429,12 @@ class Upstream:
             async with asyncio.timeout(budget):
                 response = await self.http.send(request, stream=True)
                 try:
-                    body = await self._read_capped(call, response, cap)
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) < LARGE_BODY:
+                        body = await self._read_capped(call, response, cap)
+                    else:
+                        async with body_gate():
+                            body = await self._read_capped(call, response, cap)
                 finally:
                     await response.aclose()
         except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from providers._errors import JsonRefused, load_json
-from providers._http import RetryPolicy
+from providers._http import LARGE_BODY, MAX_BODY_READS, RetryPolicy, body_gate
 from providers._images import ImageProblem, decode_base64
 from providers._lift import MIN_LIFT, Lifted, lift
 from providers.base import MalformedResponse
@@ -28,6 +30,8 @@ from tests.providers.conftest import (
 
 #: a noisy PNG whose base64 is well over the lifting threshold
 BIG = make_image("PNG", (256, 256), noise=True)
+#: one whose answer is a large body
+LARGE = make_image("PNG", (700, 700), noise=True)
 PRO = target("nano-banana-pro", "Nano Banana Pro", "gemini-3-pro-image")
 GPT = target("gpt-image-2", "GPT-Image 2", "gpt-image-2")
 GEMINI_URL = (
@@ -156,3 +160,63 @@ async def test_a_truncated_lifted_image_is_a_malformed_answer(
     adapter = OpenAIImages(http, OpenAIEndpoint(OPENAI_KEY), policy=policy, resolve=public_dns)
     with pytest.raises(MalformedResponse):
         await adapter.generate(GPT, request(), deadline=deadline)
+
+
+# ------------------------------------------------------------------ a burst of large answers
+async def test_a_burst_of_large_answers_is_read_a_few_at_a_time_and_all_arrive(
+    policy: RetryPolicy, deadline: float
+) -> None:
+    reading = 0
+    most = 0
+
+    class Body(httpx.AsyncByteStream):
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            nonlocal reading, most
+            reading += 1
+            most = max(most, reading)
+            try:
+                for start in range(0, len(self.data), 256 * 1024):
+                    await asyncio.sleep(0)
+                    yield self.data[start : start + 256 * 1024]
+            finally:
+                reading -= 1
+
+    payload = json.dumps({"created": 1, "data": [{"b64_json": b64(LARGE)}]}).encode()
+    assert len(payload) >= LARGE_BODY
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"content-length": str(len(payload)), "content-type": "application/json"}
+        return httpx.Response(200, headers=headers, stream=Body(payload))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        adapter = OpenAIImages(http, OpenAIEndpoint(OPENAI_KEY), policy=policy, concurrency=32)
+        results = await asyncio.gather(
+            *(adapter.generate(GPT, request(), deadline=deadline) for _ in range(12))
+        )
+    assert all(r.image == LARGE for r in results)
+    assert most == MAX_BODY_READS, "never more than a few large answers read at once"
+
+
+async def test_small_answers_are_not_held_back_by_large_ones(
+    policy: RetryPolicy, deadline: float
+) -> None:
+    gate = body_gate()
+    for _ in range(MAX_BODY_READS):
+        await gate.acquire()  # every large-answer read is taken
+    try:
+        small = json.dumps({"data": [{"b64_json": b64(make_image())}]}).encode()
+        assert len(small) < LARGE_BODY
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, content=small, headers={"content-type": "application/json"})
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            adapter = OpenAIImages(http, OpenAIEndpoint(OPENAI_KEY), policy=policy)
+            result = await asyncio.wait_for(adapter.generate(GPT, request(), deadline=deadline), 5)
+        assert result.width == 8
+    finally:
+        for _ in range(MAX_BODY_READS):
+            gate.release()
