@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from bot.workers import Line, Pool, Workers
+import pytest
+
+from bot.workers import Line, Pool, Workers, trim_heap
 
 
 async def settle() -> None:
@@ -102,3 +104,35 @@ async def test_a_pool_passes_arguments_and_results() -> None:
         assert await pool.run(pow, 2, 10) == 1024
     finally:
         pool.close()
+
+
+async def test_a_pool_runs_its_after_hook_on_the_same_thread_after_every_job() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def after() -> None:
+        seen.append(("after", threading.current_thread().name))
+
+    def job(fail: bool) -> str:
+        seen.append(("job", threading.current_thread().name))
+        if fail:
+            raise ValueError("boom")
+        return "done"
+
+    pool = Pool("hooked", 1, after=after)
+    try:
+        assert await pool.run(job, False) == "done"
+        with pytest.raises(ValueError, match="boom"):
+            await pool.run(job, True)
+    finally:
+        pool.close()
+    assert [kind for kind, _ in seen] == ["job", "after", "job", "after"]
+    assert {name for _, name in seen} == {seen[0][1]} and seen[0][1].startswith("hooked")
+
+
+def test_the_compose_pool_trims_the_heap_after_each_compose() -> None:
+    workers = Workers()
+    try:
+        assert workers.compose.after is trim_heap
+        trim_heap()  # safe to call anywhere, glibc or not
+    finally:
+        workers.close()
