@@ -86,6 +86,38 @@ async def test_the_schema_refunds_a_hold_at_most_once(pg_url: str) -> None:
         await db.close()
 
 
+async def test_the_ledger_functions_write_all_or_nothing_and_close_once(pg_url: str) -> None:
+    db = await PostgresDatabase.open(pg_url)
+    try:
+        ledger = Ledger(db)
+        await ledger.ensure_account(1, 2)
+        balance = await ledger.balance(1, 2)
+        assert balance >= 3  # the starter grant
+        now = datetime.now(UTC)
+        reserve = "SELECT * FROM ledger_reserve(1, 2, $1, 'c', $2, $3, $4, $5, 'price')"
+        models, labels = ["a", "b"], ["A", "B"]
+        # More than the balance: the debit matches nothing, so nothing at all is written.
+        refused = await db.fetchrow(reserve, balance + 1, now, models, labels, [balance, 1])
+        assert refused is not None and tuple(refused) == (None, None)
+        assert await db.fetchval("SELECT COUNT(*) FROM holds") == 0
+        reserved = await db.fetchrow(reserve, 3, now, models, labels, [1, 2])
+        assert reserved is not None and reserved["new_balance"] == balance - 3
+        hold_id = reserved["new_hold_id"]
+        close = (
+            "SELECT ledger_close_hold($1, 'settled', 1, 2, $2, $3, $4, $5, 'refund', $6, $7, $8)"
+        )
+        args = (now, models, ["charged", "refunded"], [None, "declined"], ["b"], [2], ["B: no"])
+        assert await db.fetchval(close, hold_id, *args) == balance - 1
+        # A second close finds the hold no longer open: NULL, and no second refund.
+        assert await db.fetchval(close, hold_id, *args) is None
+        assert await ledger.balance(1, 2) == balance - 1
+        rows = await db.fetch("SELECT kind, delta FROM ledger WHERE hold_id = $1", hold_id)
+        assert sorted(tuple(row) for row in rows) == [("refund", 2), ("spend", -3)]
+        assert await ledger.audit() == []
+    finally:
+        await db.close()
+
+
 def test_urls_select_postgresql_and_never_show_a_password() -> None:
     url = "postgresql://bot:s3cret@db.internal:5432/splitshot"
     assert is_postgres_url(url) and is_postgres_url("postgres://db/x")
