@@ -18,7 +18,8 @@ a 2-core VM the limit is CPU, not the disk. Measured there (PostgreSQL 15.18, me
 load average 3.4-4.4 including the bench's own processes, other work ~0.1 CPU): 4 processes
 2,346 comparisons/s (2,300-2,545), reserve p99 20 ms, 0.78 ms of CPU per comparison (0.27 in
 the bot processes, 0.51 in the server); 1 process 1,845/s, p99 4.6 ms. While other work kept
-0.1-0.6 CPUs busy (load average 4.9-6.4), 4 processes made 1,628/s (1,588-2,514).
+0.1-0.7 CPUs busy (load average 4.9-6.5), two more sets of 3 runs gave medians of 1,628/s and
+1,520/s (1,503-2,514), and the CPU per comparison rose to 0.8-0.96 ms.
 
 Durability trade-off. The database runs in WAL mode with ``synchronous=NORMAL``. Every
 transaction is still atomic and the file is never corrupted, and a crash of the bot *process* —
