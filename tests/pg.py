@@ -3,7 +3,8 @@
 The server refuses to run as root, so when the suite runs as root the cluster belongs to the
 ``postgres`` system user (``runuser -u postgres``); otherwise it runs as the current user. It
 listens on a free loopback port only, with ``fsync=off`` (a test cluster never outlives the
-run), and is stopped with ``pg_ctl stop -m immediate`` at the end.
+run; ``bench/ledger.py --pg-cluster`` starts a durable one), and is stopped with
+``pg_ctl stop -m immediate`` at the end.
 """
 
 from __future__ import annotations
@@ -80,8 +81,12 @@ class PostgresCluster:
         return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
 
     @classmethod
-    def start(cls, bin_dir: Path) -> PostgresCluster:
-        """initdb and start a cluster in a new temp dir; raise RuntimeError with its log if not."""
+    def start(cls, bin_dir: Path, *, durable: bool = False) -> PostgresCluster:
+        """initdb and start a cluster in a new temp dir; raise RuntimeError with its log if not.
+
+        ``durable`` keeps PostgreSQL's own settings (fsync, synchronous commit and full-page
+        writes on), for measuring; the test suite's cluster turns them off.
+        """
         as_user = SERVER_USER if os.geteuid() == 0 else None
         root = Path(tempfile.mkdtemp(prefix="splitshot-pg-"))
         if as_user is not None:
@@ -95,10 +100,10 @@ class PostgresCluster:
                 )  # fmt: skip
                 if made.returncode != 0:
                     raise RuntimeError(f"initdb failed: {made.stderr or made.stdout}")
-            options = (
-                f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-            )
+            options = f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1"
+            options += " -c max_connections=200"
+            if not durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             started = cluster._run(
                 "pg_ctl", "-D", str(cluster.data), "-w", "-t", "60",
                 "-l", str(root / "log"), "-o", options, "start",

@@ -5,16 +5,17 @@ Concurrency comes from the database, not from a process-local lock:
 * A debit is one conditional ``UPDATE accounts ... WHERE balance >= $n RETURNING balance``. Two
   debits of one account serialise on its row lock, and the second re-checks the WHERE clause
   against the first's committed balance, so no process can overdraw another's spend.
-* The common reserve — the account exists and can pay — is a single statement (data-modifying
-  CTEs: debit, hold, its line items and the spend row) and so a single round trip and a single
-  transaction.
-* Settle and release write in one statement that closes the hold ``WHERE state = 'open'``,
-  records each item's outcome, refunds the account and appends the refund rows. It needs the
+* The common reserve — the account exists and can pay — is one call of ``ledger_reserve``
+  (a PL/pgSQL function, migration 0011: debit, hold, its line items and the spend row), and so
+  a single round trip and a single transaction.
+* Settle and release are one call of ``ledger_close_hold``, which closes the hold
+  ``WHERE state = 'open'``, records each item's outcome, refunds the account and appends the
+  refund rows (or, refunding nothing, leaves the account and the ledger alone). It needs the
   hold's amount and line items, which never change: remembered from the reserve when this
-  process made it (one round trip in all), read first otherwise. Only the call whose guard matched refunds anything:
-  a retry, or a racing call that waited for the row lock, matches nothing and reports the
-  settlement recorded first. Unique indexes on the ledger back this up: one spend row per hold,
-  one refund row per model of a hold.
+  process made it (one round trip in all), read first otherwise. Only the call whose guard
+  matched refunds anything: a retry, or a racing call that waited for the row lock, matches
+  nothing and reports the settlement recorded first. Unique indexes on the ledger back this up:
+  one spend row per hold, one refund row per model of a hold.
 * Stale-hold recovery claims holds with ``FOR UPDATE SKIP LOCKED``: two processes sweeping at
   once take disjoint sets, so each stale hold is refunded by exactly one of them.
 * The moderator cap (a sum over recent grants) is read under a transaction-scoped advisory lock
@@ -111,28 +112,10 @@ WHERE guild_id = $1 AND actor_id = $2 AND kind = 'grant' AND created_at > $3
 
 # --- holds ----------------------------------------------------------------------------------
 
-# Debit, hold, line items and spend row in one statement: nothing is written unless the debit
-# found the account and it could pay (every later CTE reads from the one before).
+# Debit, hold, line items and spend row in one call of the function (migration 0011): nothing
+# is written unless the debit found the account and it could pay; then both columns are NULL.
 SQL_RESERVE = """
-WITH debit AS (
-    UPDATE accounts SET balance = balance - $3
-    WHERE guild_id = $1 AND user_id = $2 AND balance >= $3
-    RETURNING balance
-), hold AS (
-    INSERT INTO holds (guild_id, user_id, comparison_id, amount, created_at)
-    SELECT $1, $2, $4, $3, $5 FROM debit
-    RETURNING id
-), items AS (
-    INSERT INTO hold_items (hold_id, position, model_id, label, credits)
-    SELECT hold.id, item.position - 1, item.model_id, item.label, item.credits
-    FROM hold, unnest($6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY
-         AS item (model_id, label, credits, position)
-), spend AS (
-    INSERT INTO ledger (guild_id, user_id, delta, kind, reason, actor_id, comparison_id,
-                        hold_id, created_at)
-    SELECT $1, $2, -$3, 'spend', $9, $2, $4, hold.id, $5 FROM hold WHERE $3 > 0
-)
-SELECT hold.id, debit.balance FROM hold, debit
+SELECT new_hold_id, new_balance FROM ledger_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """
 # The hold and its line items in one read; the amount and the items never change once written,
 # so a settle may compute its refunds from this read and leave the guard to its one write.
@@ -144,35 +127,11 @@ WHERE h.id = $1
 ORDER BY i.position
 """
 # Close the hold, record each item's outcome, refund the account and write the refund rows in
-# one statement, so one transaction: `WHERE state = 'open'` is the exactly-once guard. Of two
-# racing closes, the second waits for the first's row lock, re-checks the guard, writes nothing.
+# one call, so one transaction: `WHERE state = 'open'` inside is the exactly-once guard. Of two
+# racing closes, the second waits for the first's row lock, re-checks the guard, writes nothing
+# and returns NULL; otherwise the balance after the close.
 SQL_CLOSE_HOLD = """
-WITH closed AS (
-    UPDATE holds SET state = $2, charged = $3, refunded = $4, closed_at = $5
-    WHERE id = $1 AND state = 'open'
-    RETURNING guild_id, user_id, comparison_id
-), outcomes AS (
-    UPDATE hold_items AS i SET outcome = o.outcome, reason = o.reason
-    FROM closed, unnest($6::text[], $7::text[], $8::text[]) AS o (model_id, outcome, reason)
-    WHERE i.hold_id = $1 AND i.model_id = o.model_id
-), refund AS (
-    UPDATE accounts AS a SET balance = a.balance + $4
-    FROM closed WHERE a.guild_id = closed.guild_id AND a.user_id = closed.user_id AND $4 > 0
-    RETURNING a.balance
-), refund_rows AS (
-    INSERT INTO ledger (guild_id, user_id, delta, kind, reason, comparison_id, hold_id,
-                        model_id, created_at)
-    SELECT closed.guild_id, closed.user_id, r.credits, $9, r.reason, closed.comparison_id, $1,
-           r.model_id, $5
-    FROM closed, unnest($10::text[], $11::bigint[], $12::text[]) AS r (model_id, credits, reason)
-    WHERE r.credits > 0
-)
--- Nothing refunded (the common case) leaves the account row alone; NULL: not closed here.
-SELECT COALESCE(
-    (SELECT balance FROM refund),
-    (SELECT a.balance FROM accounts AS a, closed
-     WHERE a.guild_id = closed.guild_id AND a.user_id = closed.user_id)
-)
+SELECT ledger_close_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 """
 # The guard of an unsettle: only a settled hold is refunded, once; the row lock it takes makes
 # a racing unsettle wait, re-check and change nothing.
@@ -327,6 +286,13 @@ async def _ensure_account(
     return starter
 
 
+def _reserved(row: asyncpg.Record | None) -> tuple[int, int] | None:
+    """(hold id, balance) from ``ledger_reserve``; None when it wrote nothing."""
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
 def _as_closed(hold: asyncpg.Record, rows: list[asyncpg.Record], balance: int) -> Settlement:
     """The settlement recorded earlier, for a repeated settle or release."""
     refunds = tuple(
@@ -367,7 +333,7 @@ async def _write_close(
     kind: str,
     release_reason: str,
 ) -> Settlement | None:
-    """Close an open hold in one statement; None when it was not open (nothing written)."""
+    """Close an open hold in one call; None when it was not open (nothing written)."""
     if delivered is None:
         refund_for = {item.model_id: release_reason for item in items}
     else:
@@ -513,18 +479,18 @@ class PostgresLedgerStore:
             [item.credits for item in items],
             price_text(items),
         )
-        # Nearly always the account exists and can pay: one statement, one transaction.
-        row = await self._db.fetchrow(SQL_RESERVE, *args)
-        if row is None:
+        # Nearly always the account exists and can pay: one call, one transaction.
+        reserved = _reserved(await self._db.fetchrow(SQL_RESERVE, *args))
+        if reserved is None:
             # First touch (or not enough credits): create the account with its starter grant
             # and try once more, in one transaction that commits the account either way.
             async with self._db.transaction() as conn:
                 await _ensure_account(conn, guild_id, user_id, now, limits)
-                row = await conn.fetchrow(SQL_RESERVE, *args)
-                if row is None:
+                reserved = _reserved(await conn.fetchrow(SQL_RESERVE, *args))
+                if reserved is None:
                     balance = await _balance(conn, guild_id, user_id)
                     return InsufficientCredits(balance, amount, items)
-        hold_id, balance = int(row["id"]), int(row["balance"])
+        hold_id, balance = reserved
         self._reserved[hold_id] = (amount, items)
         if len(self._reserved) > RESERVED_CACHE:
             self._reserved.popitem(last=False)
@@ -579,7 +545,7 @@ class PostgresLedgerStore:
         known = self._reserved.pop(hold_id, None)
         if known is not None:
             # Reserved by this process: the amount and items are known (they never change),
-            # so the one guarded statement is the whole settle — one round trip.
+            # so the one guarded call is the whole settle — one round trip.
             amount, items = known
             settled = await _write_close(
                 conn, hold_id, amount, items, state, now, delivered, reasons or {},

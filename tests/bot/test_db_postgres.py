@@ -11,7 +11,13 @@ import pytest
 
 from bot.credits.ledger import Ledger, LineItem
 from bot.db import MigrationError, PostgresDatabase, describe_target, is_postgres_url
-from bot.db.postgres import database_name, redact, with_database
+from bot.db.migrate import discover
+from bot.db.postgres import (
+    bundled_postgres_migrations,
+    database_name,
+    redact,
+    with_database,
+)
 from bot.guild_settings import (
     DEFAULTS,
     reset_guild_settings,
@@ -38,20 +44,24 @@ async def test_processes_starting_together_migrate_once(pg_cluster: PostgresClus
     url = await _bare_database(pg_cluster)
     opened = await asyncio.gather(*(PostgresDatabase.open(url, max_size=1) for _ in range(4)))
     try:
-        assert {db.schema_version for db in opened} == {11}
+        bundled = discover(bundled_postgres_migrations())
+        assert {db.schema_version for db in opened} == {len(bundled)}
         rows = await opened[0].fetch("SELECT version, name FROM schema_migrations ORDER BY 1")
-        assert [tuple(row) for row in rows] == [
-            (1, "0001_ledger.sql"),
-            (2, "0002_comparisons.sql"),
-            (3, "0003_votes.sql"),
-            (4, "0004_board_generations.sql"),
-            (5, "0005_delivery.sql"),
-            (6, "0006_settings_history.sql"),
-            (7, "0007_provider_spend.sql"),
-            (8, "0008_panel_text.sql"),
-            (9, "0009_shootouts.sql"),
-            (10, "0010_admission.sql"),
-            (11, "0011_hold_keepalive.sql"),
+        # Each migration recorded exactly once, in order, whichever process applied it.
+        assert [tuple(row) for row in rows] == [(m.version, m.name) for m in bundled]
+        assert [m.name for m in bundled] == [
+            "0001_ledger.sql",
+            "0002_comparisons.sql",
+            "0003_votes.sql",
+            "0004_board_generations.sql",
+            "0005_delivery.sql",
+            "0006_settings_history.sql",
+            "0007_provider_spend.sql",
+            "0008_panel_text.sql",
+            "0009_shootouts.sql",
+            "0010_admission.sql",
+            "0011_hold_keepalive.sql",
+            "0012_ledger_functions.sql",
         ]
     finally:
         for db in opened:
@@ -84,6 +94,38 @@ async def test_the_schema_refunds_a_hold_at_most_once(pg_url: str) -> None:
             await db.execute(insert, 22, "refund", hold.id, "nano", now)
         with pytest.raises(asyncpg.UniqueViolationError):
             await db.execute(insert, -30, "spend", hold.id, None, now)
+        assert await ledger.audit() == []
+    finally:
+        await db.close()
+
+
+async def test_the_ledger_functions_write_all_or_nothing_and_close_once(pg_url: str) -> None:
+    db = await PostgresDatabase.open(pg_url)
+    try:
+        ledger = Ledger(db)
+        await ledger.ensure_account(1, 2)
+        balance = await ledger.balance(1, 2)
+        assert balance >= 3  # the starter grant
+        now = datetime.now(UTC)
+        reserve = "SELECT * FROM ledger_reserve(1, 2, $1, 'c', $2, $3, $4, $5, 'price')"
+        models, labels = ["a", "b"], ["A", "B"]
+        # More than the balance: the debit matches nothing, so nothing at all is written.
+        refused = await db.fetchrow(reserve, balance + 1, now, models, labels, [balance, 1])
+        assert refused is not None and tuple(refused) == (None, None)
+        assert await db.fetchval("SELECT COUNT(*) FROM holds") == 0
+        reserved = await db.fetchrow(reserve, 3, now, models, labels, [1, 2])
+        assert reserved is not None and reserved["new_balance"] == balance - 3
+        hold_id = reserved["new_hold_id"]
+        close = (
+            "SELECT ledger_close_hold($1, 'settled', 1, 2, $2, $3, $4, $5, 'refund', $6, $7, $8)"
+        )
+        args = (now, models, ["charged", "refunded"], [None, "declined"], ["b"], [2], ["B: no"])
+        assert await db.fetchval(close, hold_id, *args) == balance - 1
+        # A second close finds the hold no longer open: NULL, and no second refund.
+        assert await db.fetchval(close, hold_id, *args) is None
+        assert await ledger.balance(1, 2) == balance - 1
+        rows = await db.fetch("SELECT kind, delta FROM ledger WHERE hold_id = $1", hold_id)
+        assert sorted(tuple(row) for row in rows) == [("refund", 2), ("spend", -3)]
         assert await ledger.audit() == []
     finally:
         await db.close()

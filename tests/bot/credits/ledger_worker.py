@@ -1,7 +1,8 @@
 """One bot-like process for the multi-process ledger test (run as ``python -m``).
 
-``comparisons URL WORKER COUNT MAX_DELAY``: run COUNT comparisons at once on 20 shared
-accounts — reserve, wait up to MAX_DELAY seconds "generating", then settle (most) or release
+``comparisons URL WORKER COUNT MAX_DELAY START_AT``: run COUNT comparisons at once on 20
+shared accounts from START_AT on (epoch seconds: processes spawned one after another race from
+one moment) — reserve, wait up to MAX_DELAY seconds "generating", then settle (most) or release
 (some) — printing one JSON line per event, flushed, so the test can follow and kill it.
 ``recover URL``: refund every hold left open and print how many this process refunded.
 ``sweep URL START_AT``: at START_AT (epoch seconds), close every vote past its deadline and
@@ -33,8 +34,8 @@ def emit(**event: object) -> None:
     print(json.dumps(event), flush=True)
 
 
-async def comparisons(url: str, worker: int, count: int, max_delay: float) -> None:
-    db = await PostgresDatabase.open(url, max_size=8)
+async def comparisons(url: str, worker: int, count: int, max_delay: float, start_at: float) -> None:
+    db = await PostgresDatabase.open(url, min_size=8, max_size=8)
     ledger = Ledger(db)
     rng = random.Random(worker)
 
@@ -62,6 +63,7 @@ async def comparisons(url: str, worker: int, count: int, max_delay: float) -> No
         )
 
     try:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
         await asyncio.gather(*(one(n) for n in range(count)))
     finally:
         await db.close()
@@ -97,6 +99,6 @@ if __name__ == "__main__":
         asyncio.run(sweep(sys.argv[2], float(sys.argv[3])))
     elif sys.argv[1] == "comparisons":
         url, worker, count, delay = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-        asyncio.run(comparisons(url, worker, count, float(delay)))
+        asyncio.run(comparisons(url, worker, count, float(delay), float(sys.argv[6])))
     else:
         asyncio.run(recover(sys.argv[2]))

@@ -29,6 +29,8 @@ PER_WORKER = 200
 FUNDS = 600  # per account: 20 x 600 credits for 800 comparisons of 30, so many are refused
 #: who grants the funds: not one of the members (nobody grants to themselves)
 OPERATOR = 10**12
+#: seconds from spawning the processes to their common start: time to import and connect
+START_DELAY = 3.0
 
 
 async def _spawn(*argv: str) -> asyncio.subprocess.Process:
@@ -73,8 +75,9 @@ async def _check_books(db: PostgresDatabase, closed: dict[int, int]) -> None:
 async def test_four_processes_share_twenty_accounts_without_overdraw(pg_url: str) -> None:
     db = await _fund(pg_url)
     try:
+        start_at = str(time.time() + START_DELAY)
         workers = [
-            await _spawn("comparisons", pg_url, str(n), str(PER_WORKER), "0.02")
+            await _spawn("comparisons", pg_url, str(n), str(PER_WORKER), "0.02", start_at)
             for n in range(WORKERS)
         ]
         results = await asyncio.gather(*(_events(worker) for worker in workers))
@@ -98,8 +101,9 @@ async def test_killed_processes_holds_are_refunded_once_by_a_fresh_process(pg_ur
     db = await _fund(pg_url)
     try:
         # Slow "generations" so that plenty of holds are open when two processes die.
+        start_at = str(time.time() + START_DELAY)
         workers = [
-            await _spawn("comparisons", pg_url, str(n), str(PER_WORKER), "1.5")
+            await _spawn("comparisons", pg_url, str(n), str(PER_WORKER), "1.5", start_at)
             for n in range(WORKERS)
         ]
         victims, survivors = workers[:2], workers[2:]
