@@ -175,8 +175,12 @@ def compose(
     max_bytes: int = MAX_UPLOAD_BYTES,
     panel_long_edge: int = 1024,
     original: bytes | None = None,
+    max_threads: int | None = None,
 ) -> Composite:
     """Lay out 1–4 panels with labels and captions and encode the result under ``max_bytes``.
+
+    Panels decode in parallel, one thread per core within a memory budget, or at most
+    ``max_threads`` (a caller running several composes at once gives each a share).
 
     ``original`` (an edit's source image) is shown small in a strip under the panels,
     labelled "Original", so the panels keep their letters for voting.
@@ -197,6 +201,8 @@ def compose(
     )
     jobs = [s for s in sources if isinstance(s, _Source)]
     workers = _worker_count([_decode_bytes(s, layout.area) for s in jobs])
+    if max_threads is not None:
+        workers = max(1, min(workers, max_threads))
     gate = threading.Lock()
     with ThreadPoolExecutor(workers, thread_name_prefix="compose") as pool:
         pending = [

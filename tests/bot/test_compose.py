@@ -450,3 +450,29 @@ def test_labels_of_a_four_panel_grid_stay_legible_inline() -> None:
     inline = min(400 / four.width, 350 / four.height)
     assert band(four) * inline >= 15
     assert band(four) / four.width > band(pair) / pair.width / 2, "grown past a pair's share"
+
+
+@pytest.mark.parametrize(("max_threads", "expected"), [(None, 2), (1, 1)])
+def test_panels_decode_on_at_most_max_threads(
+    monkeypatch: pytest.MonkeyPatch, max_threads: int | None, expected: int
+) -> None:
+    import threading
+
+    import bot.compose as compose_module
+
+    monkeypatch.setattr(compose_module, "_cpu_count", lambda: 4)
+    seen: set[str] = set()
+    real = compose_module._render
+
+    def render(*args: object) -> object:
+        seen.add(threading.current_thread().name)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compose_module, "_render", render)
+    panels = [
+        Panel(label=f"M{i}", caption="", image=png_bytes((64, 48), c))
+        for i, c in enumerate(COLOURS[:2])
+    ]
+    result = compose(panels, max_threads=max_threads)
+    assert result.failures == (None, None)
+    assert len(seen) == expected

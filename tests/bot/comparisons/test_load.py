@@ -278,3 +278,31 @@ async def test_the_process_and_each_server_take_only_so_many_at_once(
     other_server.release()
     await first.produce()
     assert capacity.running == 0, "a finished comparison gives its place back"
+
+
+async def test_composes_running_together_share_the_cores(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.comparisons.service as service_module
+    from tests.conftest import FakeAdapter
+
+    monkeypatch.setattr(service_module, "usable_cores", lambda: 2)
+    asked: list[int | None] = []
+    real = service_module.compose
+
+    def compose(*args: Any, max_threads: int | None = None, **kwargs: Any) -> Any:
+        asked.append(max_threads)
+        return real(*args, max_threads=max_threads, **kwargs)
+
+    monkeypatch.setattr(service_module, "compose", compose)
+    service = ComparisonService(
+        catalog, registry_with(FakeAdapter()), workers=Workers(compose_slots=2)
+    )
+    try:
+        await service.produce(plan_with(service, CompareRequest("alone")))
+        await service.workers.composes.acquire(1)  # another compose is running
+        await service.produce(plan_with(service, CompareRequest("beside another")))
+        service.workers.composes.release(1)
+    finally:
+        service.workers.close()
+    assert asked == [2, 1], "alone on every core; beside another, one each"
