@@ -34,7 +34,12 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from bot.credits.accounts import MODERATOR_CAP_WINDOW, DailyClaim
-from bot.credits.audit import Discrepancy, discrepancies
+from bot.credits.audit import (
+    SQL_AUDIT_ORPHAN_ROWS,
+    SQL_AUDIT_UNLINKED_ROWS,
+    Discrepancy,
+    discrepancies,
+)
 from bot.credits.holds import (
     RECOVERY_REASON,
     Hold,
@@ -200,17 +205,6 @@ LEFT JOIN (
     SELECT guild_id, user_id, SUM(delta)::bigint AS total FROM ledger GROUP BY guild_id, user_id
 ) AS l ON l.guild_id = a.guild_id AND l.user_id = a.user_id
 WHERE a.balance <> COALESCE(l.total, 0) OR a.balance < 0
-"""
-SQL_AUDIT_ORPHAN_ROWS = """
-SELECT l.guild_id, l.user_id, COUNT(*) AS n
-FROM ledger AS l
-LEFT JOIN accounts AS a ON a.guild_id = l.guild_id AND a.user_id = l.user_id
-WHERE a.user_id IS NULL
-GROUP BY l.guild_id, l.user_id
-"""
-SQL_AUDIT_UNLINKED_ROWS = """
-SELECT id, guild_id, user_id, kind FROM ledger
-WHERE kind IN ('spend', 'refund', 'recovery') AND hold_id IS NULL
 """
 SQL_AUDIT_HOLDS = """
 WITH money AS (
