@@ -38,10 +38,6 @@ class Lifted:
     def __bool__(self) -> bool:
         return len(self.raw) > 0
 
-    def startswith(self, prefix: bytes) -> bool:
-        """Whether the value begins with ``prefix``."""
-        return self.raw[: len(prefix)] == prefix
-
     def __repr__(self) -> str:
         return f"Lifted({len(self.raw)} bytes)"
 
