@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +26,8 @@ from bot.comparisons.records import (
     stale_pending,
 )
 from bot.comparisons.service import ComparisonService
-from bot.db import AnyDatabase, open_database
+from bot.db import AnyDatabase, Database, open_database
+from bot.db.migrate import bundled_migrations, discover
 from bot.db.storage import run_step
 from providers.base import Refused
 from providers.registry import Registry
@@ -145,3 +148,45 @@ async def test_panel_images_and_the_history_page(db: AnyDatabase) -> None:
     assert entries[1].created_at == now - timedelta(minutes=2)
     assert pending not in {e.id for e in entries}
     assert await history_page(db, 1, 99) == ([], 0)
+
+
+async def test_images_stored_before_the_rowid_table_survive_the_upgrade(tmp_path: Path) -> None:
+    # Up to 0011, panel_images was WITHOUT ROWID: each insert loaded stored images whole while
+    # searching the key's b-tree. 0012 moves them to an ordinary table and keeps every image.
+    old = tmp_path / "migrations"
+    old.mkdir()
+    for migration in discover(bundled_migrations()):
+        if migration.version <= 11:
+            (old / migration.name).write_text(migration.sql)
+    path = tmp_path / "splitshot.db"
+    before = await Database.open(path, migrations=old)
+    try:
+        kept, dropped = (
+            await _stored(before, when=datetime.now(UTC)),
+            await _stored(before, when=datetime.now(UTC)),
+        )
+        images = {cid: await panel_images(before, cid) for cid in (kept, dropped)}
+    finally:
+        await before.close()
+
+    db = await Database.open(path)
+    try:
+        assert db.schema_version == len(discover(bundled_migrations())) > 11
+        [(sql,)] = await fetch(db, "SELECT sql FROM sqlite_master WHERE name = 'panel_images'")
+        assert "WITHOUT ROWID" not in sql.upper()
+        assert {cid: await panel_images(db, cid) for cid in (kept, dropped)} == images
+        assert all(
+            len(found) == 2 and all(data for _, data in found.values()) for found in images.values()
+        )
+        # The foreign key still holds both ways: a panel's images go with it, and an image
+        # without its panel is refused.
+        await db.execute("DELETE FROM panels WHERE comparison_id = ?", (dropped,))
+        assert await panel_images(db, dropped) == {}
+        assert await panel_images(db, kept) == images[kept]
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await db.execute(
+                "INSERT INTO panel_images (comparison_id, idx, mime_type, data) VALUES (?, 0, ?, ?)",
+                ("nobody", "image/png", b"x"),
+            )
+    finally:
+        await db.close()
