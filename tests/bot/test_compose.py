@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageCms, ImageFont, ImageOps, ImageStat
+from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFont, ImageOps, ImageStat
 
 from bot.compose import (
     CARD_RGB,
@@ -23,6 +23,7 @@ from bot.compose import (
     TOO_LARGE,
     Composite,
     Panel,
+    _fill_rounded,
     compose,
 )
 from providers import fonts
@@ -476,3 +477,27 @@ def test_panels_decode_on_at_most_max_threads(
     result = compose(panels, max_threads=max_threads)
     assert result.failures == (None, None)
     assert len(seen) == expected
+
+
+@pytest.mark.parametrize(
+    ("box", "radius"),
+    [
+        ((10, 12, 400, 900), 22),  # a card: corners drawn, middle pasted
+        ((3, 5, 120, 60), 9),  # short enough to be drawn whole
+        ((0, 0, 99, 99), 1),
+        ((7, 7, 300, 200), 0),  # no corners at all
+        ((20, 30, 180, 130), 24),  # just taller than the two corner bands
+    ],
+)
+def test_a_rounded_fill_is_the_rounded_rectangle_imagedraw_draws(
+    box: tuple[int, int, int, int], radius: int
+) -> None:
+    # Noise underneath, so a pixel painted outside the shape or left unpainted inside shows.
+    rng = random.Random(7)
+    base = Image.frombytes(
+        "RGB", (420, 940), bytes(rng.randrange(256) for _ in range(420 * 940 * 3))
+    )
+    expected, actual = base.copy(), base.copy()
+    ImageDraw.Draw(expected).rounded_rectangle(box, radius=radius, fill=CARD_RGB)
+    _fill_rounded(actual, ImageDraw.Draw(actual), box, radius, CARD_RGB)
+    assert ImageChops.difference(expected, actual).getbbox() is None
