@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from providers._errors import JsonRefused, load_json
-from providers._http import LARGE_BODY, MAX_BODY_READS, RetryPolicy, body_gate
+from providers._http import LARGE_BODY, MAX_BODY_READS, MAX_STARTING, RetryPolicy, body_gate
 from providers._images import ImageProblem, decode_base64
 from providers._lift import MIN_LIFT, Lifted, lift
 from providers.base import MalformedResponse
@@ -220,3 +220,40 @@ async def test_small_answers_are_not_held_back_by_large_ones(
     finally:
         for _ in range(MAX_BODY_READS):
             gate.release()
+
+
+async def test_a_burst_of_requests_starts_a_few_at_a_time_and_none_waits_on_a_slow_provider(
+    policy: RetryPolicy, deadline: float
+) -> None:
+    # The handler plays httpcore: the request is written once its trace says the answer's
+    # headers are awaited; then the provider takes its time.
+    starting = most = waiting = 0
+    everyone_waits = asyncio.Event()
+    provider_done = asyncio.Event()
+    burst = 3 * MAX_STARTING
+    payload = json.dumps({"created": 1, "data": [{"b64_json": b64(make_image())}]}).encode()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal starting, most, waiting
+        starting += 1
+        most = max(most, starting)
+        await asyncio.sleep(0)  # connecting and writing take a turn or two
+        await asyncio.sleep(0)
+        starting -= 1
+        await request.extensions["trace"]("http11.receive_response_headers.started", {})
+        waiting += 1
+        if waiting == burst:
+            everyone_waits.set()
+        await provider_done.wait()
+        return httpx.Response(200, content=payload, headers={"content-type": "application/json"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        adapter = OpenAIImages(http, OpenAIEndpoint(OPENAI_KEY), policy=policy, concurrency=burst)
+        calls = asyncio.gather(
+            *(adapter.generate(GPT, request(), deadline=deadline) for _ in range(burst))
+        )
+        await asyncio.wait_for(everyone_waits.wait(), 5)  # all written while none has answered
+        provider_done.set()
+        results = await asyncio.wait_for(calls, 5)
+    assert len(results) == burst and all(r.width == 8 for r in results)
+    assert most == MAX_STARTING, "never more than a few requests being started at once"
