@@ -5,10 +5,11 @@ split images, checking members' reference images, and fitting leaderboards (and 
 Provider answers are parsed on the loop's default executor, a fourth, by the adapters.
 
 Composing is also gated: one compose per core by default, the rest wait in line and can say
-how many are ahead of them; and the provider output a comparison will hold is reserved against
-a memory budget before its models start (and shrunk to what it really holds once they have
-answered), so a burst of comparisons waits its turn instead of holding gigabytes of images at
-once. Both only ever queue; neither refuses.
+how many are ahead of them; and the provider output a comparison will hold is claimed against a
+memory budget when its first answer arrives (the rest of the answers wait unread in their
+sockets until it fits, and the claim shrinks to what is really held once all are in), so a
+burst of comparisons waits its turn instead of holding gigabytes of images at once. Both only
+ever queue; neither refuses.
 """
 
 from __future__ import annotations
@@ -229,6 +230,48 @@ class Line:
             yield
         finally:
             self.release(cost)
+
+
+class OutputClaim:
+    """One comparison's share of the output budget: taken whole, once, given back when composed.
+
+    It is taken when the comparison's first large answer is about to be read, not before its
+    requests are sent: a comparison waiting on its provider holds no output, so reserving then
+    kept the budget full of answers that had not arrived (200 × 2 × 2K at once with a 20 s
+    provider took 405 s, 7× the ideal, while the process idled on a quarter of a core). Taken
+    whole, never panel by panel, so two comparisons each holding half of what they need can
+    never wait on each other. Adapters that read nothing over the network (the demo) are
+    claimed for once their models are done.
+    """
+
+    def __init__(self, line: Line, cost: int) -> None:
+        self.line = line
+        self.cost = cost
+        self.held = 0
+        self._taken = False
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        """Wait until the whole share fits and hold it; a no-op once held."""
+        if self._taken:
+            return
+        async with self._lock:
+            if self._taken:
+                return
+            await self.line.acquire(self.cost)
+            self.held, self._taken = self.cost, True
+
+    def shrink_to(self, actual: int) -> None:
+        """Hold only ``actual`` bytes from now on (the answers are in; the estimate was high)."""
+        if actual < self.held:
+            self.line.release(self.held - actual)
+            self.held = actual
+
+    def release(self) -> None:
+        """Give back whatever is held."""
+        if self.held:
+            self.line.release(self.held)
+        self.held = 0
 
 
 def _then(job: Callable[[], T], after: Callable[[], None]) -> T:

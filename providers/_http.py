@@ -26,6 +26,7 @@ import httpx
 from providers._errors import malformed, network_error, scrub, timed_out, unavailable
 from providers._images import ImageProblem, check_image, decode_base64
 from providers.base import ImageResult, ProviderError, RateLimited, Refused, Target, TimedOut
+from providers.limits import before_large_body
 
 #: bytes httpcore asks the socket for per read (its default is 64 KiB)
 READ_CHUNK = 1024 * 1024
@@ -456,6 +457,9 @@ class Upstream:
                     if declared.isdigit() and int(declared) < LARGE_BODY:
                         body = await self._read_capped(call, response, cap)
                     else:
+                        room = before_large_body.get()
+                        if room is not None:
+                            await room()
                         async with body_gate():
                             body = await self._read_capped(call, response, cap)
                 finally:

@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 #: Simultaneous requests per adapter when settings do not say, from each provider's documented
@@ -30,6 +31,13 @@ FALLBACK_SECONDS = 30.0
 _EWMA = 0.2
 
 OnPosition = Callable[[int], Awaitable[None]]
+
+#: Awaited, when set, before an adapter reads a large answer body: the caller's memory budget
+#: for provider output. A comparison sets it for its models; until the budget has room, the
+#: answer waits unread in the socket, and the wait counts against the model's deadline.
+before_large_body: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "before_large_body", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,9 @@ from bot.comparisons.events import Composing, PanelChanged
 from bot.comparisons.plan import Plan, PlannedPanel, State
 from bot.compose import MAX_UPLOAD_BYTES, Composite, Panel, compose
 from bot.errors import SplitshotError
-from bot.workers import Workers, usable_cores
+from bot.workers import OutputClaim, Workers, usable_cores
 from providers.base import ImageResult, ProviderError
-from providers.limits import RequestSlots
+from providers.limits import RequestSlots, before_large_body
 from providers.registry import Registry
 
 if TYPE_CHECKING:
@@ -318,35 +318,26 @@ class ComparisonService:
     ) -> tuple[list[PanelOutcome], Composite]:
         """Run and compose; raises AllModelsFailed when no model delivered an image.
 
-        The output the models will return is reserved against the memory budget before any
-        of them starts (all at once, so two half-started comparisons can never wait on each
-        other); over budget, the comparison waits in line, shown as queued. Once every model
-        has answered, the reservation shrinks to the bytes really held (a 2K PNG is about
-        half its estimate), so the next comparisons in line start while this one waits to
-        be composed.
+        The output the models return is claimed against the memory budget, all of it at once,
+        when the first answer is about to be read; over budget, the answers wait unread until
+        earlier comparisons have been composed. Once every model has answered, the claim
+        shrinks to the bytes really held (a 2K PNG is about half its estimate), so the next
+        comparisons read theirs while this one waits to be composed.
         """
-
-        async def waiting(ahead: int) -> None:
-            for panel in plan.charged_panels:
-                event = PanelChanged(plan, panel.index, State.QUEUED, 0.0, position=ahead + 1)
-                await _call(on_progress, event)
-
-        budget = self.workers.output
-        held = output_estimate(plan)
-        await budget.acquire(held, waiting)
+        claim = OutputClaim(self.workers.output, output_estimate(plan))
+        room = before_large_body.set(claim.take)
         try:
             outcomes = await self.run(plan, on_progress, on_outcome)
             if not any(o.ok for o in outcomes):
                 raise AllModelsFailed(outcomes, refunded=0)
-            actual = output_held(outcomes)
-            if actual < held:
-                budget.release(held - actual)
-                held = actual
+            await claim.take()  # answers no body was read for (the demo) count all the same
+            claim.shrink_to(output_held(outcomes))
             composite = await self.compose(
                 plan, outcomes, max_bytes=max_bytes, on_compose=on_compose
             )
         finally:
-            budget.release(held)
+            before_large_body.reset(room)
+            claim.release()
         # An image the compositor could not show never reached the member: it is a failure
         # (and so refunded), whatever the adapter said.
         for i, failure in enumerate(composite.failures):

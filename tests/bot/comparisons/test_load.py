@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,43 +184,105 @@ async def test_composes_beyond_the_slots_wait_and_say_how_many_are_ahead(
     assert isinstance(Composing(plan_with(service, CompareRequest("x")), 3).ahead, int)
 
 
-async def test_once_answered_a_comparison_holds_only_its_real_bytes_so_the_next_one_starts(
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll until ``condition()`` holds; fail, rather than hang, after about five seconds."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail(f"never happened: {what}")
+
+
+def noisy_png(edge: int, seed: int) -> bytes:
+    """A PNG of noise, so it stays about 3 bytes a pixel: big enough to be a large answer."""
+    rng = random.Random(seed)
+    pixels = bytes(rng.getrandbits(8) for _ in range(edge * edge * 3))
+    out = io.BytesIO()
+    Image.frombytes("RGB", (edge, edge), pixels).save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+async def test_answers_over_the_output_budget_wait_unread_while_the_requests_all_run(
     catalog: Catalog,
 ) -> None:
-    adapter = GatedAdapter()
+    # Both comparisons' requests go out at once: a comparison waiting on its provider holds no
+    # output. The second's answers, arriving while the first (answered, its claim shrunk to
+    # its real bytes) waits to be composed, stay unread until the first is done.
+    answers = {
+        "openai": base64.b64encode(noisy_png(640, 1)).decode(),
+        "gemini": base64.b64encode(noisy_png(640, 2)).decode(),
+    }
+    sent: list[str] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.host)
+        if request.url.path.endswith("/images/generations"):
+            body = {"data": [{"b64_json": answers["openai"]}], "output_format": "png"}
+        else:
+            part = {"inlineData": {"mimeType": "image/png", "data": answers["gemini"]}}
+            body = {"candidates": [{"content": {"parts": [part]}, "finishReason": "STOP"}]}
+        return httpx.Response(200, content=json.dumps(body).encode())
+
     models = ("gpt-image-2", "nano-banana-pro")
-    probe = ComparisonService(catalog, registry_with(adapter))
-    estimate = output_estimate(plan_with(probe, CompareRequest("x", models=models)))
-    probe.workers.close()
-    held = 2 * len(png_bytes((96, 128)))  # what the adapter really answers
-    assert held < estimate
-    # Room for one estimate and one answered comparison, not for two estimates.
-    workers = Workers(compose_slots=1, output_budget=estimate + held)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        registry = Registry(
+            {
+                "openai": OpenAIImages(http, OpenAIEndpoint("sk-test", base_url="https://o.test")),
+                "gemini": GeminiImages(http, GeminiEndpoint("g-test", base_url="https://g.test")),
+            }
+        )
+        probe = ComparisonService(catalog, registry, allow_demo=False)
+        estimate = output_estimate(plan_with(probe, CompareRequest("x", models=models)))
+        probe.workers.close()
+        workers = Workers(compose_slots=1, output_budget=estimate)  # one estimate's room
+        service = ComparisonService(catalog, registry, allow_demo=False, workers=workers)
+        try:
+            await workers.composes.acquire(1)  # the first will wait to be composed
+            first = asyncio.create_task(
+                service.produce(plan_with(service, CompareRequest("a fox", models=models)))
+            )
+            # answered, read, and in line for its compose
+            await until(lambda: workers.composes.waiting == 1, "the first waits to be composed")
+            held = workers.output.used
+            assert 0 < held < estimate, "the first holds its real bytes, not the estimate"
+            second = asyncio.create_task(
+                service.produce(plan_with(service, CompareRequest("an owl", models=models)))
+            )
+            await until(lambda: len(sent) == 4, "the second's requests are sent")
+            await asyncio.sleep(0.05)
+            assert sorted(sent) == ["g.test", "g.test", "o.test", "o.test"], "all four ran"
+            assert workers.output.waiting == 1, "the second's answers wait for room, unread"
+            assert workers.output.used == held and not second.done()
+            workers.composes.release(1)
+            (outcomes, _), (later, _) = await asyncio.gather(first, second)
+        finally:
+            workers.close()
+    assert [o.status for o in outcomes + later] == ["ok"] * 4
+    assert workers.output.used == 0 and workers.output.waiting == 0
+    assert workers.composes.used == 0
+
+
+async def test_a_comparison_without_network_answers_still_counts_against_the_budget(
+    catalog: Catalog,
+) -> None:
+    adapter = GatedAdapter()  # answers from memory: no body is read, so no early claim
+    workers = Workers(compose_slots=1, output_budget=1)
     service = ComparisonService(catalog, registry_with(adapter), workers=workers)
     try:
-        await workers.composes.acquire(1)  # the first will wait to be composed
-        first = asyncio.create_task(
-            service.produce(plan_with(service, CompareRequest("a fox", models=models)))
-        )
+        await workers.output.acquire(1)  # the budget is full
+        task = asyncio.create_task(service.produce(plan_with(service, CompareRequest("a fox"))))
         await settle()
-        second = asyncio.create_task(
-            service.produce(plan_with(service, CompareRequest("an owl", models=models)))
-        )
-        await settle()
-        assert len(adapter.calls) == 2, "the second waits while the first's answers are due"
         for gate in adapter.gates:
             gate.set()
-        await settle()
-        await asyncio.sleep(0.05)
-        assert not first.done(), "the first waits for its compose"
-        assert len(adapter.calls) == 4, "the first's real bytes leave room: the second started"
-        assert workers.output.used == held + estimate
-        workers.composes.release(1)
-        await open_gates(adapter, second)
-        await asyncio.gather(first, second)
-        assert workers.output.used == 0 and workers.composes.used == 0
+        await until(lambda: workers.output.waiting == 1 or task.done(), "it waits for room")
+        assert not task.done() and workers.composes.used == 0, "it waits before composing"
+        workers.output.release(1)
+        async with asyncio.timeout(10):
+            await open_gates(adapter, task)
+        outcomes, _ = task.result()
     finally:
         workers.close()
+    assert all(o.ok for o in outcomes) and workers.output.used == 0
 
 
 # ------------------------------------------------------------------ admission
