@@ -150,7 +150,8 @@ class Pool:
 class _Turn:
     cost: int
     ready: asyncio.Future[None]
-    moved: asyncio.Future[None]
+    #: set when the line moves; only turns that show their place listen
+    moved: asyncio.Future[None] | None
 
 
 class Line:
@@ -181,9 +182,12 @@ class Line:
             turn.ready.set_result(None)
             granted += 1
         if granted:
-            for turn in self._turns:
-                if not turn.moved.done():
-                    turn.moved.set_result(None)
+            self._tell_moved()
+
+    def _tell_moved(self) -> None:
+        for turn in self._turns:
+            if turn.moved is not None and not turn.moved.done():
+                turn.moved.set_result(None)
 
     def release(self, cost: int) -> None:
         """Give back what a turn took."""
@@ -196,20 +200,16 @@ class Line:
             self.used += cost
             return
         loop = asyncio.get_running_loop()
-        turn = _Turn(cost, loop.create_future(), loop.create_future())
+        # A turn that shows no place only waits for its grant: with hundreds in line, waking
+        # every one of them at each move cost the loop O(n²) wake-ups.
+        moved = loop.create_future() if on_ahead is not None else None
+        turn = _Turn(cost, loop.create_future(), moved)
         self._turns.append(turn)
         try:
-            shown = -1
-            while not turn.ready.done():
-                ahead = self._turns.index(turn)
-                if on_ahead is not None and ahead != shown:
-                    shown = ahead
-                    await on_ahead(ahead)
-                if turn.ready.done():
-                    break
-                await asyncio.wait({turn.ready, turn.moved}, return_when="FIRST_COMPLETED")
-                if turn.moved.done():
-                    turn.moved = loop.create_future()
+            if on_ahead is None:
+                await turn.ready
+            else:
+                await self._show_place(turn, on_ahead)
         except BaseException:
             if turn.ready.done() and not turn.ready.cancelled():
                 self.release(cost)  # granted while being cancelled: pass it on
@@ -217,10 +217,25 @@ class Line:
                 turn.ready.cancel()
                 if turn in self._turns:
                     self._turns.remove(turn)
-                    for other in self._turns:
-                        if not other.moved.done():
-                            other.moved.set_result(None)
+                    self._pump()  # it may have been the head that held the others back
+                    self._tell_moved()
             raise
+
+    async def _show_place(self, turn: _Turn, on_ahead: OnAhead) -> None:
+        loop = asyncio.get_running_loop()
+        shown = -1
+        while not turn.ready.done():
+            ahead = self._turns.index(turn)
+            if ahead != shown:
+                shown = ahead
+                await on_ahead(ahead)
+            if turn.ready.done():
+                break
+            moved = turn.moved
+            assert moved is not None, "a turn that shows its place listens for moves"
+            await asyncio.wait({turn.ready, moved}, return_when="FIRST_COMPLETED")
+            if moved.done():
+                turn.moved = loop.create_future()
 
     @asynccontextmanager
     async def hold(self, cost: int, on_ahead: OnAhead | None = None) -> AsyncIterator[None]:

@@ -85,6 +85,42 @@ async def test_a_cancelled_turn_leaves_the_line() -> None:
     assert line.used == 0
 
 
+async def test_a_cancelled_head_of_the_line_lets_in_what_waited_behind_it() -> None:
+    budget = Line(100)
+    await budget.acquire(60)
+    giant = asyncio.create_task(budget.acquire(500))  # waits for the line to empty
+    await settle()
+    small = asyncio.create_task(budget.acquire(30))  # fits, but not before the giant
+    await settle()
+    assert not small.done()
+    giant.cancel()
+    await settle()
+    assert small.done() and budget.used == 90, "let in at once, not at the next release"
+
+
+async def test_quiet_turns_and_turns_that_show_their_place_share_one_order() -> None:
+    line = Line(1)
+    await line.acquire(1)
+    places: list[int] = []
+
+    async def shown(ahead: int) -> None:
+        places.append(ahead)
+
+    quiet = [asyncio.create_task(line.acquire(1)) for _ in range(3)]
+    await settle()
+    told = asyncio.create_task(line.acquire(1, shown))
+    await settle()
+    assert places == [3]
+    for expected_done in range(1, 4):
+        line.release(1)
+        await settle()
+        assert sum(t.done() for t in quiet) == expected_done, "first come, first served"
+    assert places == [3, 2, 1, 0] and not told.done()
+    line.release(1)
+    await settle()
+    assert told.done() and line.used == 1
+
+
 async def test_each_kind_of_cpu_work_has_its_own_threads() -> None:
     workers = Workers(compose_slots=1)
     try:
