@@ -1,5 +1,8 @@
 """Load: N comparisons at once through the real OpenAI and Gemini adapters, ledger on.
 
+Longer than the ~400-line guide on purpose: the provider stand-in, one measured run and the
+parent that runs and reports them are one bench and read best together.
+
 Run: ``.venv/bin/python bench/load.py [--n 200] [--latency 2] [--size 2048] [--runs 3]``.
 
 A stand-in for both providers listens on loopback in this process (its own thread and event
