@@ -199,7 +199,19 @@ class ComparisonService:
             async def queued(position: int) -> None:
                 await report(panel.index, State.QUEUED, position=position)
 
-            async with lane.slot(panel.model.id, queued):
+            async with lane.slot(panel.model.id, queued) as held:
+                claim = before_large_body.get()
+
+                async def answered() -> None:
+                    # The provider is done with this request once its answer arrives: its slot
+                    # goes to the next request before the answer waits for budget. Kept while
+                    # waiting, a slot another comparison's claim needed could wait on that
+                    # claim's own budget, until the deadlines ran out.
+                    held.give_back()
+                    if claim is not None:
+                        await claim()
+
+                before_large_body.set(answered)  # this panel's task only
                 return await generate(panel, lane.observe)
 
         async def generate(

@@ -262,6 +262,73 @@ async def test_answers_over_the_output_budget_wait_unread_while_the_requests_all
     assert workers.composes.used == 0
 
 
+async def test_an_answer_waiting_for_budget_gives_its_request_slot_to_the_next_request(
+    catalog: Catalog,
+) -> None:
+    # One OpenAI slot, budget for one comparison. The owl's GPT answer arrives while the fox
+    # holds the budget; the fox still needs that slot for its own GPT request. Were the slot
+    # kept while the answer waits for budget, each would wait on the other until the deadline.
+    answers = {
+        "openai": base64.b64encode(noisy_png(640, 1)).decode(),
+        "gemini": base64.b64encode(noisy_png(640, 2)).decode(),
+    }
+    go = {(kind, who): asyncio.Event() for kind in ("openai", "gemini") for who in ("fox", "owl")}
+    sent: list[tuple[str, str]] = []
+
+    async def provider(request: httpx.Request) -> httpx.Response:
+        kind = "openai" if request.url.path.endswith("/images/generations") else "gemini"
+        who = "fox" if b"a fox" in request.content else "owl"
+        sent.append((kind, who))
+        await go[kind, who].wait()
+        if kind == "openai":
+            body: dict[str, Any] = {"data": [{"b64_json": answers[kind]}], "output_format": "png"}
+        else:
+            part = {"inlineData": {"mimeType": "image/png", "data": answers[kind]}}
+            body = {"candidates": [{"content": {"parts": [part]}, "finishReason": "STOP"}]}
+        return httpx.Response(200, content=json.dumps(body).encode())
+
+    models = ("gpt-image-2", "nano-banana-pro")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        registry = Registry(
+            {
+                "openai": OpenAIImages(http, OpenAIEndpoint("sk-test", base_url="https://o.test")),
+                "gemini": GeminiImages(http, GeminiEndpoint("g-test", base_url="https://g.test")),
+            }
+        )
+        probe = ComparisonService(catalog, registry, allow_demo=False)
+        estimate = output_estimate(plan_with(probe, CompareRequest("x", models=models)))
+        probe.workers.close()
+        workers = Workers(output_budget=estimate)
+        slots = RequestSlots(SlotLimits({"openai": 1, "gemini": 4}))
+        service = ComparisonService(
+            catalog, registry, allow_demo=False, workers=workers, slots=slots, model_timeout_s=60
+        )
+
+        def start(prompt: str) -> asyncio.Task[Any]:
+            plan = plan_with(service, CompareRequest(prompt, models=models))
+            return asyncio.create_task(service.produce(plan))
+
+        try:
+            owl = start("an owl")
+            await until(lambda: len(sent) == 2, "the owl's requests are sent")
+            fox = start("a fox")
+            await until(lambda: ("gemini", "fox") in sent, "the fox's Gemini request is sent")
+            assert ("openai", "fox") not in sent, "the fox's GPT request waits for the one slot"
+            go["gemini", "fox"].set()  # the fox's first answer: it claims the whole budget
+            await until(lambda: workers.output.used == estimate, "the fox holds the budget")
+            go["openai", "owl"].set()  # the owl's GPT answer arrives; no budget left for it
+            go["openai", "fox"].set()
+            await until(lambda: ("openai", "fox") in sent, "the fox gets the slot")
+            async with asyncio.timeout(10):
+                outcomes, _ = await fox
+                go["gemini", "owl"].set()
+                later, _ = await owl
+        finally:
+            workers.close()
+    assert [o.status for o in outcomes + later] == ["ok"] * 4
+    assert workers.output.used == 0 and slots.lane("openai").running == 0
+
+
 async def test_a_comparison_without_network_answers_still_counts_against_the_budget(
     catalog: Catalog,
 ) -> None:
