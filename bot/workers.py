@@ -255,24 +255,39 @@ class OutputClaim:
     kept the budget full of answers that had not arrived (200 × 2 × 2K at once with a 20 s
     provider took 405 s, 7× the ideal, while the process idled on a quarter of a core). Taken
     whole, never panel by panel, so two comparisons each holding half of what they need can
-    never wait on each other. Adapters that read nothing over the network (the demo) are
-    claimed for once their models are done.
+    never wait on each other. And only once every one of the comparison's requests has its
+    provider slot: a comparison holding budget never waits for a slot, so a slot held by an
+    answer waiting for budget can never be the one it needs (one OpenAI slot, two
+    comparisons: each would wait on the other until the deadlines ran out). Adapters that
+    read nothing over the network (the demo) are claimed for once their models are done.
     """
 
-    def __init__(self, line: Line, cost: int) -> None:
+    def __init__(self, line: Line, cost: int, requests: int = 0) -> None:
         self.line = line
         self.cost = cost
         self.held = 0
         self._taken = False
         self._lock = asyncio.Lock()
+        self._unstarted = requests
+        self._all_started = asyncio.Event()
+        if requests <= 0:
+            self._all_started.set()
+
+    def started(self) -> None:
+        """One of the comparison's requests has its slot (or will never need one)."""
+        self._unstarted -= 1
+        if self._unstarted <= 0:
+            self._all_started.set()
 
     async def take(self) -> None:
-        """Wait until the whole share fits and hold it; a no-op once held."""
+        """Wait until every request has started and the whole share fits, and hold it; a
+        no-op once held."""
         if self._taken:
             return
         async with self._lock:
             if self._taken:
                 return
+            await self._all_started.wait()
             await self.line.acquire(self.cost)
             self.held, self._taken = self.cost, True
 

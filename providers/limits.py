@@ -176,31 +176,13 @@ class Lane:
             raise
 
     @asynccontextmanager
-    async def slot(
-        self, model: str, on_position: OnPosition | None = None
-    ) -> AsyncIterator[HeldSlot]:
-        """Hold one slot for ``model`` while the block runs (or until it is given back)."""
+    async def slot(self, model: str, on_position: OnPosition | None = None) -> AsyncIterator[None]:
+        """Hold one slot for ``model`` while the block runs."""
         await self.acquire(model, on_position)
-        held = HeldSlot(self, model)
         try:
-            yield held
+            yield
         finally:
-            held.give_back()
-
-
-class HeldSlot:
-    """A slot taken from a lane; given back once, at the end of its block or earlier."""
-
-    def __init__(self, lane: Lane, model: str) -> None:
-        self._lane = lane
-        self._model = model
-        self.held = True
-
-    def give_back(self) -> None:
-        """Free the slot for the next request (the provider has answered); idempotent."""
-        if self.held:
-            self.held = False
-            self._lane._release(self._model)
+            self._release(model)
 
 
 class RequestSlots:

@@ -169,10 +169,12 @@ class ComparisonService:
         plan: Plan,
         on_progress: ProgressCallback | None = None,
         on_outcome: Callable[[PanelOutcome], None] | None = None,
+        claim: OutputClaim | None = None,
     ) -> list[PanelOutcome]:
         """Call every model concurrently, each with its own deadline; never raises for one model.
 
-        ``on_outcome`` sees each panel the moment it finishes (e.g. to start measuring it).
+        ``on_outcome`` sees each panel the moment it finishes (e.g. to start measuring it);
+        ``claim`` is told as each request gets its slot.
         """
         start = self._clock()
 
@@ -199,20 +201,16 @@ class ComparisonService:
             async def queued(position: int) -> None:
                 await report(panel.index, State.QUEUED, position=position)
 
-            async with lane.slot(panel.model.id, queued) as held:
-                claim = before_large_body.get()
-
-                async def answered() -> None:
-                    # The provider is done with this request once its answer arrives: its slot
-                    # goes to the next request before the answer waits for budget. Kept while
-                    # waiting, a slot another comparison's claim needed could wait on that
-                    # claim's own budget, until the deadlines ran out.
-                    held.give_back()
+            begun = False
+            try:
+                async with lane.slot(panel.model.id, queued):
+                    begun = True
                     if claim is not None:
-                        await claim()
-
-                before_large_body.set(answered)  # this panel's task only
-                return await generate(panel, lane.observe)
+                        claim.started()
+                    return await generate(panel, lane.observe)
+            finally:
+                if not begun and claim is not None:
+                    claim.started()  # it will never need its share: let the others claim
 
         async def generate(
             panel: PlannedPanel, observe: Callable[[str, float], None]
@@ -336,10 +334,11 @@ class ComparisonService:
         shrinks to the bytes really held (a 2K PNG is about half its estimate), so the next
         comparisons read theirs while this one waits to be composed.
         """
-        claim = OutputClaim(self.workers.output, output_estimate(plan))
+        requests = sum(1 for p in plan.panels if p.reused is None)
+        claim = OutputClaim(self.workers.output, output_estimate(plan), requests)
         room = before_large_body.set(claim.take)
         try:
-            outcomes = await self.run(plan, on_progress, on_outcome)
+            outcomes = await self.run(plan, on_progress, on_outcome, claim)
             if not any(o.ok for o in outcomes):
                 raise AllModelsFailed(outcomes, refunded=0)
             await claim.take()  # answers no body was read for (the demo) count all the same

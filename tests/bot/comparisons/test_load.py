@@ -262,12 +262,13 @@ async def test_answers_over_the_output_budget_wait_unread_while_the_requests_all
     assert workers.composes.used == 0
 
 
-async def test_an_answer_waiting_for_budget_gives_its_request_slot_to_the_next_request(
+async def test_a_comparison_claims_budget_only_once_all_its_requests_have_slots(
     catalog: Catalog,
 ) -> None:
-    # One OpenAI slot, budget for one comparison. The owl's GPT answer arrives while the fox
-    # holds the budget; the fox still needs that slot for its own GPT request. Were the slot
-    # kept while the answer waits for budget, each would wait on the other until the deadline.
+    # One OpenAI slot (the adapter's own limit matches, as settings wire it), budget for one
+    # comparison. The fox's Gemini answer arrives while its GPT request waits for the slot the
+    # owl's holds. Had the fox claimed the budget then, the owl's GPT answer would wait for
+    # budget holding the slot the fox needs: each would wait on the other until the deadline.
     answers = {
         "openai": base64.b64encode(noisy_png(640, 1)).decode(),
         "gemini": base64.b64encode(noisy_png(640, 2)).decode(),
@@ -291,8 +292,12 @@ async def test_an_answer_waiting_for_budget_gives_its_request_slot_to_the_next_r
     async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
         registry = Registry(
             {
-                "openai": OpenAIImages(http, OpenAIEndpoint("sk-test", base_url="https://o.test")),
-                "gemini": GeminiImages(http, GeminiEndpoint("g-test", base_url="https://g.test")),
+                "openai": OpenAIImages(
+                    http, OpenAIEndpoint("sk-test", base_url="https://o.test"), concurrency=1
+                ),
+                "gemini": GeminiImages(
+                    http, GeminiEndpoint("g-test", base_url="https://g.test"), concurrency=4
+                ),
             }
         )
         probe = ComparisonService(catalog, registry, allow_demo=False)
@@ -314,15 +319,16 @@ async def test_an_answer_waiting_for_budget_gives_its_request_slot_to_the_next_r
             fox = start("a fox")
             await until(lambda: ("gemini", "fox") in sent, "the fox's Gemini request is sent")
             assert ("openai", "fox") not in sent, "the fox's GPT request waits for the one slot"
-            go["gemini", "fox"].set()  # the fox's first answer: it claims the whole budget
-            await until(lambda: workers.output.used == estimate, "the fox holds the budget")
-            go["openai", "owl"].set()  # the owl's GPT answer arrives; no budget left for it
-            go["openai", "fox"].set()
+            go["gemini", "fox"].set()  # the fox's first answer arrives; its GPT has no slot
+            await settle()
+            await asyncio.sleep(0.05)
+            assert workers.output.used == 0, "no claim while a request still waits for a slot"
+            go["openai", "owl"].set()  # the owl's GPT answer: all its requests run, it claims
             await until(lambda: ("openai", "fox") in sent, "the fox gets the slot")
+            go["openai", "fox"].set()
+            go["gemini", "owl"].set()
             async with asyncio.timeout(10):
-                outcomes, _ = await fox
-                go["gemini", "owl"].set()
-                later, _ = await owl
+                (outcomes, _), (later, _) = await asyncio.gather(fox, owl)
         finally:
             workers.close()
     assert [o.status for o in outcomes + later] == ["ok"] * 4
