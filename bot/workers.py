@@ -207,7 +207,9 @@ class Line:
         self._turns.append(turn)
         try:
             if on_ahead is None:
-                await turn.ready
+                # wait() leaves the future alone when this task is cancelled: cancelled here,
+                # a release before the handler below runs would grant it and raise.
+                await asyncio.wait({turn.ready})
             else:
                 await self._show_place(turn, on_ahead)
         except BaseException:

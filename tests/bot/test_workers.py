@@ -172,3 +172,14 @@ def test_the_compose_pool_trims_the_heap_after_each_compose() -> None:
         trim_heap()  # safe to call anywhere, glibc or not
     finally:
         workers.close()
+
+
+async def test_a_quiet_turn_cancelled_as_it_is_granted_passes_its_grant_on() -> None:
+    line = Line(1)
+    await line.acquire(1)
+    waiter = asyncio.create_task(line.acquire(1))
+    await settle()
+    waiter.cancel()
+    line.release(1)  # grants the waiter before its task has run the cancellation
+    await settle()
+    assert waiter.cancelled() and line.used == 0 and line.waiting == 0
