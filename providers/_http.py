@@ -58,23 +58,24 @@ def body_gate() -> asyncio.Semaphore:
 
 #: requests being started at once (connected and written), per event loop
 MAX_STARTING = 16
-_start_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+_start_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def start_gate() -> asyncio.Semaphore:
-    """The running loop's gate for requests being started.
+def start_gate(host: str) -> asyncio.Semaphore:
+    """The running loop's gate for requests being started to ``host``.
 
     When hundreds of comparisons start together, every request's connect and write landed in
     the same few turns of the event loop: 200 × 2 requests made one turn of 120-160 ms on the
     2-core VM. A few at a time, each turn stays short; a place is given back as soon as the
-    request is written and its answer awaited, so a slow provider never holds one.
+    request is written and its answer awaited, so a slow provider never holds one. One gate
+    per host: a host that does not answer its connects holds up only its own requests.
     """
-    loop = asyncio.get_running_loop()
-    gate = _start_gates.get(loop)
+    gates = _start_gates.setdefault(asyncio.get_running_loop(), {})
+    gate = gates.get(host)
     if gate is None:
-        gate = _start_gates[loop] = asyncio.Semaphore(MAX_STARTING)
+        gate = gates[host] = asyncio.Semaphore(MAX_STARTING)
     return gate
 
 
@@ -458,7 +459,7 @@ class Upstream:
                         body = await self._read_capped(call, response, cap)
                     else:
                         room = before_large_body.get()
-                        if room is not None:
+                        if room is not None and response.is_success:  # an image, not an error
                             await room()
                         async with body_gate():
                             body = await self._read_capped(call, response, cap)
@@ -481,7 +482,7 @@ class Upstream:
 
     async def _send_paced(self, request: httpx.Request) -> httpx.Response:
         """Send under the start gate, held until the request is written (httpcore's trace)."""
-        gate = start_gate()
+        gate = start_gate(request.url.host)
         await gate.acquire()
         held = True
 
