@@ -34,9 +34,20 @@ READ_CHUNK = 1024 * 1024
 LARGE_BODY = 1024 * 1024
 #: large answers read at once, per event loop
 MAX_BODY_READS = 4
-_body_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+#: requests being started at once (connected and written), per host and event loop
+MAX_STARTING = 16
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _loop_gate(name: str, size: int) -> asyncio.Semaphore:
+    """The running loop's semaphore called ``name`` (made with ``size`` places on first use)."""
+    gates = _gates.setdefault(asyncio.get_running_loop(), {})
+    gate = gates.get(name)
+    if gate is None:
+        gate = gates[name] = asyncio.Semaphore(size)
+    return gate
 
 
 def body_gate() -> asyncio.Semaphore:
@@ -49,18 +60,7 @@ def body_gate() -> asyncio.Semaphore:
     the rest wait in the kernel's socket buffers, and the loop stays responsive. Waiting here
     counts against the model's deadline like any other part of the request.
     """
-    loop = asyncio.get_running_loop()
-    gate = _body_gates.get(loop)
-    if gate is None:
-        gate = _body_gates[loop] = asyncio.Semaphore(MAX_BODY_READS)
-    return gate
-
-
-#: requests being started at once (connected and written), per event loop
-MAX_STARTING = 16
-_start_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
-    weakref.WeakKeyDictionary()
-)
+    return _loop_gate("body", MAX_BODY_READS)
 
 
 def start_gate(host: str) -> asyncio.Semaphore:
@@ -72,11 +72,7 @@ def start_gate(host: str) -> asyncio.Semaphore:
     request is written and its answer awaited, so a slow provider never holds one. One gate
     per host: a host that does not answer its connects holds up only its own requests.
     """
-    gates = _start_gates.setdefault(asyncio.get_running_loop(), {})
-    gate = gates.get(host)
-    if gate is None:
-        gate = gates[host] = asyncio.Semaphore(MAX_STARTING)
-    return gate
+    return _loop_gate(f"start {host}", MAX_STARTING)
 
 
 def read_in_large_chunks() -> bool:
